@@ -1,0 +1,81 @@
+"""What needs attention today, for the Home page: each list computed from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select
+
+from crm import calendar, campaigns, candidates, goals
+from crm.db import read_session
+from crm.models import Campaign, ContentItem, ContentItemPool, OutboxMessage, Pool
+
+QUIET_AFTER_DAYS = 30
+
+
+@dataclass(frozen=True)
+class QuietPool:
+    name: str
+    last_touch: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Attention:
+    week_start: dt.date
+    calendar_this_week: list[calendar.CalendarEntry]
+    steps_due: list[campaigns.StepDue]
+    quiet_pools: list[QuietPool]
+    goals_needing_care: list[goals.GoalProgress]
+    follow_ups: list[dict]
+
+
+def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> list[QuietPool]:
+    """Pools nobody has emailed or published to for QUIET_AFTER_DAYS days (or ever)."""
+    with read_session(engine) as session:
+        last_email = dict(
+            session.execute(
+                select(Campaign.audience_pool_id, func.max(OutboxMessage.sent_at))
+                .join(OutboxMessage, OutboxMessage.campaign_id == Campaign.id)
+                .where(OutboxMessage.status == "sent", Campaign.audience_pool_id.is_not(None))
+                .group_by(Campaign.audience_pool_id)
+            ).all()
+        )
+        last_content = dict(
+            session.execute(
+                select(ContentItemPool.pool_id, func.max(ContentItem.published_at))
+                .join(ContentItem, ContentItem.id == ContentItemPool.content_item_id)
+                .where(ContentItem.published_at.is_not(None))
+                .group_by(ContentItemPool.pool_id)
+            ).all()
+        )
+        pools = session.execute(select(Pool.id, Pool.name).order_by(Pool.name)).all()
+    cutoff = now - dt.timedelta(days=QUIET_AFTER_DAYS)
+    quiet = []
+    for pool_id, name in pools:
+        touches = [t for t in (last_email.get(pool_id), last_content.get(pool_id)) if t]
+        last_touch = max(touches) if touches else None
+        if last_touch is None or last_touch < cutoff:
+            quiet.append(QuietPool(name, last_touch))
+    return quiet
+
+
+def today_view(engine: Engine, *, now: dt.datetime) -> Attention:
+    today = now.date()
+    week_start = today - dt.timedelta(days=today.weekday())
+    week_start_at = dt.datetime.combine(week_start, dt.time(), dt.UTC)
+    end_of_today = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return Attention(
+        week_start=week_start,
+        calendar_this_week=calendar.items_between(
+            engine, start=week_start_at, end=week_start_at + dt.timedelta(days=7)
+        ),
+        steps_due=campaigns.steps_due(engine, until=end_of_today),
+        quiet_pools=pools_gone_quiet(engine, now=now),
+        goals_needing_care=[
+            progress
+            for progress in goals.all_progress(engine, today=today)
+            if progress.status in {"off_track", "at_risk"}
+        ],
+        follow_ups=candidates.follow_ups_due(engine, today=today),
+    )

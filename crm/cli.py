@@ -1,0 +1,280 @@
+"""The `crm` command: a thin shell over the same services the web app uses.
+
+Exit codes: 0 done; 2 the input as a whole is unusable (nothing written); 1 anything else
+that failed. Errors are one plain sentence on standard error, with a traceback only under
+--debug. With --json, standard output holds only the JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from crm import auth, db
+from crm.config import load_settings, secret_key
+from crm.errors import CrmError, InputUnusable
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Candidate CRM: keep a warm pipeline of people before the job exists.",
+)
+user_app = typer.Typer(no_args_is_help=True, help="Manage the people who sign in.")
+pool_app = typer.Typer(no_args_is_help=True, help="Talent pools.")
+app.add_typer(user_app, name="user")
+app.add_typer(pool_app, name="pool")
+
+_debug = False
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def say(message: str) -> None:
+    """Progress and messages go to standard error, so --json output stays clean."""
+    typer.echo(message, err=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    say(f"Error: {message}")
+    return typer.Exit(code)
+
+
+def handled(function: F) -> F:
+    """Turn known failures into one sentence and an exit code."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except InputUnusable as error:
+            raise fail(str(error), 2) from None
+        except CrmError as error:
+            raise fail(str(error), 1) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if _debug:
+                raise
+            raise fail(
+                f"unexpected failure ({type(error).__name__}: {error}); rerun with --debug "
+                "for details."
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def ready_engine() -> Any:
+    """The engine for CRM_DATABASE_URL, reachable and migrated, or one sentence why not."""
+    engine = db.get_engine(load_settings().database_url)
+    db.check_connection(engine)
+    db.require_current_schema(engine)
+    return engine
+
+
+@app.command()
+@handled
+def init() -> None:
+    """Create the database schema, or upgrade it to the current version."""
+    settings = load_settings()
+    engine = db.get_engine(settings.database_url)
+    db.check_connection(engine)
+    before = db.current_revision(engine)
+    db.upgrade(engine)
+    secret_key()  # generate it now, where the operator sees any problem
+    where = db.describe(engine.url)
+    if before == db.head_revision():
+        say(f"The database at {where} is up to date.")
+    else:
+        say(f"The database at {where} is ready (schema {db.head_revision()}).")
+
+
+@app.command()
+@handled
+def demo(
+    candidates: Annotated[
+        int, typer.Option(min=1, max=2_000_000, help="How many candidates to create.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed for the generator; same seed, same data.")] = 7,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if the database already has data.")
+    ] = False,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Delete all data (users stay) and load afresh.")
+    ] = False,
+) -> None:
+    """Load realistic demo data and the demo users (admin, recruiter, manager)."""
+    from crm import demo as demo_data
+
+    engine = ready_engine()
+    if demo_data.has_data(engine):
+        if if_empty:
+            say("The database already has data; demo data not loaded.")
+            return
+        if not reset:
+            raise CrmError(
+                "The database already has data; use --reset to replace it with demo data."
+            )
+        say("Deleting existing data (users stay)...")
+        demo_data.wipe(engine)
+    started = time.monotonic()
+    last_shown = [-1]
+
+    def progress(label: str, fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent // 10 != last_shown[0] // 10:
+            last_shown[0] = percent
+            say(f"  {percent:3d}% {label}")
+
+    summary = demo_data.load_demo(engine, candidates=candidates, seed=seed, progress=progress)
+    say(
+        f"Loaded {summary.candidates:,} candidates, {summary.pools} pools, {summary.jobs} jobs, "
+        f"{summary.applications:,} applications, {summary.campaigns} campaigns "
+        f"({summary.messages:,} messages, {summary.events:,} events), "
+        f"{summary.content_items} calendar items and {summary.goals} goals "
+        f"in {time.monotonic() - started:.1f} s."
+    )
+    if summary.users_created:
+        say("Demo sign-ins (change these passwords before real use):")
+        for role, (username, password) in demo_data.DEMO_USERS.items():
+            if username in summary.users_created:
+                say(f"  {role:<10} username {username!r:<12} password {password!r}")
+
+
+@app.command()
+@handled
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "localhost",
+) -> None:
+    """Serve the web app and its tracking routes on one port."""
+    ready_engine()
+    secret_key()
+    from crm import server
+
+    say(f"Candidate CRM is starting on http://{host}:{port} (Ctrl+C stops it).")
+    server.run(host=host, port=port)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != first:
+            raise CrmError("The two passwords differ.")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        raise InputUnusable("No password on standard input.")
+    return line.rstrip("\r\n")
+
+
+@user_app.command("add")
+@handled
+def user_add(
+    name: Annotated[str, typer.Argument(help="The username to sign in with.")],
+    role: Annotated[str, typer.Option(help="admin, recruiter or manager.")],
+    display_name: Annotated[str | None, typer.Option(help="Full name shown in the app.")] = None,
+    email: Annotated[str | None, typer.Option(help="Email address.")] = None,
+) -> None:
+    """Add a user; the password is read from standard input."""
+    engine = ready_engine()
+    password = _read_password()
+    user = auth.create_user(
+        engine,
+        username=name,
+        role=role,
+        password=password,
+        display_name=display_name,
+        email=email,
+    )
+    say(f"Added {user.role} {user.username!r}.")
+
+
+@user_app.command("list")
+@handled
+def user_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the users and their roles."""
+    users = auth.list_users(ready_engine())
+    rows = [
+        {"username": u.username, "name": u.display_name, "role": u.role, "active": u.active}
+        for u in users
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = "" if row["active"] else " (deactivated)"
+        typer.echo(f"{row['username']:<20} {row['role']:<10} {row['name']}{state}")
+
+
+@pool_app.command("list")
+@handled
+def pool_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the talent pools with their current sizes."""
+    from crm import pools
+
+    summaries = pools.list_pools(ready_engine())
+    rows = [{"name": s.name, "kind": s.kind, "size": s.size} for s in summaries]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for summary in summaries:
+        size = f"{summary.size:,}" if summary.size is not None else f"({summary.problem})"
+        typer.echo(f"{summary.name:<40} {summary.kind:<8} {size}")
+
+
+def _parse_date(text: str | None, name: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputUnusable(f"{name} must be a date like 2026-01-31, not {text!r}.") from None
+
+
+@app.command()
+@handled
+def metrics(
+    from_date: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD).")] = None,
+    to_date: Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The ROI metrics for a period (default: the last 365 days)."""
+    from crm import metrics as metric_service
+
+    end = _parse_date(to_date, "--to") or dt.date.today()
+    start = _parse_date(from_date, "--from") or end - dt.timedelta(days=364)
+    if end < start:
+        raise InputUnusable("--to comes before --from.")
+    report = metric_service.compute(ready_engine(), start=start, end=end).as_json()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    for key, value in report.items():
+        typer.echo(f"{key:<32} {'no data' if value is None else value}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,177 @@
+"""Settings from the environment first, then .streamlit/secrets.toml, then defaults.
+
+Every setting the app reads is listed in SETTINGS so the docs test can check that
+README.md documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from crm.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/crm.db"
+SECRET_FILE_NAME = "secret_key"
+
+# name -> default (None: unset)
+SETTINGS: dict[str, str | None] = {
+    "CRM_DATABASE_URL": DEFAULT_DATABASE_URL,
+    "CRM_SECRET_KEY": None,
+    "CRM_PUBLIC_URL": "http://localhost:8501",
+    "CRM_DATA_DIR": "data",
+    "CRM_SMTP_HOST": None,
+    "CRM_SMTP_PORT": None,
+    "CRM_SMTP_USER": None,
+    "CRM_SMTP_PASSWORD": None,
+    "CRM_SMTP_SECURITY": "starttls",
+    "CRM_FROM": None,
+    "CRM_SEND_RATE": "10",
+    "CRM_RETRY_BASE": "60",
+    "CRM_WORKER": "on",
+    "CRM_IMAP_HOST": None,
+    "CRM_IMAP_PORT": None,
+    "CRM_IMAP_USER": None,
+    "CRM_IMAP_PASSWORD": None,
+    "CRM_IMAP_SECURITY": None,
+}
+
+
+def _secrets_file_values() -> dict[str, str]:
+    """Top-level CRM_* keys of .streamlit/secrets.toml in the working directory, if any."""
+    path = Path(".streamlit") / "secrets.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f".streamlit/secrets.toml cannot be read: {error}.") from None
+    return {key: str(value) for key, value in data.items() if key.startswith("CRM_")}
+
+
+def raw_setting(name: str) -> str | None:
+    """One setting's text: environment, then secrets.toml, then the default."""
+    if name not in SETTINGS:
+        raise KeyError(name)
+    value = os.environ.get(name)
+    if value is None or value == "":
+        value = _secrets_file_values().get(name)
+    if value is None or value == "":
+        value = SETTINGS[name]
+    return value
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    user: str
+    password: str
+    security: str
+    sender: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    public_url: str
+    send_rate: float
+    retry_base_seconds: float
+    worker_enabled: bool
+    smtp: SmtpSettings | None
+
+    @property
+    def smtp_configured(self) -> bool:
+        return self.smtp is not None
+
+
+def _number(name: str, *, minimum: float) -> float:
+    text = raw_setting(name) or ""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {text!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, not {text}.")
+    return value
+
+
+def _smtp_settings() -> SmtpSettings | None:
+    host = raw_setting("CRM_SMTP_HOST")
+    if not host:
+        return None
+    security = (raw_setting("CRM_SMTP_SECURITY") or "starttls").lower()
+    if security not in {"none", "starttls", "ssl"}:
+        raise ConfigError(f"CRM_SMTP_SECURITY must be none, starttls or ssl, not {security!r}.")
+    port_text = raw_setting("CRM_SMTP_PORT") or {"ssl": "465", "starttls": "587"}.get(
+        security, "25"
+    )
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"CRM_SMTP_PORT must be a port number, not {port_text!r}.") from None
+    return SmtpSettings(
+        host=host,
+        port=port,
+        user=raw_setting("CRM_SMTP_USER") or "",
+        password=raw_setting("CRM_SMTP_PASSWORD") or "",
+        security=security,
+        sender=raw_setting("CRM_FROM") or "",
+    )
+
+
+def load_settings() -> Settings:
+    """Read every setting now (cheap), so a changed environment is seen at once."""
+    worker = (raw_setting("CRM_WORKER") or "on").lower()
+    if worker not in {"on", "off"}:
+        raise ConfigError(f"CRM_WORKER must be on or off, not {worker!r}.")
+    return Settings(
+        database_url=raw_setting("CRM_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        data_dir=Path(raw_setting("CRM_DATA_DIR") or "data"),
+        public_url=(raw_setting("CRM_PUBLIC_URL") or "").rstrip("/"),
+        send_rate=_number("CRM_SEND_RATE", minimum=0.01),
+        retry_base_seconds=_number("CRM_RETRY_BASE", minimum=0),
+        worker_enabled=worker == "on",
+        smtp=_smtp_settings(),
+    )
+
+
+def secret_key() -> str:
+    """CRM_SECRET_KEY, or a key generated once into the data folder and reused after."""
+    configured = raw_setting("CRM_SECRET_KEY")
+    if configured:
+        if len(configured) < 16:
+            raise ConfigError("CRM_SECRET_KEY must be at least 16 characters long.")
+        return configured
+    data_dir = Path(raw_setting("CRM_DATA_DIR") or "data")
+    path = data_dir / SECRET_FILE_NAME
+    try:
+        existing = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        existing = ""
+    except OSError as error:
+        raise ConfigError(
+            f"The secret key file {path} cannot be read ({error.strerror}); "
+            "fix its permissions or set CRM_SECRET_KEY."
+        ) from None
+    if existing:
+        return existing
+    key = secrets.token_urlsafe(48)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Create with owner-only permissions; O_EXCL so two processes never both write.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(
+            f"No CRM_SECRET_KEY is set and the data folder {data_dir} is not writable "
+            f"({error.strerror}); set CRM_SECRET_KEY or make {data_dir} writable."
+        ) from None
+    return key

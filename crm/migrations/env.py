@@ -1,0 +1,41 @@
+"""Alembic environment: the engine comes from crm.db (or CRM_DATABASE_URL)."""
+
+from typing import Any
+
+from alembic import context
+from sqlalchemy import JSON
+
+from crm import db
+from crm.models import Base, UtcDateTime
+
+target_metadata = Base.metadata
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Render our column types with plain SQLAlchemy so migrations never import models."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime()"
+    if type_ == "type" and isinstance(obj, JSON):
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return "sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')"
+    return False
+
+
+def run_migrations() -> None:
+    engine = context.config.attributes.get("engine") or db.get_engine()
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,  # SQLite alters tables by copy-and-move
+            compare_type=True,
+            render_item=render_item,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+if context.is_offline_mode():
+    raise SystemExit("Offline SQL generation is not supported; run `crm init`.")
+run_migrations()

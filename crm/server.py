@@ -1,0 +1,69 @@
+"""The ASGI app: the Streamlit UI (app.py) and, on the same port, the public routes.
+
+`crm serve` runs this module through Streamlit's own launcher, which finds `app` below.
+The tracking and unsubscribe routes and the in-process delivery loop attach here as they
+are built (CRM_WORKER decides whether this process also delivers mail).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from crm import __version__
+from crm.config import load_settings, raw_setting
+from crm.db import parse_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_SCRIPT = PROJECT_ROOT / "app.py"
+
+
+async def version(_request: Request) -> JSONResponse:
+    """Which build is serving; for the operator's health checks beside /_stcore/health."""
+    return JSONResponse({"app": "candidate-crm", "version": __version__})
+
+
+routes = [Route("/api/version", version)]
+
+app = st.App(str(APP_SCRIPT), routes=routes)
+
+
+def absolute_database_url(url_text: str) -> str:
+    """The same URL with a relative SQLite path made absolute against the current folder."""
+    url = parse_url(url_text)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in {"", ":memory:"}:
+        return url_text
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url_text
+    return url.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
+
+
+def run(*, host: str, port: int) -> None:
+    """Serve on host:port until interrupted (used by `crm serve`)."""
+    import os
+
+    from streamlit.web import cli as streamlit_cli
+
+    if not APP_SCRIPT.is_file():
+        raise SystemExit(f"Error: {APP_SCRIPT} is missing; reinstall Candidate CRM.")
+    # Streamlit reads .streamlit/config.toml from the working directory, so we move to
+    # the project; paths the operator gave relative to where they stood must keep meaning.
+    os.environ["CRM_DATABASE_URL"] = absolute_database_url(load_settings().database_url)
+    os.environ["CRM_DATA_DIR"] = str(Path(raw_setting("CRM_DATA_DIR") or "data").resolve())
+    os.chdir(PROJECT_ROOT)
+    sys.argv = [
+        "streamlit",
+        "run",
+        str(Path(__file__).resolve()),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+    ]
+    streamlit_cli.main()

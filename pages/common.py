@@ -1,0 +1,81 @@
+"""Shared UI helpers for the pages: the cached engine, the signed-in user, small widgets."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from crm import auth, db
+from crm.config import load_settings
+from crm.metrics import METRICS
+from crm.models import User
+
+CURRENT_USER_KEY = "crm_current_user"
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str) -> Engine:
+    return db.create_engine_for(url)
+
+
+def engine() -> Engine:
+    """The process-wide engine for CRM_DATABASE_URL (one per URL, shared by sessions)."""
+    return _engine_for(load_settings().database_url)
+
+
+def current_user() -> User:
+    """The user app.py signed in for this rerun."""
+    return st.session_state[CURRENT_USER_KEY]
+
+
+def can_write() -> bool:
+    return auth.can_write(current_user())
+
+
+def read_only_caption() -> None:
+    """Say why controls are disabled, once per page, for managers."""
+    if not can_write():
+        st.caption(":material/visibility: You have read-only access; changes are disabled.")
+
+
+def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
+    """'3 days ago' style text; 'never' for None."""
+    if moment is None:
+        return "never"
+    now = now or dt.datetime.now(dt.UTC)
+    days = (now - moment).days
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    if days < 60:
+        return f"{days} days ago"
+    return f"{days // 30} months ago"
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md(text: object) -> str:
+    """User data made inert inside Streamlit markdown (no links, emphasis or icons)."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in str(text))
+
+
+def person_name(first: str | None, last: str | None) -> str:
+    return f"{first or ''} {last or ''}".strip() or "(no name)"
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """A metric value in its unit; 'no data' rather than a misleading zero."""
+    if value is None:
+        return "no data"
+    unit = METRICS[metric][1]
+    if unit == "fraction":
+        return f"{value:.0%}"
+    if unit == "money":
+        return f"${value:,.0f}"
+    if unit == "days":
+        return f"{value:.1f} days"
+    return f"{value:,.0f}"

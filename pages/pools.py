@@ -1,0 +1,33 @@
+"""Talent pools: segments that stay current, and hand-kept lists."""
+
+import pandas as pd
+import streamlit as st
+
+from crm import pools
+from pages import common
+
+st.title("Talent pools", anchor=False)
+
+summaries = pools.list_pools(common.engine())
+if not summaries:
+    st.info("There are no talent pools yet. Load demo data with `crm demo` to see examples.")
+    st.stop()
+
+for summary in summaries:
+    if summary.problem:
+        st.warning(f"{common.md(summary.name)}: {common.md(summary.problem)}")
+
+frame = pd.DataFrame(
+    {
+        "pool": [s.name for s in summaries],
+        "kind": ["stays current" if s.kind == "dynamic" else "hand-kept list" for s in summaries],
+        "people": [s.size for s in summaries],
+        "about": [s.description or "" for s in summaries],
+    }
+)
+st.dataframe(frame, hide_index=True, width="stretch")
+st.caption(
+    "Dynamic pools are counted from their filter at this moment, so people added a minute "
+    "ago are already in. The filter builder, pool stages and pool insight are the next "
+    "step for this page."
+)

@@ -1,0 +1,115 @@
+"""Settings (admins): users and roles, and how this server is configured."""
+
+import pandas as pd
+import streamlit as st
+
+from crm import auth, db
+from crm.config import load_settings
+from crm.errors import CrmError
+from crm.models import ROLES
+from pages import common
+
+st.title("Settings", anchor=False)
+admin = common.current_user()
+engine = common.engine()
+
+st.subheader("Users", anchor=False)
+users = auth.list_users(engine)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "username": [u.username for u in users],
+            "name": [u.display_name for u in users],
+            "email": [u.email or "" for u in users],
+            "role": [u.role for u in users],
+            "active": [u.active for u in users],
+            "last sign-in": [
+                common.ago(u.last_login_at) if u.last_login_at else "never" for u in users
+            ],
+        }
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+notice = st.session_state.pop("settings_notice", None)
+if notice:
+    st.success(notice)
+
+change, add = st.columns(2)
+with change, st.container(border=True):
+    st.markdown("**Change a user**")
+    by_name = {u.username: u for u in users}
+    chosen = by_name[st.selectbox("User", list(by_name), key="settings_user")]
+    role = st.selectbox("Role", ROLES, index=ROLES.index(chosen.role), key="settings_role")
+    role_col, active_col = st.columns(2)
+    if role_col.button("Save role", disabled=role == chosen.role, width="stretch"):
+        try:
+            auth.set_role(engine, actor=admin, user_id=chosen.id, role=role)
+            st.session_state["settings_notice"] = f"{chosen.username} is now a {role}."
+            st.rerun()
+        except CrmError as error:
+            st.error(str(error))
+    label = "Deactivate" if chosen.active else "Reactivate"
+    if active_col.button(label, width="stretch", disabled=chosen.id == admin.id):
+        try:
+            auth.set_active(engine, actor=admin, user_id=chosen.id, active=not chosen.active)
+            state = "deactivated" if chosen.active else "reactivated"
+            st.session_state["settings_notice"] = f"{chosen.username} is {state}."
+            st.rerun()
+        except CrmError as error:
+            st.error(str(error))
+    if chosen.id == admin.id:
+        st.caption("You cannot deactivate yourself.")
+
+with add, st.form("add_user", clear_on_submit=True, border=True):
+    st.markdown("**Add a user**")
+    username = st.text_input("Username")
+    display_name = st.text_input("Full name")
+    email = st.text_input("Email (optional)")
+    new_role = st.selectbox("Role", ROLES, index=1)
+    password = st.text_input("Password", type="password", help="At least 8 characters.")
+    if st.form_submit_button("Add user", type="primary"):
+        try:
+            auth.create_user(
+                engine,
+                actor=admin,
+                username=username,
+                role=new_role,
+                password=password,
+                display_name=display_name or username,
+                email=email or None,
+            )
+            st.session_state["settings_notice"] = f"Added {username.strip().lower()}."
+            st.rerun()
+        except CrmError as error:
+            st.error(str(error))
+
+st.subheader("Server", anchor=False)
+settings = load_settings()
+smtp = settings.smtp
+st.dataframe(
+    pd.DataFrame(
+        {
+            "setting": [
+                "Database",
+                "Public URL (tracking links)",
+                "Sending",
+                "Delivery worker in this process",
+                "Send rate",
+            ],
+            "value": [
+                db.describe(db.parse_url(settings.database_url)),
+                settings.public_url,
+                f"{smtp.host}:{smtp.port} ({smtp.security})"
+                if smtp
+                else "off: CRM_SMTP_HOST is not set",
+                "on" if settings.worker_enabled else "off (separate `crm send` workers)",
+                f"{settings.send_rate:g} messages per second",
+            ],
+        }
+    ),
+    hide_index=True,
+    width="stretch",
+)
+st.caption("These come from environment variables or .streamlit/secrets.toml; see README.")
