@@ -1,18 +1,18 @@
-"""Candidate CRM: the login gate and the role-based navigation. Pages live in pages/."""
+"""Candidate CRM: the login gate and the role-based navigation. Pages live in app_pages/."""
 
 import streamlit as st
 
 from crm import auth, db
 from crm.config import secret_key
 from crm.errors import CrmError
-from pages import common
+from app_pages import common
 
 st.set_page_config(page_title="Candidate CRM", page_icon=":material/diversity_3:", layout="wide")
 
 
 
 def show_only(title: str, draw: object) -> None:
-    """Run a single hidden page, so Streamlit never lists the files in pages/ instead."""
+    """Run a single hidden page (the sign-in screen, or a configuration problem)."""
     st.navigation([st.Page(draw, title=title, url_path="welcome")], position="hidden").run()
     st.stop()
 
@@ -45,7 +45,7 @@ def page(path: str, title: str, icon: str, help_text: str, *, default: bool = Fa
 
 
 home = page(
-    "pages/home.py",
+    "app_pages/home.py",
     "Home",
     ":material/home:",
     "What needs attention today: content going out this week, campaign steps due, "
@@ -53,7 +53,7 @@ home = page(
     default=user.role != "manager",
 )
 goals = page(
-    "pages/goals.py",
+    "app_pages/goals.py",
     "Goals & ROI",
     ":material/monitoring:",
     "Goals against their targets and the metrics that prove the return: source of hire, "
@@ -62,49 +62,48 @@ goals = page(
 )
 work_pages = [
     page(
-        "pages/candidates.py",
+        "app_pages/candidates.py",
         "Candidates",
         ":material/group:",
         "The shared candidate database: search, filter and open anyone's profile.",
     ),
     page(
-        "pages/pools.py",
+        "app_pages/pools.py",
         "Talent pools",
         ":material/workspaces:",
         "Segments of the database that stay current, and hand-kept lists.",
     ),
     page(
-        "pages/campaigns.py",
+        "app_pages/campaigns.py",
         "Campaigns",
         ":material/campaign:",
         "Personalized multi-step email sequences and how each one is doing.",
     ),
     page(
-        "pages/calendar.py",
+        "app_pages/calendar.py",
         "Content calendar",
         ":material/calendar_month:",
         "What each talent pool hears, week by week, on every channel.",
     ),
 ]
 import_export = page(
-    "pages/import_export.py",
+    "app_pages/import_export.py",
     "Import / export",
     ":material/swap_vert:",
     "Bring candidates in from CSV files and take them out again.",
 )
 settings = page(
-    "pages/settings.py",
+    "app_pages/settings.py",
     "Settings",
     ":material/settings:",
     "Users and roles, and how the server is configured. Admins only.",
 )
 
-sections: dict[str, list[st.Page]] = {"": [home, *work_pages, goals]}
-if user.role in {"admin", "recruiter"}:
-    sections[""].append(import_export)
+# Everyone sees every page; a manager's write controls are disabled, not hidden.
+if user.role == "manager":
+    sections: dict[str, list[st.Page]] = {"": [goals, home, *work_pages, import_export]}
 else:
-    # Managers read: no import, and no page they could only half use.
-    sections[""] = [goals, home, *work_pages]
+    sections = {"": [home, *work_pages, goals, import_export]}
 if user.role == "admin":
     sections["Admin"] = [settings]
 

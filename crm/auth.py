@@ -160,7 +160,7 @@ def create_user(
 
 def _load_for_change(session: Session, actor: User, user_id: int) -> User:
     require_admin(actor)
-    user = session.get(User, user_id)
+    user = session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("That user no longer exists.")
     return user
@@ -222,7 +222,9 @@ def set_password(engine: Engine, *, actor: User, user_id: int, password: str) ->
 def authenticate(engine: Engine, username: str, password: str) -> User | None:
     """The active user with this username and password, or None. Records the attempt."""
     with write_session(engine) as session:
-        user = session.scalar(select(User).where(User.username == username.strip().lower()))
+        user = session.scalar(
+            select(User).where(User.username == username.strip().lower()).with_for_update()
+        )
         if user is None or not user.active:
             return None
         if not password_matches(password, user.password_hash):
@@ -310,7 +312,9 @@ def _write_back_failed_attempts(engine: Engine, credentials: dict[str, Any]) -> 
         for username, entry in credentials["usernames"].items()
     }
     with write_session(engine) as session:
-        for user in session.scalars(select(User).where(User.username.in_(counts))):
+        for user in session.scalars(
+            select(User).where(User.username.in_(counts)).with_for_update()
+        ):
             if counts[user.username] > user.failed_login_attempts:
                 user.failed_login_attempts = counts[user.username]
 
@@ -318,7 +322,7 @@ def _write_back_failed_attempts(engine: Engine, credentials: dict[str, Any]) -> 
 def _complete_login(engine: Engine, username: str, issued_at: dt.datetime) -> User | None:
     """Write the library's successful login back to the database; None if not allowed."""
     with write_session(engine) as session:
-        user = session.scalar(select(User).where(User.username == username))
+        user = session.scalar(select(User).where(User.username == username).with_for_update())
         if user is None or not user.active:
             return None
         if user.sessions_revoked_at is not None and issued_at < user.sessions_revoked_at:

@@ -3,7 +3,9 @@
 SQLite runs in WAL mode with foreign keys on and a busy timeout. Write work goes through
 write_session(), which on SQLite opens the transaction with BEGIN IMMEDIATE: the writer
 takes the lock up front and waits its turn (busy_timeout) instead of failing with
-"database is locked" when it upgrades a read transaction to a write one.
+"database is locked" when it upgrades a read transaction to a write one. On PostgreSQL
+(READ COMMITTED) a service that reads a row in order to change it locks it with
+`with_for_update=True` (SELECT ... FOR UPDATE; SQLite ignores it, BEGIN IMMEDIATE covers it).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from crm import candidates
-from pages import common
+from app_pages import common
 
 PAGE_SIZE = 50
 SORT_LABELS = {

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from crm import pools
-from pages import common
+from app_pages import common
 
 st.title("Talent pools", anchor=False)
 

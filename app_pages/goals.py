@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from crm import goals, metrics
-from pages import common
+from app_pages import common
 
 st.title("Goals & ROI", anchor=False)
 

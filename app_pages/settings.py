@@ -7,11 +7,15 @@ from crm import auth, db
 from crm.config import load_settings
 from crm.errors import CrmError
 from crm.models import ROLES
-from pages import common
+from app_pages import common
 
 st.title("Settings", anchor=False)
 admin = common.current_user()
 engine = common.engine()
+if admin.role != "admin":
+    # The menu only offers this page to admins; a typed URL must not get further.
+    st.error("Only an admin can open Settings.")
+    st.stop()
 
 st.subheader("Users", anchor=False)
 users = auth.list_users(engine)

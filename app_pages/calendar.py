@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from crm import calendar
-from pages import common
+from app_pages import common
 
 st.title("Content calendar", anchor=False)
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from crm import candidates
-from pages import common
+from app_pages import common
 
 st.title("Import / export", anchor=False)
 common.read_only_caption()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from crm import attention, goals
 from crm.calendar import CHANNEL_LABELS
-from pages import common
+from app_pages import common
 
 
 @st.cache_data(ttl=60, show_spinner=False)

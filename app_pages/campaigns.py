@@ -5,7 +5,7 @@ import streamlit as st
 
 from crm import campaigns
 from crm.config import load_settings
-from pages import common
+from app_pages import common
 
 st.title("Campaigns", anchor=False)
 

@@ -1,0 +1,157 @@
+"""The real app under Streamlit's AppTest: the login gate, role menus, every page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from crm import auth
+from crm.models import User
+from tests.conftest import PROJECT_ROOT
+
+APP = str(PROJECT_ROOT / "app.py")
+EVERY_PAGE = [
+    "app_pages/home.py",
+    "app_pages/candidates.py",
+    "app_pages/pools.py",
+    "app_pages/campaigns.py",
+    "app_pages/calendar.py",
+    "app_pages/goals.py",
+    "app_pages/import_export.py",
+]
+
+
+def app_as(user: User | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if user is not None:
+        auth.sign_in_session(at.session_state, user)
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = (
+        [e.value for e in at.title]
+        + [e.value for e in at.markdown]
+        + [e.value for e in at.subheader]
+    )
+    return "\n".join(str(p) for p in parts)
+
+
+def test_unmigrated_database_says_run_crm_init(crm_env: str) -> None:
+    at = app_as(None).run()
+    assert not at.exception
+    assert "run `crm init`" in at.error[0].value
+
+
+def test_first_start_offers_to_create_the_first_admin(engine: Engine) -> None:
+    at = app_as(None).run()
+    assert not at.exception
+    assert "Create the first admin" in texts(at)
+    at.text_input[0].input("ada")
+    at.text_input[1].input("Ada Lovelace")
+    at.text_input[3].input("analytical-1")
+    at.text_input[4].input("analytical-1")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Good" in at.title[0].value and "Ada Lovelace" in at.title[0].value
+    assert auth.find_user(engine, "ada").role == "admin"
+
+
+def test_no_page_renders_without_login(users: dict[str, User]) -> None:
+    at = app_as(None).run()
+    assert not at.exception
+    assert "Sign in" in texts(at)
+    assert not at.metric and not at.dataframe
+    for page in EVERY_PAGE + ["app_pages/settings.py"]:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(page)
+
+
+@pytest.mark.parametrize(
+    "role, landing, pages",
+    [
+        ("admin", "Good", EVERY_PAGE + ["app_pages/settings.py"]),
+        ("recruiter", "Good", EVERY_PAGE),
+        ("manager", "Goals & ROI", EVERY_PAGE),
+    ],
+)
+def test_each_role_sees_its_menu(
+    users: dict[str, User], role: str, landing: str, pages: list[str]
+) -> None:
+    at = app_as(users[role]).run()
+    assert not at.exception
+    assert at.title[0].value.startswith(landing)
+    for page in pages:
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+    if "app_pages/settings.py" not in pages:
+        # Settings is not in the menu, so no URL reaches it.
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page("app_pages/settings.py")
+
+
+def test_deactivation_takes_effect_on_the_next_rerun(
+    users: dict[str, User], engine: Engine
+) -> None:
+    at = app_as(users["recruiter"]).run()
+    assert at.title[0].value.startswith("Good")
+    auth.set_active(engine, actor=users["admin"], user_id=users["recruiter"].id, active=False)
+    at.run()
+    assert "Sign in" in texts(at)
+    assert "deactivated" in at.info[0].value
+
+
+def test_sign_out_button(users: dict[str, User]) -> None:
+    at = app_as(users["recruiter"]).run()
+    at.sidebar.button(key="sign_out").click().run()
+    assert not at.exception
+    assert "Sign in" in texts(at)
+    assert "signed out" in at.info[0].value
+
+
+def test_admin_adds_a_user_and_bad_input_gets_a_sentence(
+    users: dict[str, User], engine: Engine
+) -> None:
+    at = app_as(users["admin"]).run()
+    at.switch_page("app_pages/settings.py").run()
+    inputs = {widget.label: widget for widget in at.text_input}
+    inputs["Username"].input("newbie")
+    inputs["Password"].input("short")
+    at.button(key="FormSubmitter:add_user-Add user").click().run()
+    assert not at.exception
+    assert "at least 8 characters" in at.error[0].value
+    assert auth.find_user(engine, "newbie") is None
+    inputs = {widget.label: widget for widget in at.text_input}
+    inputs["Username"].input("newbie")
+    inputs["Password"].input("long-enough-1")
+    at.button(key="FormSubmitter:add_user-Add user").click().run()
+    assert not at.exception
+    assert auth.find_user(engine, "newbie").role == "recruiter"
+
+
+def test_manager_sees_read_only_goals_page(users: dict[str, User]) -> None:
+    at = app_as(users["manager"]).run()
+    assert at.title[0].value == "Goals & ROI"
+    assert not at.button(key="sign_out").disabled
+    # No input on the page writes anything: the only buttons are navigation-free.
+    page_buttons = [b for b in at.main.button]
+    assert page_buttons == []
+
+
+def test_pages_render_with_data_for_admin(users: dict[str, User], engine: Engine) -> None:
+    from crm import demo
+
+    demo.load_demo(engine, candidates=200, seed=3, today=dt.date.today())
+    at = app_as(users["admin"]).run()
+    assert not at.exception
+    for page in EVERY_PAGE + ["app_pages/settings.py"]:
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+    at.switch_page("app_pages/candidates.py").run()
+    assert len(at.dataframe[0].value) == 50
+    at.text_input(key="candidates_search").input("python").run()
+    assert not at.exception
+    assert all(at.dataframe[0].value.shape)
