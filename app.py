@@ -2,13 +2,12 @@
 
 import streamlit as st
 
+from app_pages import common
 from crm import auth, db
 from crm.config import secret_key
 from crm.errors import CrmError
-from app_pages import common
 
 st.set_page_config(page_title="Candidate CRM", page_icon=":material/diversity_3:", layout="wide")
-
 
 
 def show_only(title: str, draw: object) -> None:

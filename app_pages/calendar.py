@@ -5,8 +5,8 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from crm import calendar
 from app_pages import common
+from crm import calendar
 
 st.title("Content calendar", anchor=False)
 

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages import common
 from crm import campaigns
 from crm.config import load_settings
-from app_pages import common
 
 st.title("Campaigns", anchor=False)
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from crm import candidates
 from app_pages import common
+from crm import candidates
 
 PAGE_SIZE = 50
 SORT_LABELS = {

@@ -4,8 +4,8 @@ import datetime as dt
 
 import streamlit as st
 
-from crm import goals, metrics
 from app_pages import common
+from crm import goals, metrics
 
 st.title("Goals & ROI", anchor=False)
 

@@ -4,9 +4,9 @@ import datetime as dt
 
 import streamlit as st
 
+from app_pages import common
 from crm import attention, goals
 from crm.calendar import CHANNEL_LABELS
-from app_pages import common
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from crm import candidates
 from app_pages import common
+from crm import candidates
 
 st.title("Import / export", anchor=False)
 common.read_only_caption()

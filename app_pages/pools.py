@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from crm import pools
 from app_pages import common
+from crm import pools
 
 st.title("Talent pools", anchor=False)
 

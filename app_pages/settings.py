@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages import common
 from crm import auth, db
 from crm.config import load_settings
 from crm.errors import CrmError
 from crm.models import ROLES
-from app_pages import common
 
 st.title("Settings", anchor=False)
 admin = common.current_user()
