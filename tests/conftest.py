@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"database backend: {BACKEND}"
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A URL for an empty database that exists for this test only."""
+@contextmanager
+def fresh_database_url(folder: Path) -> Iterator[str]:
+    """A URL for an empty database that lives as long as the block."""
     if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
+        yield f"sqlite:///{folder / 'crm.db'}"
         return
     schema = f"t_{secrets.token_hex(6)}"
     admin_engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
@@ -50,6 +51,13 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         with admin_engine.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin_engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database that exists for this test only."""
+    with fresh_database_url(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+# Candidate CRM: `make run` serves the app with demo data; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+POSTGRES_URL ?= $(or $(CRM_TEST_POSTGRES_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint bench chromium clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Candidate CRM needs Python 3.11 or newer; set PYTHON=python3.12 (or similar).")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	@$(BIN)/crm init
+	@$(BIN)/crm demo --if-empty
+	@$(BIN)/crm serve --port $(PORT)
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+		|| { echo "Could not install chromium; install it with: apt-get install chromium"; exit 1; }; \
+	fi
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(VENV)/.installed-test chromium lint
+	@echo "== tests on SQLite"
+	$(BIN)/python -m pytest
+	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect(sys.argv[1].replace('+psycopg', ''), connect_timeout=3).close()" "$(POSTGRES_URL)" 2>/dev/null; then \
+		echo "== tests on PostgreSQL ($(POSTGRES_URL))"; \
+		CRM_TEST_BACKEND=postgres CRM_TEST_POSTGRES_URL="$(POSTGRES_URL)" $(BIN)/python -m pytest; \
+	elif [ -n "$$CRM_REQUIRE_POSTGRES" ]; then \
+		echo "PostgreSQL does not answer at $(POSTGRES_URL), and CRM_REQUIRE_POSTGRES is set."; exit 1; \
+	else \
+		echo "== PostgreSQL does not answer at $(POSTGRES_URL): PostgreSQL run skipped"; \
+	fi
+
+bench: $(VENV)/.installed-test chromium
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,135 @@
+"""Browser journeys: `crm serve` in a subprocess on a free port, Chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, TEST_SECRET, fresh_database_url
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SETTLED = "[data-testid=stApp][data-test-script-state=notRunning]"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    log: Path
+
+    def crm(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crm.cli", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            timeout=300,
+        )
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"crm serve exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"crm serve did not become healthy:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real server on a database with demo data and the demo users."""
+    folder = tmp_path_factory.mktemp("e2e")
+    with fresh_database_url(folder) as database_url:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("CRM_") or key.startswith("CRM_TEST_")
+        }
+        env.update(
+            CRM_DATABASE_URL=database_url,
+            CRM_SECRET_KEY=TEST_SECRET,
+            CRM_DATA_DIR=str(folder / "data"),
+        )
+        port = free_port()
+        server = Server(url=f"http://127.0.0.1:{port}", env=env, log=folder / "serve.log")
+        for args in (["init"], ["demo", "--candidates", "500"]):
+            result = server.crm(*args)
+            assert result.returncode == 0, result.stderr
+        with server.log.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "crm.cli",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                ],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until_healthy(server.url, process, server.log)
+                yield server
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def settle(page: object) -> None:
+    """Wait until Streamlit has finished running the script for what was just done."""
+    page.wait_for_timeout(150)  # let the rerun begin before waiting for it to end
+    page.wait_for_selector(SETTLED, timeout=60_000)
+
+
+def sign_in(page: object, url: str, username: str, password: str) -> None:
+    page.goto(url)
+    settle(page)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("[data-testid=stSidebarNav]", timeout=60_000)
+    settle(page)

@@ -1,0 +1,63 @@
+"""Smoke journey: the demo recruiter signs in through the real form and opens every page."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.demo import DEMO_USERS
+from tests.e2e.conftest import Server, settle, sign_in
+
+pytestmark = pytest.mark.e2e
+
+MENU = [
+    "Home",
+    "Candidates",
+    "Talent pools",
+    "Campaigns",
+    "Content calendar",
+    "Goals & ROI",
+    "Import / export",
+]
+
+
+def test_recruiter_opens_every_page_without_an_error(demo_server: Server, browser) -> None:
+    username, password = DEMO_USERS["recruiter"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    sign_in(page, demo_server.url, username, password)
+    nav = page.locator("[data-testid=stSidebarNav]")
+    links = [text.strip() for text in nav.locator("a").all_inner_texts()]
+    assert links == MENU  # no Settings for a recruiter
+    for title in MENU:
+        nav.get_by_role("link", name=title, exact=True).click()
+        settle(page)
+        heading = page.locator("h1").first.inner_text()
+        assert heading.startswith(title if title != "Home" else "Good"), heading
+        assert page.locator("[data-testid=stException]").count() == 0, title
+        assert page.locator("[data-testid=stAlertContentError]").count() == 0, title
+    page.close()
+
+
+def test_wrong_password_and_no_page_without_login(demo_server: Server, browser) -> None:
+    page = browser.new_page()
+    page.goto(f"{demo_server.url}/candidates")
+    settle(page)
+    assert page.locator("[data-testid=stSidebarNav]").count() == 0
+    page.get_by_label("Username").fill("recruiter")
+    page.get_by_label("Password", exact=True).fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+    settle(page)
+    assert page.get_by_text("The username or password is incorrect.").is_visible()
+    assert page.locator("[data-testid=stSidebarNav]").count() == 0
+    page.close()
+
+
+def test_manager_lands_on_goals_and_admin_sees_settings(demo_server: Server, browser) -> None:
+    for role, landing in (("manager", "Goals & ROI"), ("admin", "Good")):
+        username, password = DEMO_USERS[role]
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in(page, demo_server.url, username, password)
+        assert page.locator("h1").first.inner_text().startswith(landing)
+        nav_text = page.locator("[data-testid=stSidebarNav]").inner_text()
+        assert ("Settings" in nav_text) == (role == "admin")
+        context.close()
