@@ -86,9 +86,10 @@ def status_for(
     planned_change = target - baseline
     direction = 1.0 if planned_change >= 0 else -1.0
     ahead_by = (actual - expected) * direction
-    if ahead_by >= 0:
+    tolerance = 1e-9 * max(1.0, abs(planned_change))  # float noise at the exact boundaries
+    if ahead_by >= -tolerance:
         return "on_track"
-    if abs(ahead_by) <= abs(planned_change) * AT_RISK_SHARE:
+    if abs(ahead_by) <= abs(planned_change) * AT_RISK_SHARE + tolerance:
         return "at_risk"
     return "off_track"
 

@@ -1,0 +1,128 @@
+"""The `crm` command: exit codes, one-sentence errors, JSON on standard output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from crm import auth, db
+from crm.cli import app
+from crm.models import User
+from tests.conftest import PROJECT_ROOT
+
+runner = CliRunner()
+
+
+def crm(*args: str, stdin: str | None = None):
+    return runner.invoke(app, list(args), input=stdin)
+
+
+def test_init_creates_then_reports_up_to_date(crm_env: str) -> None:
+    first = crm("init")
+    assert first.exit_code == 0, first.output
+    assert "is ready" in first.stderr
+    second = crm("init")
+    assert second.exit_code == 0
+    assert "up to date" in second.stderr
+    engine = db.create_engine_for(crm_env)
+    assert db.current_revision(engine) == db.head_revision()
+    engine.dispose()
+
+
+def test_commands_on_an_uninitialised_database_say_run_init(crm_env: str) -> None:
+    result = crm("user", "list")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: The database has not been set up yet: run `crm init` first."
+    )
+
+
+def test_bad_database_url_is_one_sentence(monkeypatch: pytest.MonkeyPatch, crm_env: str) -> None:
+    monkeypatch.setenv("CRM_DATABASE_URL", "definitely not a url")
+    result = crm("init")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "CRM_DATABASE_URL is not a database URL" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_postgres_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, crm_env: str
+) -> None:
+    monkeypatch.setenv("CRM_DATABASE_URL", "postgresql://crm@127.0.0.1:1/crm")
+    result = crm("init")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Cannot connect to PostgreSQL at 127.0.0.1:1")
+    assert result.stderr.count("\n") == 1
+
+
+def test_user_add_reads_the_password_from_stdin(engine: Engine) -> None:
+    result = crm("user", "add", "Ada", "--role", "admin", stdin="first-admin-pass\n")
+    assert result.exit_code == 0, result.output
+    assert auth.authenticate(engine, "ada", "first-admin-pass") is not None
+    refused = crm("user", "add", "bob", "--role", "boss", stdin="whatever-pass\n")
+    assert refused.exit_code == 1
+    assert "role must be one of admin, recruiter, manager" in refused.stderr
+    short = crm("user", "add", "bob", "--role", "recruiter", stdin="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.stderr
+    empty = crm("user", "add", "bob", "--role", "recruiter", stdin="")
+    assert empty.exit_code == 2 and "No password" in empty.stderr
+
+
+def test_user_list_json(users: dict[str, User]) -> None:
+    result = crm("user", "list", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert {row["username"]: row["role"] for row in rows} == {
+        "admin": "admin",
+        "manager": "manager",
+        "recruiter": "recruiter",
+    }
+
+
+def test_metrics_json_and_bad_dates(engine: Engine) -> None:
+    result = crm("metrics", "--from", "2026-01-01", "--to", "2026-06-30", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["from"] == "2026-01-01" and report["to"] == "2026-06-30"
+    assert report["hires"] == 0 and report["cost_per_hire"] is None
+    bad = crm("metrics", "--from", "January")
+    assert bad.exit_code == 2
+    assert "--from must be a date like 2026-01-31" in bad.stderr
+    backwards = crm("metrics", "--from", "2026-02-01", "--to", "2026-01-01")
+    assert backwards.exit_code == 2
+
+
+def test_pool_list_json_on_empty_database(engine: Engine) -> None:
+    result = crm("pool", "list", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == []
+
+
+def test_demo_refuses_to_mix_with_existing_data(engine: Engine) -> None:
+    assert crm("demo", "--candidates", "50").exit_code == 0
+    again = crm("demo", "--candidates", "50")
+    assert again.exit_code == 1
+    assert "--reset" in again.stderr
+    quiet = crm("demo", "--if-empty")
+    assert quiet.exit_code == 0 and "not loaded" in quiet.stderr
+    reset = crm("demo", "--candidates", "60", "--reset")
+    assert reset.exit_code == 0
+    assert "Loaded 60 candidates" in reset.stderr
+
+
+def test_the_installed_command_runs_as_a_process(crm_env: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "crm.cli", "init"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
