@@ -109,7 +109,7 @@ if user.role == "admin":
 navigation = st.navigation(sections, position="sidebar")
 
 with st.sidebar:
-    st.caption(f"Signed in as **{user.display_name}** · {user.role}")
+    st.caption(f"Signed in as **{common.md(user.display_name)}** · {user.role}")
     if st.button("Sign out", icon=":material/logout:", key="sign_out"):
         auth.sign_out(engine, st.session_state, user)
         st.rerun()

@@ -50,7 +50,7 @@ with change, st.container(border=True):
     if role_col.button("Save role", disabled=role == chosen.role, width="stretch"):
         try:
             auth.set_role(engine, actor=admin, user_id=chosen.id, role=role)
-            st.session_state["settings_notice"] = f"{chosen.username} is now a {role}."
+            st.session_state["settings_notice"] = f"{common.md(chosen.username)} is now a {role}."
             st.rerun()
         except CrmError as error:
             st.error(str(error))
@@ -59,7 +59,7 @@ with change, st.container(border=True):
         try:
             auth.set_active(engine, actor=admin, user_id=chosen.id, active=not chosen.active)
             state = "deactivated" if chosen.active else "reactivated"
-            st.session_state["settings_notice"] = f"{chosen.username} is {state}."
+            st.session_state["settings_notice"] = f"{common.md(chosen.username)} is {state}."
             st.rerun()
         except CrmError as error:
             st.error(str(error))
@@ -84,7 +84,7 @@ with add, st.form("add_user", clear_on_submit=True, border=True):
                 display_name=display_name or username,
                 email=email or None,
             )
-            st.session_state["settings_notice"] = f"Added {username.strip().lower()}."
+            st.session_state["settings_notice"] = f"Added {common.md(username.strip().lower())}."
             st.rerun()
         except CrmError as error:
             st.error(str(error))
