@@ -402,6 +402,11 @@ def _login_form(engine: Engine, secret: str) -> None:
         cookie_expiry_days=COOKIE_EXPIRY_DAYS,
         auto_hash=False,
     )
+    if state.get("logout") and not state.get("crm_cookie_deleted"):
+        # Signed out in this session: take the old sign-in cookie out of the browser too
+        # (it is refused anyway, sessions_revoked_at being later than it).
+        state["crm_cookie_deleted"] = True
+        authenticator.cookie_controller.delete_cookie()
     token = authenticator.cookie_controller.get_cookie()
     try:
         authenticator.login(
@@ -436,9 +441,16 @@ def _login_form(engine: Engine, secret: str) -> None:
             state[SESSION_NOTICE] = "Your sign-in has expired; sign in again."
             st.rerun()
         sign_in_session(state, user, signed_in_at=issued_at if token else None)
-        state.pop(SESSION_NOTICE, None)
+        for key in (SESSION_NOTICE, "crm_cookie_deleted"):
+            state.pop(key, None)
         state["logout"] = None
-        st.rerun()
+        if token:
+            st.rerun()  # signed in from the cookie: open the app at once
+        # Signed in through the form. The cookie component stores the sign-in in the
+        # browser and then reruns the app by itself; st.rerun() here would cut it off
+        # before the browser got the cookie, and a reload would ask to sign in again.
+        st.success("Signed in. Opening Candidate CRM…")
+        st.button("Continue", type="primary", key="crm_continue")
     elif status is False:
         _write_back_failed_attempts(engine, credentials)
         st.error("The username or password is incorrect.")
