@@ -10,9 +10,16 @@ from crm.errors import CrmError
 st.set_page_config(page_title="Candidate CRM", page_icon=":material/diversity_3:", layout="wide")
 
 
+# URL paths of the pages below, so a bookmarked page opens the sign-in screen (and then
+# that page) instead of Streamlit's "page not found".
+PAGE_PATHS = ("home", "candidates", "pools", "campaigns", "calendar", "goals", "import_export")
+
+
 def show_only(title: str, draw: object) -> None:
-    """Run a single hidden page (the sign-in screen, or a configuration problem)."""
-    st.navigation([st.Page(draw, title=title, url_path="welcome")], position="hidden").run()
+    """Show one screen (sign-in, or a configuration problem) whatever page the URL names."""
+    screens = [st.Page(draw, title=title, url_path="welcome", default=True)]
+    screens += [st.Page(draw, title=title, url_path=path) for path in (*PAGE_PATHS, "settings")]
+    st.navigation(screens, position="hidden").run()
     st.stop()
 
 

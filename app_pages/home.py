@@ -45,10 +45,8 @@ with left:
         if not view.steps_due:
             st.write("No campaign emails are due today.")
         for step in view.steps_due:
-            st.markdown(
-                f"**{common.md(step.campaign)}**, step {step.step}: "
-                f"{step.messages:,} emails · :gray[{common.md(step.subject)}]"
-            )
+            campaign = common.md(step.campaign)
+            st.markdown(f"**{campaign}**, step {step.step}: {step.messages:,} emails")
 with right:
     with st.container(border=True):
         st.subheader(":material/flag: Goals off track or at risk", anchor=False)

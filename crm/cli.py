@@ -200,6 +200,7 @@ def user_add(
         password=password,
         display_name=display_name,
         email=email,
+        as_operator=True,
     )
     say(f"Added {user.role} {user.username!r}.")
 

@@ -4,8 +4,9 @@ Definitions (docs/metrics.md repeats them for readers):
 - hires: applications whose hired_at falls in the period.
 - time_to_fill_days: mean days from a job's opened_at to its filled_at, for jobs filled
   in the period.
-- time_to_hire_days: mean days from applied_at to the offer's acceptance
-  (offer_decided_at with offer_accepted), for offers accepted in the period.
+- time_to_hire_days: mean days from applied_at (sourced_at for people we approached, who
+  never applied) to the offer's acceptance (offer_decided_at with offer_accepted), for
+  offers accepted in the period.
 - cost_per_hire: costs incurred in the period divided by hires in the period.
 - offer_acceptance_rate: offers accepted / offers decided (accepted or declined) in the
   period.
@@ -152,6 +153,7 @@ def compute(
         )
         hires = sum(by_source.values())
 
+        entered = func.coalesce(Application.applied_at, Application.sourced_at)
         decided = and_(
             Application.offer_decided_at >= low,
             Application.offer_decided_at < high,
@@ -165,11 +167,8 @@ def compute(
                     func.avg(
                         case(
                             (
-                                and_(
-                                    Application.offer_accepted.is_(True),
-                                    Application.applied_at.is_not(None),
-                                ),
-                                days_between(Application.offer_decided_at, Application.applied_at),
+                                and_(Application.offer_accepted.is_(True), entered.is_not(None)),
+                                days_between(Application.offer_decided_at, entered),
                             )
                         )
                     ),
