@@ -25,6 +25,11 @@ def engine() -> Engine:
     return _engine_for(load_settings().database_url)
 
 
+def database_key() -> str:
+    """Names the database in st.cache_data keys, so two databases never share a cache."""
+    return engine().url.render_as_string(hide_password=False)
+
+
 def current_user() -> User:
     """The user app.py signed in for this rerun."""
     return st.session_state[CURRENT_USER_KEY]

@@ -6,9 +6,17 @@ import streamlit as st
 from app_pages import common
 from crm import pools
 
+REFRESH_SECONDS = 10
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_pools(url: str) -> list[pools.PoolSummary]:
+    return pools.list_pools(common.engine())
+
+
 st.title("Talent pools", anchor=False)
 
-summaries = pools.list_pools(common.engine())
+summaries = load_pools(common.database_key())
 if not summaries:
     st.info("There are no talent pools yet. Load demo data with `crm demo` to see examples.")
     st.stop()
@@ -27,7 +35,7 @@ frame = pd.DataFrame(
 )
 st.dataframe(frame, hide_index=True, width="stretch")
 st.caption(
-    "Dynamic pools are counted from their filter at this moment, so people added a minute "
-    "ago are already in. The filter builder, pool stages and pool insight are the next "
-    "step for this page."
+    f"Dynamic pools are counted from their filter (sizes refresh every {REFRESH_SECONDS} "
+    "seconds), so people added a minute ago are already in. The filter builder, pool "
+    "stages and pool insight are the next step for this page."
 )

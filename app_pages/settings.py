@@ -92,28 +92,19 @@ with add, st.form("add_user", clear_on_submit=True, border=True):
 st.subheader("Server", anchor=False)
 settings = load_settings()
 smtp = settings.smtp
-st.dataframe(
-    pd.DataFrame(
-        {
-            "setting": [
-                "Database",
-                "Public URL (tracking links)",
-                "Sending",
-                "Delivery worker in this process",
-                "Send rate",
-            ],
-            "value": [
-                db.describe(db.parse_url(settings.database_url)),
-                settings.public_url,
-                f"{smtp.host}:{smtp.port} ({smtp.security})"
-                if smtp
-                else "off: CRM_SMTP_HOST is not set",
-                "on" if settings.worker_enabled else "off (separate `crm send` workers)",
-                f"{settings.send_rate:g} messages per second",
-            ],
-        }
-    ),
-    hide_index=True,
-    width="stretch",
+server_rows = {
+    "Database": db.describe(db.parse_url(settings.database_url)),
+    "Public URL (tracking links)": settings.public_url,
+    "Sending": f"{smtp.host}:{smtp.port} ({smtp.security})"
+    if smtp
+    else "off: CRM_SMTP_HOST is not set",
+    "Delivery worker in this process": "on"
+    if settings.worker_enabled
+    else "off (separate `crm send` workers)",
+    "Send rate": f"{settings.send_rate:g} messages per second",
+}
+st.markdown(
+    "| setting | value |\n| --- | --- |\n"
+    + "\n".join(f"| {name} | {common.md(value)} |" for name, value in server_rows.items())
 )
 st.caption("These come from environment variables or .streamlit/secrets.toml; see README.")

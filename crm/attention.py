@@ -26,12 +26,14 @@ class Attention:
     calendar_this_week: list[calendar.CalendarEntry]
     steps_due: list[campaigns.StepDue]
     quiet_pools: list[QuietPool]
+    pool_count: int
     goals_needing_care: list[goals.GoalProgress]
     follow_ups: list[dict]
 
 
-def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> list[QuietPool]:
-    """Pools nobody has emailed or published to for QUIET_AFTER_DAYS days (or ever)."""
+def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> tuple[list[QuietPool], int]:
+    """Pools nobody has emailed or published to for QUIET_AFTER_DAYS days (or ever), and
+    how many pools there are in all."""
     with read_session(engine) as session:
         last_email = dict(
             session.execute(
@@ -57,7 +59,7 @@ def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> list[QuietPool]:
         last_touch = max(touches) if touches else None
         if last_touch is None or last_touch < cutoff:
             quiet.append(QuietPool(name, last_touch))
-    return quiet
+    return quiet, len(pools)
 
 
 def today_view(engine: Engine, *, now: dt.datetime) -> Attention:
@@ -65,13 +67,15 @@ def today_view(engine: Engine, *, now: dt.datetime) -> Attention:
     week_start = today - dt.timedelta(days=today.weekday())
     week_start_at = dt.datetime.combine(week_start, dt.time(), dt.UTC)
     end_of_today = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+    quiet_pools, pool_count = pools_gone_quiet(engine, now=now)
     return Attention(
         week_start=week_start,
         calendar_this_week=calendar.items_between(
             engine, start=week_start_at, end=week_start_at + dt.timedelta(days=7)
         ),
         steps_due=campaigns.steps_due(engine, until=end_of_today),
-        quiet_pools=pools_gone_quiet(engine, now=now),
+        quiet_pools=quiet_pools,
+        pool_count=pool_count,
         goals_needing_care=[
             progress
             for progress in goals.all_progress(engine, today=today)

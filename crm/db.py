@@ -10,6 +10,7 @@ takes the lock up front and waits its turn (busy_timeout) instead of failing wit
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -181,7 +182,9 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     return config
 
 
+@functools.cache
 def head_revision() -> str | None:
+    """The newest migration shipped with this code (read once per process)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -193,13 +196,23 @@ def current_revision(engine: Engine) -> str | None:
         raise unavailable(engine, error) from None
 
 
+_current_engines: set[int] = set()
+
+
 def require_current_schema(engine: Engine) -> None:
-    """Refuse to run on a database that is missing or behind the code's migrations."""
+    """Refuse to run on a database that is missing or behind the code's migrations.
+
+    Checked on every rerun until it passes, then remembered for the engine: a schema
+    does not go back in time while the process runs.
+    """
+    if id(engine) in _current_engines:
+        return
     current = current_revision(engine)
     if current is None:
         raise SchemaNotReady("The database has not been set up yet: run `crm init` first.")
     if current != head_revision():
         raise SchemaNotReady("The database schema is out of date: run `crm init` to upgrade it.")
+    _current_engines.add(id(engine))
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -210,6 +223,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
+    _current_engines.discard(id(engine))
     command.downgrade(alembic_config(engine), revision)
 
 
