@@ -56,6 +56,7 @@ else:
     )
 
 st.subheader("The last 90 days", anchor=False)
+st.caption("Each change is against the 90 days before.")
 columns = st.columns(5)
 for column, name in zip(
     columns,
@@ -80,7 +81,6 @@ for column, name in zip(
         delta=delta,
         delta_color="inverse" if better == "lower" else "normal",
         border=True,
-        help="Compared with the 90 days before.",
     )
 if recent.source_of_hire:
     st.markdown("**Source of hire**")

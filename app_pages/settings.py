@@ -40,40 +40,30 @@ notice = st.session_state.pop("settings_notice", None)
 if notice:
     st.success(notice)
 
-change, add = st.columns(2)
-with change, st.container(border=True):
-    st.markdown("**Change a user**")
-    by_name = {u.username: u for u in users}
-    chosen = by_name[st.selectbox("User", list(by_name), key="settings_user")]
-    role = st.selectbox("Role", ROLES, index=ROLES.index(chosen.role), key="settings_role")
-    role_col, active_col = st.columns(2)
-    if role_col.button("Save role", disabled=role == chosen.role, width="stretch"):
-        try:
-            auth.set_role(engine, actor=admin, user_id=chosen.id, role=role)
-            st.session_state["settings_notice"] = f"{common.md(chosen.username)} is now a {role}."
-            st.rerun()
-        except CrmError as error:
-            st.error(str(error))
-    label = "Deactivate" if chosen.active else "Reactivate"
-    if active_col.button(label, width="stretch", disabled=chosen.id == admin.id):
-        try:
-            auth.set_active(engine, actor=admin, user_id=chosen.id, active=not chosen.active)
-            state = "deactivated" if chosen.active else "reactivated"
-            st.session_state["settings_notice"] = f"{common.md(chosen.username)} is {state}."
-            st.rerun()
-        except CrmError as error:
-            st.error(str(error))
-    if chosen.id == admin.id:
-        st.caption("You cannot deactivate yourself.")
+OPEN_DIALOG = "settings_dialog"  # which dialog is open: "add" or "change"
 
-with add, st.form("add_user", clear_on_submit=True, border=True):
-    st.markdown("**Add a user**")
-    username = st.text_input("Username")
-    display_name = st.text_input("Full name")
-    email = st.text_input("Email (optional)")
-    new_role = st.selectbox("Role", ROLES, index=1)
-    password = st.text_input("Password", type="password", help="At least 8 characters.")
-    if st.form_submit_button("Add user", type="primary"):
+
+def close_with(message: str) -> None:
+    st.session_state.pop(OPEN_DIALOG, None)
+    st.session_state["settings_notice"] = message
+    st.rerun()
+
+
+def forget_dialog() -> None:
+    """Closing a dialog with its X or Escape: do not reopen it on the next rerun."""
+    st.session_state.pop(OPEN_DIALOG, None)
+
+
+@st.dialog("Add a user", on_dismiss=forget_dialog)
+def add_user_dialog() -> None:
+    with st.form("add_user", border=False):
+        username = st.text_input("Username")
+        display_name = st.text_input("Full name")
+        email = st.text_input("Email (optional)")
+        new_role = st.selectbox("Role", ROLES, index=1)
+        password = st.text_input("Password", type="password", help="At least 8 characters.")
+        submitted = st.form_submit_button("Add user", type="primary")
+    if submitted:
         try:
             auth.create_user(
                 engine,
@@ -84,10 +74,43 @@ with add, st.form("add_user", clear_on_submit=True, border=True):
                 display_name=display_name or username,
                 email=email or None,
             )
-            st.session_state["settings_notice"] = f"Added {common.md(username.strip().lower())}."
-            st.rerun()
         except CrmError as error:
             st.error(str(error))
+            return
+        close_with(f"Added {common.md(username.strip().lower())}.")
+
+
+@st.dialog("Change a user", on_dismiss=forget_dialog)
+def change_user_dialog() -> None:
+    by_name = {u.username: u for u in users}
+    chosen = by_name[st.selectbox("User", list(by_name), key="settings_user")]
+    role = st.selectbox("Role", ROLES, index=ROLES.index(chosen.role), key="settings_role")
+    role_col, active_col = st.columns(2)
+    try:
+        if role_col.button("Save role", disabled=role == chosen.role, width="stretch"):
+            auth.set_role(engine, actor=admin, user_id=chosen.id, role=role)
+            close_with(f"{common.md(chosen.username)} is now a {role}.")
+        label = "Deactivate" if chosen.active else "Reactivate"
+        if active_col.button(label, width="stretch", disabled=chosen.id == admin.id):
+            auth.set_active(engine, actor=admin, user_id=chosen.id, active=not chosen.active)
+            state = "deactivated" if chosen.active else "reactivated"
+            close_with(f"{common.md(chosen.username)} is {state}.")
+    except CrmError as error:
+        st.error(str(error))
+    if chosen.id == admin.id:
+        st.caption("You cannot deactivate yourself.")
+
+
+add_col, change_col, _ = st.columns([1, 1, 4])
+if add_col.button("Add a user", icon=":material/person_add:", width="stretch"):
+    st.session_state[OPEN_DIALOG] = "add"
+if change_col.button("Change a user", icon=":material/manage_accounts:", width="stretch"):
+    st.session_state[OPEN_DIALOG] = "change"
+# Dialogs open from session state, so their buttons work on the reruns they cause.
+if st.session_state.get(OPEN_DIALOG) == "add":
+    add_user_dialog()
+elif st.session_state.get(OPEN_DIALOG) == "change":
+    change_user_dialog()
 
 st.subheader("Server", anchor=False)
 settings = load_settings()

@@ -117,6 +117,8 @@ def test_admin_adds_a_user_and_bad_input_gets_a_sentence(
 ) -> None:
     at = app_as(users["admin"]).run()
     at.switch_page("app_pages/settings.py").run()
+    assert not at.text_input  # the form opens in a dialog
+    next(b for b in at.button if b.label == "Add a user").click().run()
     inputs = {widget.label: widget for widget in at.text_input}
     inputs["Username"].input("newbie")
     inputs["Password"].input("short")
@@ -130,6 +132,26 @@ def test_admin_adds_a_user_and_bad_input_gets_a_sentence(
     at.button(key="FormSubmitter:add_user-Add user").click().run()
     assert not at.exception
     assert auth.find_user(engine, "newbie").role == "recruiter"
+    assert at.success[0].value == "Added newbie."
+    assert not at.text_input  # the dialog closed
+
+
+def test_admin_changes_a_role_and_cannot_remove_the_last_admin(
+    users: dict[str, User], engine: Engine
+) -> None:
+    at = app_as(users["admin"]).run()
+    at.switch_page("app_pages/settings.py").run()
+    next(b for b in at.button if b.label == "Change a user").click().run()
+    at.selectbox(key="settings_user").select("manager").run()
+    at.selectbox(key="settings_role").select("recruiter").run()
+    next(b for b in at.button if b.label == "Save role").click().run()
+    assert not at.exception
+    assert auth.find_user(engine, "manager").role == "recruiter"
+    assert at.success[0].value == "manager is now a recruiter."
+    next(b for b in at.button if b.label == "Change a user").click().run()
+    at.selectbox(key="settings_user").select("admin").run()
+    deactivate = next(b for b in at.button if b.label == "Deactivate")
+    assert deactivate.disabled  # nobody deactivates themself
 
 
 def test_manager_sees_read_only_goals_page(users: dict[str, User]) -> None:
