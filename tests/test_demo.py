@@ -196,7 +196,9 @@ def test_home_has_something_to_show(engine: Engine) -> None:
     end_of_today = dt.datetime.combine(TODAY + dt.timedelta(days=1), dt.time(), dt.UTC)
     assert campaigns.steps_due(engine, until=end_of_today)
     now = dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
-    quiet = {pool.name for pool in attention.pools_gone_quiet(engine, now=now)}
+    quiet_pools, pool_count = attention.pools_gone_quiet(engine, now=now)
+    assert pool_count == 6
+    quiet = {pool.name for pool in quiet_pools}
     assert "Senior backend engineers" in quiet
     assert "Gone quiet: data people" not in quiet
     with read_session(engine) as session:
