@@ -1,15 +1,46 @@
-"""The candidate database: search and paging in SQL."""
+"""The candidate database: search and paging in SQL, entry, edits, the timeline and bulk
+actions. Field rules live in candidate_fields; identity keys in identity."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, selectinload
 
-from crm.db import read_session
-from crm.models import Candidate, CandidateSkill, User
+from crm import audit
+from crm.auth import require_writer
+from crm.candidate_fields import clean_candidate, split_list
+from crm.db import read_session, write_session
+from crm.errors import CrmError, NotFound, ValidationError
+from crm.identity import address_hash, clean_text
+from crm.models import (
+    Activity,
+    Campaign,
+    Candidate,
+    CandidateSkill,
+    CandidateTag,
+    Event,
+    OutboxMessage,
+    Pool,
+    PoolMember,
+    Suppression,
+    User,
+    utcnow,
+)
 
 SORTS = {
     "name": (Candidate.last_name, Candidate.first_name, Candidate.id),
@@ -36,6 +67,30 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def search_condition(text: str) -> list[ColumnElement[bool]]:
+    """WHERE conditions for a search box text, shared by search() and the exporter so an
+    export of a view holds exactly the people the view lists (no text: no condition)."""
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    pattern = _like(needle)
+    full_name = func.lower(Candidate.first_name + " " + Candidate.last_name)
+    return [
+        or_(
+            full_name.like(pattern, escape="\\"),
+            Candidate.email_normalized.like(pattern, escape="\\"),
+            func.lower(func.coalesce(Candidate.title, "")).like(pattern, escape="\\"),
+            func.lower(func.coalesce(Candidate.company, "")).like(pattern, escape="\\"),
+            exists(
+                select(1).where(
+                    CandidateSkill.candidate_id == Candidate.id,
+                    CandidateSkill.skill == needle,
+                )
+            ),
+        )
+    ]
+
+
 def search(
     engine: Engine,
     *,
@@ -45,25 +100,7 @@ def search(
     sort: str = "name",
 ) -> CandidatePage:
     """One page of candidates matching text in name, email, title, company or a skill."""
-    conditions = []
-    needle = text.strip().lower()
-    if needle:
-        pattern = _like(needle)
-        full_name = func.lower(Candidate.first_name + " " + Candidate.last_name)
-        conditions.append(
-            or_(
-                full_name.like(pattern, escape="\\"),
-                Candidate.email_normalized.like(pattern, escape="\\"),
-                func.lower(func.coalesce(Candidate.title, "")).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Candidate.company, "")).like(pattern, escape="\\"),
-                exists(
-                    select(1).where(
-                        CandidateSkill.candidate_id == Candidate.id,
-                        CandidateSkill.skill == needle,
-                    )
-                ),
-            )
-        )
+    conditions = search_condition(text)
     page = max(1, page)
     with read_session(engine) as session:
         total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
@@ -113,3 +150,607 @@ def follow_ups_due(engine: Engine, *, today: dt.date, limit: int = 20) -> list[d
             .limit(limit)
         )
         return [dict(row._mapping) for row in session.execute(query)]
+
+
+# --- entry, edits and the timeline ------------------------------------------------------
+
+TOUCH_CHANNELS = {
+    "call": "Call",
+    "linkedin_message": "LinkedIn message",
+    "email": "Email (sent by hand)",
+    "meeting": "Meeting",
+    "event": "Event",
+    "sms": "SMS",
+    "note": "Note (not a contact)",
+}
+EDITABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "linkedin_url",
+    "phone",
+    "title",
+    "company",
+    "location",
+    "country",
+    "remote",
+    "role_family",
+    "years_experience",
+    "source",
+    "consent_status",
+    "owner_id",
+    "skills",
+    "tags",
+)
+
+
+class CandidateInvalid(ValidationError):
+    """Several field problems at once; str() is the first, .problems has them all."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(problems[0][1])
+        self.problems = problems
+
+
+class DuplicateCandidate(ValidationError):
+    def __init__(self, message: str, existing_id: int) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class EditConflict(CrmError):
+    """Someone saved the candidate after this edit began; nothing was written."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: dt.datetime
+    kind: str
+    channel: str | None
+    summary: str
+    actor: str | None
+
+
+def get_candidate(engine: Engine, candidate_id: int) -> Candidate | None:
+    """The candidate with skills, tags and owner loaded, detached for display."""
+    with read_session(engine) as session:
+        candidate = session.scalar(
+            select(Candidate)
+            .where(Candidate.id == candidate_id)
+            .options(selectinload(Candidate.owner))
+        )
+        return candidate
+
+
+def _existing_identity(
+    session: Session, values: dict[str, Any], *, exclude_id: int | None = None
+) -> Candidate | None:
+    keys = []
+    if values.get("email_normalized"):
+        keys.append(Candidate.email_normalized == values["email_normalized"])
+    if values.get("linkedin_normalized"):
+        keys.append(Candidate.linkedin_normalized == values["linkedin_normalized"])
+    if not keys:
+        return None
+    query = select(Candidate).where(or_(*keys))
+    if exclude_id is not None:
+        query = query.where(Candidate.id != exclude_id)
+    return session.scalars(query.limit(1)).first()
+
+
+def _duplicate_message(existing: Candidate, values: dict[str, Any]) -> str:
+    same = (
+        "email"
+        if values.get("email_normalized")
+        and values.get("email_normalized") == existing.email_normalized
+        else "LinkedIn profile"
+    )
+    return f"{existing.full_name or 'Someone'} is already in the database with the same {same}."
+
+
+def _suppressed(session: Session, email_key: str | None) -> bool:
+    if not email_key:
+        return False
+    return (
+        session.scalar(
+            select(Suppression.id).where(Suppression.address_hash == address_hash(email_key))
+        )
+        is not None
+    )
+
+
+def _set_list(session: Session, candidate: Candidate, kind: str, items: list[str]) -> None:
+    if kind == "skills":
+        candidate.skills = [CandidateSkill(skill=item) for item in items]
+    else:
+        candidate.tags = [CandidateTag(tag=item) for item in items]
+
+
+def create_candidate(engine: Engine, *, actor: User, fields: Mapping[str, Any]) -> Candidate:
+    """Add a person by hand. Refuses a second record for someone already here."""
+    require_writer(actor)
+    cleaned = clean_candidate(fields)
+    if cleaned.problems:
+        raise CandidateInvalid(cleaned.problems)
+    values = cleaned.values
+    now = utcnow()
+    with write_session(engine) as session:
+        existing = _existing_identity(session, values)
+        if existing is not None:
+            raise DuplicateCandidate(_duplicate_message(existing, values), existing.id)
+        values.setdefault("consent_status", "legitimate_interest")
+        if _suppressed(session, values.get("email_normalized")):
+            values["consent_status"] = "do_not_contact"
+        if values["consent_status"] == "consented":
+            values.setdefault("consent_at", now)
+            values.setdefault("consent_source", "Entered by hand")
+        owner_id = fields.get("owner_id") or actor.id
+        candidate = Candidate(**values, owner_id=owner_id, updated_by_id=actor.id)
+        session.add(candidate)
+        _set_list(session, candidate, "skills", cleaned.skills)
+        _set_list(session, candidate, "tags", cleaned.tags)
+        session.flush()
+        session.add(
+            Activity(
+                candidate_id=candidate.id,
+                kind="created",
+                actor_id=actor.id,
+                summary=f"Added by {actor.display_name}",
+                occurred_at=now,
+            )
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="candidate.create",
+            entity="candidate",
+            entity_id=candidate.id,
+        )
+    return get_candidate(engine, candidate.id)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def update_candidate(
+    engine: Engine,
+    *,
+    actor: User,
+    candidate_id: int,
+    expected_version: int,
+    fields: Mapping[str, Any],
+) -> Candidate:
+    """Save an edit made on a copy at expected_version.
+
+    Optimistic locking: if anyone saved the candidate since (version moved on), nothing
+    is written and EditConflict says who and when, so the page can keep this person's
+    input for them to reapply.
+    """
+    require_writer(actor)
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+    cleaned = clean_candidate({k: v for k, v in fields.items() if k != "owner_id"}, partial=True)
+    if cleaned.problems:
+        raise CandidateInvalid(cleaned.problems)
+    values = dict(cleaned.values)
+    if "owner_id" in fields:
+        values["owner_id"] = fields["owner_id"] or None
+    for name in ("first_name", "last_name"):
+        if name in values and not (values.get("first_name") or values.get("last_name")):
+            raise CandidateInvalid([("first_name", "A name is required.")])
+    with write_session(engine) as session:
+        candidate = session.get(Candidate, candidate_id, with_for_update=True)
+        if candidate is None:
+            raise NotFound(
+                "That candidate no longer exists; someone may have deleted or merged it."
+            )
+        if candidate.version != expected_version:
+            editor = session.get(User, candidate.updated_by_id) if candidate.updated_by_id else None
+            who = editor.display_name if editor else "someone"
+            raise EditConflict(
+                f"Not saved: this candidate was changed by {who} at "
+                f"{candidate.updated_at:%Y-%m-%d %H:%M} UTC while you were editing. "
+                "Your changes are kept below; review the new version and save again."
+            )
+        merged = {
+            "email_normalized": values.get("email_normalized", candidate.email_normalized),
+            "linkedin_normalized": values.get("linkedin_normalized", candidate.linkedin_normalized),
+        }
+        if not (merged["email_normalized"] or merged["linkedin_normalized"]):
+            raise CandidateInvalid(
+                [("email", "An email address or a LinkedIn profile URL is required.")]
+            )
+        existing = _existing_identity(session, values, exclude_id=candidate.id)
+        if existing is not None:
+            raise DuplicateCandidate(_duplicate_message(existing, values), existing.id)
+        if values.get("consent_status") and values["consent_status"] != candidate.consent_status:
+            if (
+                _suppressed(session, merged["email_normalized"])
+                and values["consent_status"] != "do_not_contact"
+            ):
+                raise ValidationError(
+                    "This address is on the suppression list (unsubscribed, bounced or erased); "
+                    "it stays do-not-contact."
+                )
+            values["consent_at"] = utcnow()
+            values["consent_source"] = f"Changed by {actor.display_name}"
+        changes: dict[str, list[Any]] = {}
+        for name, value in values.items():
+            old = getattr(candidate, name)
+            if old != value:
+                if not name.endswith("_normalized") and name not in {
+                    "consent_at",
+                    "consent_source",
+                }:
+                    changes[name] = [_shown(old), _shown(value)]
+                setattr(candidate, name, value)
+        for kind, items in (("skills", cleaned.skills), ("tags", cleaned.tags)):
+            if kind not in fields:
+                continue
+            old_items = (
+                sorted(s.skill for s in candidate.skills)
+                if kind == "skills"
+                else sorted(t.tag for t in candidate.tags)
+            )
+            if old_items != sorted(items):
+                changes[kind] = [old_items, sorted(items)]
+                _set_list(session, candidate, kind, items)
+        if not changes:
+            return get_candidate(engine, candidate_id) or candidate
+        candidate.updated_by_id = actor.id
+        candidate.updated_at = utcnow()  # also bumps version (version_id_col)
+        labels = ", ".join(name.replace("_", " ") for name in changes)
+        session.add(
+            Activity(
+                candidate_id=candidate.id,
+                kind="edit",
+                actor_id=actor.id,
+                summary=f"{actor.display_name} changed {labels}",
+                details={"changes": changes},
+            )
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="candidate.update",
+            entity="candidate",
+            entity_id=candidate.id,
+            detail={"fields": sorted(changes)},
+        )
+    return get_candidate(engine, candidate_id)
+
+
+def log_touchpoint(
+    engine: Engine,
+    *,
+    actor: User,
+    candidate_id: int,
+    channel: str,
+    occurred_at: dt.datetime,
+    note: str,
+) -> None:
+    """Record a call, LinkedIn message, meeting... (or a plain note) on the timeline.
+
+    Anything but a note is a contact: it moves "last contacted" forward (never back).
+    """
+    require_writer(actor)
+    if channel not in TOUCH_CHANNELS:
+        raise ValidationError(f"Unknown channel {channel!r}.")
+    note = clean_text(note)
+    if channel == "note" and not note:
+        raise ValidationError("Write the note first.")
+    if len(note) > 5000:
+        raise ValidationError("The note is longer than 5,000 characters.")
+    if occurred_at > utcnow() + dt.timedelta(minutes=5):
+        raise ValidationError("A touchpoint cannot be in the future; use a follow-up reminder.")
+    with write_session(engine) as session:
+        candidate = session.get(Candidate, candidate_id, with_for_update=True)
+        if candidate is None:
+            raise NotFound("That candidate no longer exists.")
+        session.add(
+            Activity(
+                candidate_id=candidate_id,
+                kind="note" if channel == "note" else "touchpoint",
+                channel=None if channel == "note" else channel,
+                occurred_at=occurred_at,
+                actor_id=actor.id,
+                summary=note or TOUCH_CHANNELS[channel],
+            )
+        )
+        if channel != "note" and (
+            candidate.last_contacted_at is None or occurred_at > candidate.last_contacted_at
+        ):
+            # Core update: a touch is not an edit of the profile, so the version stays.
+            session.execute(
+                update(Candidate)
+                .where(Candidate.id == candidate_id)
+                .values(
+                    last_contacted_at=occurred_at,
+                    last_contacted_by_id=actor.id,
+                    last_contact_channel=channel,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+
+def set_follow_up(
+    engine: Engine, *, actor: User, candidate_id: int, on: dt.date | None, note: str = ""
+) -> None:
+    """A reminder that shows on Home from its date; None clears it."""
+    require_writer(actor)
+    note = clean_text(note)
+    if len(note) > 300:
+        raise ValidationError("The reminder note is longer than 300 characters.")
+    with write_session(engine) as session:
+        result = session.execute(
+            update(Candidate)
+            .where(Candidate.id == candidate_id)
+            .values(follow_up_on=on, follow_up_note=(note or None) if on else None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:
+            raise NotFound("That candidate no longer exists.")
+        session.add(
+            Activity(
+                candidate_id=candidate_id,
+                kind="reminder",
+                actor_id=actor.id,
+                summary=(
+                    f"Follow-up set for {on:%d %b %Y}" + (f": {note}" if note else "")
+                    if on
+                    else "Follow-up cleared"
+                ),
+            )
+        )
+
+
+EVENT_LABELS = {
+    "open": "Opened",
+    "click": "Clicked a link in",
+    "reply": "Replied to",
+    "unsubscribe": "Unsubscribed from",
+    "bounce": "Bounced",
+    "complaint": "Marked as spam",
+    "interested": "Interested in",
+}
+
+
+def timeline(engine: Engine, candidate_id: int, *, limit: int = 200) -> list[TimelineEntry]:
+    """Everything that touched the person, newest first: activities and email events."""
+    with read_session(engine) as session:
+        actor_name = select(User.display_name).where(User.id == Activity.actor_id).scalar_subquery()
+        rows = session.execute(
+            select(
+                Activity.occurred_at,
+                Activity.kind,
+                Activity.channel,
+                Activity.summary,
+                actor_name,
+            )
+            .where(Activity.candidate_id == candidate_id)
+            .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+            .limit(limit)
+        ).all()
+        events = session.execute(
+            select(Event.occurred_at, Event.kind, Campaign.name, Event.is_machine)
+            .outerjoin(Campaign, Campaign.id == Event.campaign_id)
+            .where(Event.candidate_id == candidate_id)
+            .order_by(Event.occurred_at.desc())
+            .limit(limit)
+        ).all()
+        sent = session.execute(
+            select(OutboxMessage.sent_at, OutboxMessage.subject, Campaign.name)
+            .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
+            .where(OutboxMessage.candidate_id == candidate_id, OutboxMessage.status == "sent")
+            .order_by(OutboxMessage.sent_at.desc())
+            .limit(limit)
+        ).all()
+    entries = [
+        TimelineEntry(at, kind, channel, summary, actor)
+        for at, kind, channel, summary, actor in rows
+    ]
+    entries += [
+        TimelineEntry(
+            at,
+            f"email_{kind}",
+            "email",
+            f"{EVENT_LABELS.get(kind, kind)} “{campaign or 'an email'}”"
+            + (" (automatic open by a mail client or scanner)" if machine else ""),
+            None,
+        )
+        for at, kind, campaign, machine in events
+    ]
+    entries += [
+        TimelineEntry(at, "email_sent", "email", f"Sent “{subject}” ({campaign})", None)
+        for at, subject, campaign in sent
+        if at is not None
+    ]
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return entries[:limit]
+
+
+def pools_of(engine: Engine, candidate_id: int) -> list[tuple[str, str | None]]:
+    """The static pools the person is in, with their stage there."""
+    with read_session(engine) as session:
+        return [
+            (name, stage)
+            for name, stage in session.execute(
+                select(Pool.name, PoolMember.stage)
+                .join(PoolMember, PoolMember.pool_id == Pool.id)
+                .where(PoolMember.candidate_id == candidate_id)
+                .order_by(Pool.name)
+            )
+        ]
+
+
+# --- bulk actions ------------------------------------------------------------------------
+
+MAX_BULK = 10_000
+
+
+def _check_bulk(actor: User, candidate_ids: Sequence[int]) -> list[int]:
+    require_writer(actor)
+    ids = sorted(set(candidate_ids))
+    if not ids:
+        raise ValidationError("Select at least one candidate first.")
+    if len(ids) > MAX_BULK:
+        raise ValidationError(f"Select at most {MAX_BULK:,} candidates at a time.")
+    return ids
+
+
+def bulk_tag(engine: Engine, *, actor: User, candidate_ids: Sequence[int], tags: str) -> int:
+    """Add tags to everyone selected; returns how many people got a new tag."""
+    ids = _check_bulk(actor, candidate_ids)
+    items = split_list(tags)
+    if not items:
+        raise ValidationError("Type at least one tag.")
+    with write_session(engine) as session:
+        have = set(
+            session.execute(
+                select(CandidateTag.candidate_id, CandidateTag.tag).where(
+                    CandidateTag.candidate_id.in_(ids), CandidateTag.tag.in_(items)
+                )
+            ).all()
+        )
+        present = set(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
+        rows = [
+            {"candidate_id": cid, "tag": tag}
+            for cid in ids
+            if cid in present
+            for tag in items
+            if (cid, tag) not in have
+        ]
+        if rows:
+            session.execute(insert(CandidateTag), rows)
+        touched = {row["candidate_id"] for row in rows}
+        _bulk_activity(session, actor, touched, "tags", f"Tagged {', '.join(items)}")
+        audit.record(
+            session,
+            actor=actor,
+            action="candidate.bulk_tag",
+            detail={"count": len(touched), "tags": items},
+        )
+        return len(touched)
+
+
+def bulk_add_to_pool(
+    engine: Engine, *, actor: User, candidate_ids: Sequence[int], pool_id: int
+) -> int:
+    """Add everyone selected to a hand-kept (static) pool; returns how many were new."""
+    ids = _check_bulk(actor, candidate_ids)
+    with write_session(engine) as session:
+        pool = session.get(Pool, pool_id)
+        if pool is None:
+            raise NotFound("That pool no longer exists.")
+        if pool.kind != "static":
+            raise ValidationError(
+                f"{pool.name} is a dynamic pool: its filter decides who is in it."
+            )
+        already = set(
+            session.scalars(
+                select(PoolMember.candidate_id).where(
+                    PoolMember.pool_id == pool_id, PoolMember.candidate_id.in_(ids)
+                )
+            )
+        )
+        present = set(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
+        first_stage = pool.stages[0] if pool.stages else None
+        now = utcnow()
+        rows = [
+            {
+                "pool_id": pool_id,
+                "candidate_id": cid,
+                "stage": first_stage,
+                "added_at": now,
+                "added_by_id": actor.id,
+            }
+            for cid in ids
+            if cid in present and cid not in already
+        ]
+        if rows:
+            session.execute(insert(PoolMember), rows)
+        _bulk_activity(
+            session, actor, {row["candidate_id"] for row in rows}, "pool", f"Added to {pool.name}"
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="pool.add_members",
+            entity="pool",
+            entity_id=pool_id,
+            detail={"count": len(rows)},
+        )
+        return len(rows)
+
+
+def bulk_assign_owner(
+    engine: Engine, *, actor: User, candidate_ids: Sequence[int], owner_id: int
+) -> int:
+    ids = _check_bulk(actor, candidate_ids)
+    with write_session(engine) as session:
+        owner = session.get(User, owner_id)
+        if owner is None or not owner.active:
+            raise ValidationError("Choose an active user as the owner.")
+        # Core update bumps version explicitly: an owner change is an edit.
+        result = session.execute(
+            update(Candidate)
+            .where(Candidate.id.in_(ids))
+            .values(
+                owner_id=owner_id,
+                updated_by_id=actor.id,
+                updated_at=utcnow(),
+                version=Candidate.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        _bulk_activity(session, actor, set(ids), "edit", f"Owner set to {owner.display_name}")
+        audit.record(
+            session,
+            actor=actor,
+            action="candidate.bulk_owner",
+            detail={"count": result.rowcount, "owner": owner.username},
+        )
+        return result.rowcount
+
+
+def delete_candidates(engine: Engine, *, actor: User, candidate_ids: Sequence[int]) -> int:
+    """Delete people (timeline, skills, tags and pool places go with them)."""
+    ids = _check_bulk(actor, candidate_ids)
+    with write_session(engine) as session:
+        result = session.execute(
+            delete(Candidate)
+            .where(Candidate.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="candidate.delete",
+            detail={"count": result.rowcount, "ids": ids[:100]},
+        )
+        return result.rowcount
+
+
+def _bulk_activity(
+    session: Session, actor: User, candidate_ids: set[int], kind: str, summary: str
+) -> None:
+    if not candidate_ids:
+        return
+    now = utcnow()
+    session.execute(
+        insert(Activity),
+        [
+            {
+                "candidate_id": cid,
+                "kind": kind,
+                "actor_id": actor.id,
+                "summary": summary,
+                "occurred_at": now,
+            }
+            for cid in sorted(candidate_ids)
+        ],
+    )
