@@ -12,7 +12,16 @@ st.set_page_config(page_title="Candidate CRM", page_icon=":material/diversity_3:
 
 # URL paths of the pages below, so a bookmarked page opens the sign-in screen (and then
 # that page) instead of Streamlit's "page not found".
-PAGE_PATHS = ("home", "candidates", "pools", "campaigns", "calendar", "goals", "import_export")
+PAGE_PATHS = (
+    "home",
+    "candidates",
+    "candidate",
+    "pools",
+    "campaigns",
+    "calendar",
+    "goals",
+    "import_export",
+)
 
 
 def show_only(title: str, draw: object) -> None:
@@ -92,6 +101,9 @@ work_pages = [
         "What each talent pool hears, week by week, on every channel.",
     ),
 ]
+profile = st.Page(
+    "app_pages/profile.py", title="Candidate", url_path="candidate", visibility="hidden"
+)
 import_export = page(
     "app_pages/import_export.py",
     "Import / export",
@@ -107,9 +119,9 @@ settings = page(
 
 # Everyone sees every page; a manager's write controls are disabled, not hidden.
 if user.role == "manager":
-    sections: dict[str, list[st.Page]] = {"": [goals, home, *work_pages, import_export]}
+    sections: dict[str, list[st.Page]] = {"": [goals, home, *work_pages, import_export, profile]}
 else:
-    sections = {"": [home, *work_pages, goals, import_export]}
+    sections = {"": [home, *work_pages, goals, import_export, profile]}
 if user.role == "admin":
     sections["Admin"] = [settings]
 

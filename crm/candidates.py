@@ -67,15 +67,50 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_condition(text: str) -> list[ColumnElement[bool]]:
-    """WHERE conditions for a search box text, shared by search() and the exporter so an
-    export of a view holds exactly the people the view lists (no text: no condition)."""
+@dataclass(frozen=True)
+class QuickFilters:
+    """The Candidates page's quick filters; None means 'any'."""
+
+    owner_id: int | None = None
+    consent_status: str | None = None
+    remote: bool | None = None
+    source: str | None = None
+    contacted: str | None = None  # "never" | "recent" (30 days) | "quiet" (90+ days or never)
+
+    def conditions(self, now: dt.datetime) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.owner_id is not None:
+            found.append(Candidate.owner_id == self.owner_id)
+        if self.consent_status:
+            found.append(Candidate.consent_status == self.consent_status)
+        if self.remote is not None:
+            found.append(Candidate.remote.is_(self.remote))
+        if self.source:
+            found.append(Candidate.source == self.source)
+        if self.contacted == "never":
+            found.append(Candidate.last_contacted_at.is_(None))
+        elif self.contacted == "recent":
+            found.append(Candidate.last_contacted_at >= now - dt.timedelta(days=30))
+        elif self.contacted == "quiet":
+            found.append(
+                or_(
+                    Candidate.last_contacted_at.is_(None),
+                    Candidate.last_contacted_at < now - dt.timedelta(days=90),
+                )
+            )
+        return found
+
+
+def search_condition(text: str, filters: QuickFilters | None = None) -> list[ColumnElement[bool]]:
+    """WHERE conditions for a search box text (and quick filters), shared by search() and
+    the exporter so an export of a view holds exactly the people the view lists."""
+    found = filters.conditions(utcnow()) if filters else []
     needle = text.strip().lower()
     if not needle:
-        return []
+        return found
     pattern = _like(needle)
     full_name = func.lower(Candidate.first_name + " " + Candidate.last_name)
-    return [
+    return found + [
         or_(
             full_name.like(pattern, escape="\\"),
             Candidate.email_normalized.like(pattern, escape="\\"),
@@ -98,9 +133,10 @@ def search(
     page: int = 1,
     page_size: int = 50,
     sort: str = "name",
+    filters: QuickFilters | None = None,
 ) -> CandidatePage:
     """One page of candidates matching text in name, email, title, company or a skill."""
-    conditions = search_condition(text)
+    conditions = search_condition(text, filters)
     page = max(1, page)
     with read_session(engine) as session:
         total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
@@ -118,6 +154,7 @@ def search(
                 Candidate.source,
                 Candidate.last_contacted_at,
                 Candidate.last_contact_channel,
+                Candidate.consent_status,
                 owner.label("owner"),
             )
             .where(*conditions)
@@ -127,6 +164,20 @@ def search(
         )
         rows = [dict(row._mapping) for row in session.execute(query)]
     return CandidatePage(rows=rows, total=total, page=page, page_size=page_size)
+
+
+def sources(engine: Engine) -> list[str]:
+    """The distinct sources in use, for the quick filter."""
+    with read_session(engine) as session:
+        return list(
+            session.scalars(
+                select(Candidate.source)
+                .where(Candidate.source.is_not(None))
+                .group_by(Candidate.source)
+                .order_by(Candidate.source)
+                .limit(200)
+            )
+        )
 
 
 def count(engine: Engine) -> int:

@@ -331,3 +331,14 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
         )
         for pool in all_pools
     ]
+
+
+def static_pools(engine: Engine) -> list[tuple[int, str]]:
+    """(id, name) of the hand-kept pools, for "add to pool" pickers."""
+    with read_session(engine) as session:
+        return [
+            (pool_id, name)
+            for pool_id, name in session.execute(
+                select(Pool.id, Pool.name).where(Pool.kind == "static").order_by(Pool.name)
+            )
+        ]

@@ -1,0 +1,270 @@
+"""One candidate's profile: every field (editable), the timeline, touchpoints, a reminder."""
+
+import datetime as dt
+
+import streamlit as st
+
+from app_pages import common
+from crm import auth, candidates
+from crm.candidate_fields import CONSENT_LABELS
+from crm.errors import CrmError
+
+engine = common.engine()
+user = common.current_user()
+writable = common.can_write()
+
+raw_id = st.query_params.get("id", "")
+candidate = candidates.get_candidate(engine, int(raw_id)) if raw_id.isdigit() else None
+if candidate is None:
+    st.title("Candidate", anchor=False)
+    st.warning("This candidate does not exist (any more). Find someone on the Candidates page.")
+    st.page_link("app_pages/candidates.py", label="Back to candidates", icon=":material/group:")
+    st.stop()
+
+cid = candidate.id
+VERSION_KEY = f"profile_{cid}_version"  # the version this person's edit started from
+if VERSION_KEY not in st.session_state:
+    st.session_state[VERSION_KEY] = candidate.version
+
+
+def field_key(name: str) -> str:
+    return f"profile_{cid}_{name}"
+
+
+def reload_latest() -> None:
+    """Drop this page's unsaved input and start again from the stored version."""
+    for key in list(st.session_state):
+        if str(key).startswith(f"profile_{cid}_"):
+            del st.session_state[key]
+
+
+st.page_link("app_pages/candidates.py", label="Candidates", icon=":material/arrow_back:")
+st.title(common.md(candidate.full_name or "(no name)"), anchor=False)
+role = " at ".join(part for part in (candidate.title, candidate.company) if part)
+place = candidate.location or ""
+if candidate.remote:
+    place = f"{place} · open to remote" if place else "Open to remote"
+st.caption(" · ".join(common.md(part) for part in (role, place) if part) or "No title yet")
+
+notice = st.session_state.pop(f"profile_notice_{cid}", None)
+if notice:
+    st.success(notice)
+
+users = {u.id: u for u in auth.list_users(engine)}
+contact = "Never contacted"
+if candidate.last_contacted_at:
+    by = users.get(candidate.last_contacted_by_id)
+    channel = (candidate.last_contact_channel or "").replace("_", " ")
+    contact = f"Last contacted {common.ago(candidate.last_contacted_at)}"
+    contact += f" by {by.display_name}" if by else ""
+    contact += f" ({channel})" if channel else ""
+facts = st.columns(4)
+facts[0].metric("Last contact", common.ago(candidate.last_contacted_at), border=True)
+facts[1].metric("Lawful basis", CONSENT_LABELS[candidate.consent_status], border=True)
+owner = users.get(candidate.owner_id)
+facts[2].metric("Owner", owner.display_name if owner else "Nobody", border=True)
+facts[3].metric(
+    "Follow up",
+    f"{candidate.follow_up_on:%d %b %Y}" if candidate.follow_up_on else "No reminder",
+    border=True,
+)
+st.caption(common.md(contact))
+
+profile_tab, timeline_tab = st.tabs(["Profile", "Timeline"])
+
+with profile_tab:
+    if candidate.version != st.session_state[VERSION_KEY]:
+        st.info(
+            "This candidate changed since you opened the form. Saving will be refused; "
+            "load the latest version first if you have not changed anything."
+        )
+    with st.form(f"profile_{cid}_form"):
+        left, right = st.columns(2)
+        values = {
+            "first_name": left.text_input(
+                "First name", candidate.first_name, key=field_key("first_name")
+            ),
+            "last_name": right.text_input(
+                "Last name", candidate.last_name, key=field_key("last_name")
+            ),
+            "email": left.text_input("Email", candidate.email or "", key=field_key("email")),
+            "linkedin_url": right.text_input(
+                "LinkedIn URL", candidate.linkedin_url or "", key=field_key("linkedin_url")
+            ),
+            "phone": left.text_input("Phone", candidate.phone or "", key=field_key("phone")),
+            "title": right.text_input("Title", candidate.title or "", key=field_key("title")),
+            "company": left.text_input(
+                "Company", candidate.company or "", key=field_key("company")
+            ),
+            "location": right.text_input(
+                "Location", candidate.location or "", key=field_key("location")
+            ),
+            "country": left.text_input(
+                "Country", candidate.country or "", key=field_key("country")
+            ),
+            "role_family": right.text_input(
+                "Role family", candidate.role_family or "", key=field_key("role_family")
+            ),
+            "years_experience": left.number_input(
+                "Years of experience",
+                min_value=0,
+                max_value=70,
+                value=candidate.years_experience,
+                step=1,
+                key=field_key("years_experience"),
+            ),
+            "source": right.text_input("Source", candidate.source or "", key=field_key("source")),
+            "skills": st.text_input(
+                "Skills",
+                ", ".join(sorted(s.skill for s in candidate.skills)),
+                key=field_key("skills"),
+                help="Separate skills with commas.",
+            ),
+            "tags": st.text_input(
+                "Tags",
+                ", ".join(sorted(t.tag for t in candidate.tags)),
+                key=field_key("tags"),
+            ),
+        }
+        left, right = st.columns(2)
+        values["consent_status"] = left.selectbox(
+            "Lawful basis",
+            list(CONSENT_LABELS),
+            index=list(CONSENT_LABELS).index(candidate.consent_status),
+            format_func=CONSENT_LABELS.get,
+            key=field_key("consent_status"),
+        )
+        owner_choices = [None, *[u.id for u in users.values() if u.role != "manager"]]
+        values["owner_id"] = right.selectbox(
+            "Owner",
+            owner_choices,
+            index=owner_choices.index(candidate.owner_id)
+            if candidate.owner_id in owner_choices
+            else 0,
+            format_func=lambda uid: "Nobody" if uid is None else users[uid].display_name,
+            key=field_key("owner_id"),
+        )
+        values["remote"] = st.checkbox(
+            "Open to remote work", candidate.remote, key=field_key("remote")
+        )
+        save = st.form_submit_button("Save changes", type="primary", disabled=not writable)
+    if save:
+        try:
+            candidates.update_candidate(
+                engine,
+                actor=user,
+                candidate_id=cid,
+                expected_version=st.session_state[VERSION_KEY],
+                fields=values,
+            )
+        except candidates.CandidateInvalid as error:
+            for _, problem in error.problems:
+                st.error(problem)
+        except candidates.EditConflict as error:
+            st.error(str(error))
+            st.session_state[f"profile_{cid}_conflict"] = True
+            # Kept apart from the form's keys so "load the latest version" does not lose it.
+            st.session_state[f"pending_{cid}"] = {
+                name: value for name, value in values.items() if value not in (None, "")
+            }
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            reload_latest()
+            st.session_state[f"profile_notice_{cid}"] = "Saved."
+            st.rerun()
+    if st.session_state.get(f"profile_{cid}_conflict"):
+        st.button(
+            "Discard my changes and load the latest version",
+            on_click=reload_latest,
+            icon=":material/refresh:",
+        )
+    pending = st.session_state.get(f"pending_{cid}")
+    if pending and not st.session_state.get(f"profile_{cid}_conflict"):
+        with st.container(border=True):
+            st.markdown("**Your unsaved input**, to reapply on the latest version:")
+            st.markdown(
+                "\n".join(
+                    f"- {name.replace('_', ' ')}: {common.md(value)}"
+                    for name, value in pending.items()
+                    if name != "owner_id"
+                )
+            )
+            if st.button("Done, hide this"):
+                del st.session_state[f"pending_{cid}"]
+                st.rerun()
+    if not writable:
+        common.read_only_caption()
+    memberships = candidates.pools_of(engine, cid)
+    if memberships:
+        st.markdown(
+            "**Hand-kept pools:** "
+            + ", ".join(
+                f"{common.md(name)}" + (f" ({common.md(stage)})" if stage else "")
+                for name, stage in memberships
+            )
+        )
+
+with timeline_tab:
+    touch, remind = st.columns(2)
+    with touch, st.form(f"touch_{cid}", clear_on_submit=True):
+        st.markdown("**Log a touchpoint**")
+        channel = st.selectbox(
+            "Channel", list(candidates.TOUCH_CHANNELS), format_func=candidates.TOUCH_CHANNELS.get
+        )
+        day = st.date_input("Date", value=dt.date.today(), max_value=dt.date.today())
+        note = st.text_area("Note", placeholder="What was said, what comes next")
+        if st.form_submit_button("Log it", disabled=not writable):
+            now = dt.datetime.now(dt.UTC)
+            moment = now if day == now.date() else dt.datetime.combine(day, dt.time(12), dt.UTC)
+            try:
+                candidates.log_touchpoint(
+                    engine,
+                    actor=user,
+                    candidate_id=cid,
+                    channel=channel,
+                    occurred_at=moment,
+                    note=note,
+                )
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                st.session_state[f"profile_notice_{cid}"] = "Logged on the timeline."
+                st.rerun()
+    with remind, st.form(f"remind_{cid}"):
+        st.markdown("**Follow-up reminder**")
+        follow_on = st.date_input(
+            "Remind me on",
+            value=candidate.follow_up_on,
+            min_value=dt.date.today() - dt.timedelta(days=365),
+        )
+        follow_note = st.text_input("About", value=candidate.follow_up_note or "")
+        set_col, clear_col = st.columns(2)
+        set_it = set_col.form_submit_button("Set reminder", disabled=not writable)
+        clear_it = clear_col.form_submit_button("Clear", disabled=not writable)
+        if set_it or clear_it:
+            try:
+                candidates.set_follow_up(
+                    engine,
+                    actor=user,
+                    candidate_id=cid,
+                    on=None if clear_it else follow_on,
+                    note="" if clear_it else follow_note,
+                )
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                st.session_state[f"profile_notice_{cid}"] = (
+                    "Reminder cleared." if clear_it else "Reminder set; it shows on Home when due."
+                )
+                st.rerun()
+    entries = candidates.timeline(engine, cid)
+    if not entries:
+        st.caption("Nothing on the timeline yet.")
+    lines = [
+        f"**{entry.at:%d %b %Y %H:%M}** · {common.md(entry.summary)}"
+        + (f" · :gray[{common.md(entry.actor)}]" if entry.actor else "")
+        for entry in entries
+    ]
+    if lines:
+        st.markdown("\n\n".join(lines))

@@ -1,0 +1,104 @@
+"""The profile page under AppTest: edits, the edit conflict, touchpoints, read-only managers."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from crm import candidates
+from crm.models import User
+from tests.test_app import app_as
+
+
+def open_profile(user: User, candidate_id: int):
+    at = app_as(user).run()
+    at.query_params["id"] = str(candidate_id)
+    at.switch_page("app_pages/profile.py").run()
+    assert not at.exception
+    return at
+
+
+def make_ana(engine: Engine, users: dict[str, User]) -> int:
+    return candidates.create_candidate(
+        engine,
+        actor=users["recruiter"],
+        fields={
+            "first_name": "Ana",
+            "last_name": "Lima",
+            "email": "ana@example.com",
+            "title": "<script>alert(1)</script>",
+        },
+    ).id
+
+
+def text_input(at, label: str):
+    return next(w for w in at.text_input if w.label == label)
+
+
+def save(at) -> None:
+    next(b for b in at.button if b.label == "Save changes").click().run()
+
+
+def test_profile_shows_fields_as_text_and_saves_an_edit(
+    users: dict[str, User], engine: Engine
+) -> None:
+    cid = make_ana(engine, users)
+    at = open_profile(users["recruiter"], cid)
+    assert at.title[0].value == "Ana Lima"
+    assert text_input(at, "Title").value == "<script>alert(1)</script>"  # kept as text
+    text_input(at, "Company").input("Acme")
+    save(at)
+    assert not at.exception
+    assert at.success[0].value == "Saved."
+    assert candidates.get_candidate(engine, cid).company == "Acme"
+
+
+def test_edit_conflict_keeps_the_second_recruiters_input(
+    users: dict[str, User], engine: Engine
+) -> None:
+    cid = make_ana(engine, users)
+    at = open_profile(users["recruiter"], cid)
+    text_input(at, "Company").input("Beta Ltd")
+    # Meanwhile the admin saves the same candidate.
+    current = candidates.get_candidate(engine, cid)
+    candidates.update_candidate(
+        engine,
+        actor=users["admin"],
+        candidate_id=cid,
+        expected_version=current.version,
+        fields={"title": "Staff engineer"},
+    )
+    save(at)
+    assert not at.exception
+    assert "changed by Ada Admin at" in at.error[0].value
+    assert text_input(at, "Company").value == "Beta Ltd"  # the input is still there
+    assert candidates.get_candidate(engine, cid).company is None  # nothing written
+    next(b for b in at.button if b.label.startswith("Discard my changes")).click().run()
+    assert text_input(at, "Title").value == "Staff engineer"  # the latest version
+    assert any("Beta Ltd" in m.value for m in at.markdown)  # shown to reapply
+    text_input(at, "Company").input("Beta Ltd")
+    save(at)
+    assert candidates.get_candidate(engine, cid).company == "Beta Ltd"
+    assert candidates.get_candidate(engine, cid).title == "Staff engineer"
+
+
+def test_log_a_touchpoint(users: dict[str, User], engine: Engine) -> None:
+    cid = make_ana(engine, users)
+    at = open_profile(users["recruiter"], cid)
+    at.text_area[0].input("Called about the platform role")
+    next(b for b in at.button if b.label == "Log it").click().run()
+    assert not at.exception
+    fresh = candidates.get_candidate(engine, cid)
+    assert fresh.last_contact_channel == "call"
+    assert any("Called about the platform role" in m.value for m in at.markdown)
+
+
+def test_manager_cannot_save(users: dict[str, User], engine: Engine) -> None:
+    cid = make_ana(engine, users)
+    at = open_profile(users["manager"], cid)
+    for label in ("Save changes", "Log it", "Set reminder"):
+        assert next(b for b in at.button if b.label == label).disabled, label
+
+
+def test_missing_candidate(users: dict[str, User], engine: Engine) -> None:
+    at = open_profile(users["recruiter"], 12345)
+    assert "does not exist" in at.warning[0].value
