@@ -58,17 +58,18 @@ if candidate.last_contacted_at:
     contact = f"Last contacted {common.ago(candidate.last_contacted_at)}"
     contact += f" by {by.display_name}" if by else ""
     contact += f" ({channel})" if channel else ""
-facts = st.columns(4)
-facts[0].metric("Last contact", common.ago(candidate.last_contacted_at), border=True)
-facts[1].metric("Lawful basis", CONSENT_LABELS[candidate.consent_status], border=True)
 owner = users.get(candidate.owner_id)
-facts[2].metric("Owner", owner.display_name if owner else "Nobody", border=True)
-facts[3].metric(
-    "Follow up",
-    f"{candidate.follow_up_on:%d %b %Y}" if candidate.follow_up_on else "No reminder",
-    border=True,
-)
-st.caption(common.md(contact))
+basis_colour = {"consented": "green", "legitimate_interest": "blue", "do_not_contact": "red"}
+badges = [
+    f":{basis_colour[candidate.consent_status]}-badge[{CONSENT_LABELS[candidate.consent_status]}]",
+    f":gray-badge[Owner: {common.md(owner.display_name) if owner else 'nobody'}]",
+]
+if candidate.follow_up_on:
+    badges.append(f":orange-badge[Follow up {candidate.follow_up_on:%d %b %Y}]")
+if candidate.source:
+    badges.append(f":gray-badge[Source: {common.md(candidate.source)}]")
+st.markdown(" ".join(badges))
+st.markdown(f":material/schedule: {common.md(contact)}")
 
 profile_tab, timeline_tab = st.tabs(["Profile", "Timeline"])
 
