@@ -182,12 +182,7 @@ if result.total == 0:
 rows = result.rows  # plain Python values (None, not NaN/NaT) for the display columns
 frame = pd.DataFrame(rows)
 frame["name"] = [common.person_name(r["first_name"], r["last_name"]) for r in rows]
-frame["last contact"] = [
-    f"{common.ago(r['last_contacted_at'])} ({r['last_contact_channel'].replace('_', ' ')})"
-    if r["last_contacted_at"] and r["last_contact_channel"]
-    else common.ago(r["last_contacted_at"])
-    for r in rows
-]
+frame["last contact"] = [common.last_contact(r) for r in rows]
 frame["basis"] = [CONSENT_LABELS.get(r["consent_status"], r["consent_status"]) for r in rows]
 event = st.dataframe(
     frame[

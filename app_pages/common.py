@@ -84,3 +84,13 @@ def format_value(metric: str, value: float | None) -> str:
     if unit == "days":
         return f"{value:.1f} days"
     return f"{value:,.0f}"
+
+
+def last_contact(row: dict) -> str:
+    """'41 days ago · Priya Shah, LinkedIn message' from a candidate search row."""
+    text = ago(row.get("last_contacted_at"))
+    if row.get("last_contacted_at") is None:
+        return text
+    details = [row.get("contacted_by"), (row.get("last_contact_channel") or "").replace("_", " ")]
+    details = [part for part in details if part]
+    return f"{text} · {', '.join(details)}" if details else text

@@ -141,6 +141,11 @@ def search(
     with read_session(engine) as session:
         total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
         owner = select(User.display_name).where(User.id == Candidate.owner_id).scalar_subquery()
+        contacted_by = (
+            select(User.display_name)
+            .where(User.id == Candidate.last_contacted_by_id)
+            .scalar_subquery()
+        )
         query = (
             select(
                 Candidate.id,
@@ -156,6 +161,7 @@ def search(
                 Candidate.last_contact_channel,
                 Candidate.consent_status,
                 owner.label("owner"),
+                contacted_by.label("contacted_by"),
             )
             .where(*conditions)
             .order_by(*SORTS.get(sort, SORTS["name"]))
