@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import auth, candidates
+from crm import auth, candidates, custom_fields
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -148,6 +148,40 @@ with profile_tab:
         values["remote"] = st.checkbox(
             "Open to remote work", candidate.remote, key=field_key("remote")
         )
+        definitions = custom_fields.list_fields(engine)
+        if definitions:
+            st.markdown("**More about this person**")
+            stored = candidate.custom_fields or {}
+            custom_values: dict[str, object] = {}
+            columns = st.columns(2)
+            for index, definition in enumerate(definitions):
+                column = columns[index % 2]
+                current = stored.get(definition.key)
+                key = field_key(f"custom_{definition.key}")
+                if definition.kind == "number":
+                    custom_values[definition.key] = column.number_input(
+                        definition.label, value=current, key=key
+                    )
+                elif definition.kind == "date":
+                    custom_values[definition.key] = column.date_input(
+                        definition.label,
+                        value=dt.date.fromisoformat(current) if current else None,
+                        key=key,
+                    )
+                elif definition.kind == "choice":
+                    options = [None, *(definition.choices or [])]
+                    custom_values[definition.key] = column.selectbox(
+                        definition.label,
+                        options,
+                        index=options.index(current) if current in options else 0,
+                        format_func=lambda v: "–" if v is None else v,
+                        key=key,
+                    )
+                else:
+                    custom_values[definition.key] = column.text_input(
+                        definition.label, current or "", key=key
+                    )
+            values["custom_fields"] = custom_values
         save = st.form_submit_button("Save changes", type="primary", disabled=not writable)
     if save:
         try:

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, db
+from crm import auth, custom_fields, db
 from crm.config import load_settings
 from crm.errors import CrmError
 from crm.models import ROLES
@@ -111,6 +111,47 @@ if st.session_state.get(OPEN_DIALOG) == "add":
     add_user_dialog()
 elif st.session_state.get(OPEN_DIALOG) == "change":
     change_user_dialog()
+
+st.subheader("Custom candidate fields", anchor=False)
+definitions = custom_fields.list_fields(engine)
+if definitions:
+    st.markdown(
+        "\n".join(
+            f"- **{common.md(d.label)}** · {custom_fields.KIND_LABELS[d.kind]}"
+            + (f": {common.md(', '.join(d.choices or []))}" if d.kind == "choice" else "")
+            for d in definitions
+        )
+    )
+else:
+    st.caption("No custom fields yet. Add one to record what your team tracks about people.")
+with st.form("add_custom_field", clear_on_submit=True):
+    label_col, kind_col = st.columns([2, 1])
+    label = label_col.text_input("Field label", placeholder="Notice period")
+    kind = kind_col.selectbox(
+        "Kind", list(custom_fields.KIND_LABELS), format_func=custom_fields.KIND_LABELS.get
+    )
+    choices = st.text_input(
+        "Choices (for a choice field)", placeholder="Immediate, 1 month, 3 months"
+    )
+    if st.form_submit_button("Add field"):
+        try:
+            custom_fields.create_field(
+                engine, actor=admin, label=label, kind=kind, choices=choices.split(",")
+            )
+            st.session_state["settings_notice"] = f"Added the field {common.md(label)}."
+            st.rerun()
+        except CrmError as error:
+            st.error(str(error))
+if definitions:
+    remove_col, button_col = st.columns([2, 1], vertical_alignment="bottom")
+    by_id = {d.id: d.label for d in definitions}
+    doomed = remove_col.selectbox("Remove a field", list(by_id), format_func=by_id.get)
+    if button_col.button("Remove field"):
+        custom_fields.delete_field(engine, actor=admin, field_id=doomed)
+        st.session_state["settings_notice"] = (
+            f"Removed {common.md(by_id[doomed])}; stored values are kept but no longer shown."
+        )
+        st.rerun()
 
 st.subheader("Server", anchor=False)
 settings = load_settings()

@@ -21,9 +21,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
-from crm import audit
+from crm import audit, custom_fields
 from crm.auth import require_writer
 from crm.candidate_fields import clean_candidate, split_list
+from crm.custom_fields import clean_values
 from crm.db import read_session, write_session
 from crm.errors import CrmError, NotFound, ValidationError
 from crm.identity import address_hash, clean_text
@@ -238,6 +239,7 @@ EDITABLE_FIELDS = (
     "owner_id",
     "skills",
     "tags",
+    "custom_fields",
 )
 
 
@@ -390,9 +392,18 @@ def update_candidate(
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
-    cleaned = clean_candidate({k: v for k, v in fields.items() if k != "owner_id"}, partial=True)
-    if cleaned.problems:
-        raise CandidateInvalid(cleaned.problems)
+    cleaned = clean_candidate(
+        {k: v for k, v in fields.items() if k not in {"owner_id", "custom_fields"}}, partial=True
+    )
+    problems = list(cleaned.problems)
+    custom: dict[str, Any] | None = None
+    if "custom_fields" in fields:
+        custom, custom_problems = clean_values(
+            custom_fields.list_fields(engine), fields["custom_fields"] or {}
+        )
+        problems += custom_problems
+    if problems:
+        raise CandidateInvalid(problems)
     values = dict(cleaned.values)
     if "owner_id" in fields:
         values["owner_id"] = fields["owner_id"] or None
@@ -435,6 +446,10 @@ def update_candidate(
                 )
             values["consent_at"] = utcnow()
             values["consent_source"] = f"Changed by {actor.display_name}"
+        if custom is not None:
+            # Keep values of fields an admin has since removed; replace the rest.
+            merged_custom = {**(candidate.custom_fields or {}), **custom}
+            values["custom_fields"] = {k: v for k, v in merged_custom.items() if v is not None}
         changes: dict[str, list[Any]] = {}
         for name, value in values.items():
             old = getattr(candidate, name)
