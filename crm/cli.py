@@ -155,6 +155,111 @@ def demo(
                 say(f"  {role:<10} username {username!r:<12} password {password!r}")
 
 
+@app.command("import")
+@handled
+def import_(
+    file: Annotated[str, typer.Argument(help="The CSV file to import.")],
+    kind: Annotated[
+        str, typer.Option(help="What the file holds: candidates, jobs, applications or costs.")
+    ] = "candidates",
+    maps: Annotated[
+        list[str] | None,
+        typer.Option("--map", help='Map a column by hand: --map "Work Email=email" (repeatable).'),
+    ] = None,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(help="People already here: skip, update (= update_all), update_empty."),
+    ] = "skip",
+    source: Annotated[str | None, typer.Option(help="Source recorded for new people.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row and report; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Import candidates from a CSV file (LinkedIn, Google, Outlook, ATS exports and more).
+
+    Runs as the first active admin. Exit 0 when the file was imported, even if some rows
+    were refused (they are reported); 2 when the file as a whole cannot be used.
+    """
+    from pathlib import Path
+
+    from crm import importer
+    from crm.mapping import CANDIDATE_FIELDS
+
+    kinds = ("candidates", "jobs", "applications", "costs")
+    if kind not in kinds:
+        raise InputUnusable(f"--kind must be one of {', '.join(kinds)}, not {kind!r}.")
+    if kind != "candidates":
+        raise InputUnusable(
+            f"Importing {kind} is not available yet; only candidates can be imported."
+        )
+    modes = {"skip": "skip", "update": "update_all"} | {m: m for m in importer.ON_DUPLICATE}
+    if on_duplicate not in modes:
+        raise InputUnusable(
+            "--on-duplicate must be skip, update, update_empty or update_all, "
+            f"not {on_duplicate!r}."
+        )
+    overrides: dict[str, str | None] = {}
+    for item in maps or []:
+        header, equals, target = item.rpartition("=")
+        header, target = header.strip(), target.strip()
+        if not equals or not header:
+            raise InputUnusable(f'--map takes HEADER=field, like "Work Email=email", not {item!r}.')
+        if target.lower() in {"", "none", "ignore", "-"}:
+            overrides[header] = None
+        elif target in CANDIDATE_FIELDS:
+            overrides[header] = target
+        else:
+            raise InputUnusable(
+                f"--map names an unknown field {target!r}; the fields are: "
+                f"{', '.join(CANDIDATE_FIELDS)}."
+            )
+    path = Path(file)
+    if not path.is_file():
+        raise InputUnusable(f"No such file: {file}")
+    engine = ready_engine()
+    # The command acts as the operator: the first active admin, recorded as the importer.
+    operator = next((u for u in auth.list_users(engine) if u.role == "admin" and u.active), None)
+    if operator is None:
+        raise CrmError(
+            "There is no active admin to import as; add one with `crm user add NAME --role admin`."
+        )
+    shown = [-1]
+
+    def progress(fraction: float) -> None:
+        if int(fraction * 10) > shown[0]:
+            shown[0] = int(fraction * 10)
+            say(f"  {int(fraction * 100):3d}% of {path.name}")
+
+    started = time.monotonic()
+    result = importer.run_import(
+        engine,
+        path,
+        importer.ImportOptions(
+            on_duplicate=modes[on_duplicate], source=source, mapping=overrides or None
+        ),
+        actor=operator,
+        filename=path.name,
+        progress=progress,
+        dry_run=dry_run,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    verb = "Checked (dry run, nothing written)" if dry_run else "Imported"
+    where = "" if dry_run else f" as import {result.batch_id}"
+    say(
+        f"{verb} {path.name}{where} in {time.monotonic() - started:.1f} s: {result.read:,} rows, "
+        f"{result.created:,} new, {result.updated:,} updated, {result.duplicates:,} duplicates, "
+        f"{result.errors:,} refused."
+    )
+    for problem in result.problems[:20]:
+        column = f" ({problem.column})" if problem.column else ""
+        say(f"  line {problem.line}{column}: {problem.problem}")
+    if len(result.problems) > 20:
+        say(f"  ... and {len(result.problems) - 20:,} more; --json includes the full report.")
+
+
 @app.command()
 @handled
 def serve(
@@ -240,6 +345,70 @@ def pool_list(
     for summary in summaries:
         size = f"{summary.size:,}" if summary.size is not None else f"({summary.problem})"
         typer.echo(f"{summary.name:<40} {summary.kind:<8} {size}")
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export candidates to CSV files.")
+app.add_typer(export_app, name="export")
+
+
+def _export(output: str, bom: bool, **what: Any) -> None:
+    """Write the CSV next to its destination first, so a failure leaves no half file."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from crm import exporter
+
+    target = Path(output)
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputUnusable(f"The folder {folder} does not exist; create it or choose another.")
+    if target.is_dir():
+        raise InputUnusable(f"{target} is a folder; give a file name to write to.")
+    engine = ready_engine()
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+    except OSError as error:
+        raise CrmError(f"Cannot write to the folder {folder} ({error.strerror}).") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            rows = exporter.export_candidates(engine, out, actor=None, bom=bom, **what)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as an ordinary new file would be
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    say(f"Exported {rows} candidates to {output}.")
+
+
+_OUTPUT = typer.Option("--output", "-o", help="The CSV file to write.")
+_BOM = typer.Option("--bom", help="Start with a UTF-8 byte order mark, for Excel.")
+
+
+@export_app.command("candidates")
+@handled
+def export_candidates_to_csv(
+    output: Annotated[str, _OUTPUT],
+    search: Annotated[
+        str, typer.Option("--search", help="Only people matching this search text.")
+    ] = "",
+    bom: Annotated[bool, _BOM] = False,
+) -> None:
+    """Export candidates (all, or those matching --search) to a CSV file."""
+    _export(output, bom, text=search)
+
+
+@export_app.command("pool")
+@handled
+def export_pool_to_csv(
+    name: Annotated[str, typer.Argument(help="The pool's name.")],
+    output: Annotated[str, _OUTPUT],
+    bom: Annotated[bool, _BOM] = False,
+) -> None:
+    """Export the members of a talent pool to a CSV file."""
+    _export(output, bom, pool_name=name)
 
 
 def _parse_date(text: str | None, name: str) -> dt.date | None:

@@ -1,8 +1,10 @@
 """Reading the CSV files people really have: encodings, delimiters, preambles, bad bytes.
 
-`inspect()` looks at the whole file once and says how to read it (encoding, delimiter,
-where the header is) or raises InputUnusable with one sentence. `read_rows()` then
-streams the data rows. Nothing here touches the database.
+`inspect()` works out how to read a file (encoding, delimiter, where the header is) or
+raises InputUnusable with one sentence; `iter_rows()` then streams the data rows. A file
+is bytes (an upload) or a Path (the command line); a Path is read in blocks, never whole,
+so a file of a million rows costs the memory of one block. Nothing here touches the
+database.
 """
 
 from __future__ import annotations
@@ -13,14 +15,30 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 from crm.errors import InputUnusable
+from crm.mapping import KNOWN_HEADER_KEYS, header_key
+
+Source = bytes | Path
 
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
-ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1")
+ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp1252", "latin-1")
+ENCODING_NAMES = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 with BOM",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16 (little-endian)",
+    "utf-16-be": "UTF-16 (big-endian)",
+    "cp1252": "Windows-1252",
+    "latin-1": "Latin-1",
+}
 MAX_PREAMBLE_LINES = 30
 MAX_FIELD_CHARS = 10_000
+SAMPLE_BYTES = 256 * 1024  # the head of the file that delimiter and header detection read
+BLOCK_BYTES = 1024 * 1024
 
 # Signatures of files that are not text even if they are named .csv.
 _BINARY_SIGNATURES = {
@@ -29,8 +47,13 @@ _BINARY_SIGNATURES = {
     b"%PDF": "a PDF document",
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
     b"\x1f\x8b": "a gzip archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+    b"Rar!": "a RAR archive",
+    b"SQLite format 3": "an SQLite database",
 }
+_NEWLINES = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -41,50 +64,123 @@ class FileShape:
     delimiter: str
     header_line: int  # 0-based index of the header among the file's lines
     headers: tuple[str, ...]
-    data_rows: int  # rows after the header that hold at least one value
+    data_rows: int | None  # rows after the header holding a value; None when not counted
 
     @property
     def delimiter_name(self) -> str:
         return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
 
+    @property
+    def encoding_name(self) -> str:
+        return ENCODING_NAMES.get(self.encoding, self.encoding)
 
-def detect_encoding(data: bytes) -> str:
-    """The encoding of the bytes: BOMs first, then UTF-8, then Windows-1252 / Latin-1."""
-    if data.startswith(codecs.BOM_UTF8):
+
+# --- bytes ------------------------------------------------------------------------------
+
+
+def size_of(source: Source) -> int:
+    """The file's size in bytes, without reading it."""
+    if isinstance(source, bytes | bytearray):
+        return len(source)
+    try:
+        return source.stat().st_size
+    except OSError as error:
+        raise InputUnusable(f"The file {source} cannot be read ({error.strerror}).") from None
+
+
+def _open_binary(source: Source) -> IO[bytes]:
+    if isinstance(source, bytes | bytearray):
+        return io.BytesIO(source)
+    try:
+        return open(source, "rb")
+    except OSError as error:
+        raise InputUnusable(f"The file {source} cannot be read ({error.strerror}).") from None
+
+
+def _head(source: Source, size: int = SAMPLE_BYTES) -> bytes:
+    if isinstance(source, bytes | bytearray):
+        return bytes(source[:size])
+    with _open_binary(source) as stream:
+        return stream.read(size)
+
+
+def _blocks(source: Source) -> Iterator[bytes]:
+    if isinstance(source, bytes | bytearray):
+        view = memoryview(source)
+        for start in range(0, len(view), BLOCK_BYTES):
+            yield bytes(view[start : start + BLOCK_BYTES])
+        return
+    with _open_binary(source) as stream:
+        while block := stream.read(BLOCK_BYTES):
+            yield block
+
+
+def _undecodable_at(source: Source, encoding: str) -> int | None:
+    """The offset of the first byte the encoding cannot read, None if the whole file reads.
+
+    Read block by block, so a big file costs one block of memory.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    try:
+        for block in _blocks(source):
+            decoder.decode(block)
+            offset += len(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        return max(0, offset + error.start)
+    return None
+
+
+def _decodes(source: Source, encoding: str) -> bool:
+    return _undecodable_at(source, encoding) is None
+
+
+def detect_encoding(source: Source) -> str:
+    """The encoding of the file: BOMs first, then UTF-8, then Windows-1252 / Latin-1."""
+    head = _head(source, 4000)
+    if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    sample = data[:4000]
-    if len(sample) >= 4 and sample.count(b"\x00") > len(sample) // 4:
+    if len(head) >= 4 and head.count(b"\x00") > len(head) // 4:
         # UTF-16 without a BOM: every other byte of ASCII text is zero.
-        return "utf-16-le" if sample[1:2] == b"\x00" else "utf-16-be"
-    try:
-        data.decode("utf-8")
+        return "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
+    if _decodes(source, "utf-8"):
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        data.decode("cp1252")
+    if _decodes(source, "cp1252"):
         return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"  # decodes any byte; cp1252 leaves five bytes undefined
+    return "latin-1"  # decodes any byte; cp1252 leaves five bytes undefined
 
 
-def decode(data: bytes, encoding: str) -> str:
+def _check_encoding(encoding: str) -> str:
     try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as error:
-        position = getattr(error, "start", None)
-        where = f" at byte {position}" if position is not None else ""
+        return codecs.lookup(encoding).name if encoding not in ENCODING_NAMES else encoding
+    except LookupError:
+        raise InputUnusable(f"{encoding!r} is not an encoding this import knows.") from None
+
+
+def _decode_head(head: bytes, encoding: str, whole: bool) -> str:
+    """The head of the file as text; a character cut at the end of the sample is dropped."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    try:
+        text = decoder.decode(head, final=whole)
+    except UnicodeDecodeError as error:
         raise InputUnusable(
-            f"The file cannot be read as {encoding}{where}; choose another encoding."
+            f"The file cannot be read as {ENCODING_NAMES.get(encoding, encoding)} "
+            f"(byte {error.start} is not valid there); choose another encoding."
         ) from None
     return text.lstrip("\ufeff")
 
 
-def _check_not_binary(data: bytes) -> None:
+def decode(data: bytes, encoding: str) -> str:
+    """The whole of a small file as text, or one sentence about the bytes that do not fit."""
+    return _decode_head(data, encoding, whole=True)
+
+
+def _check_not_binary(head: bytes) -> None:
     for signature, what in _BINARY_SIGNATURES.items():
-        if data.startswith(signature):
+        if head.startswith(signature):
             raise InputUnusable(f"This file is {what}, not a CSV file.")
 
 
@@ -94,6 +190,9 @@ def _looks_binary(text: str) -> bool:
     return "\x00" in sample or controls > len(sample) // 20
 
 
+# --- lines and cells --------------------------------------------------------------------
+
+
 def _split(line: str, delimiter: str) -> list[str]:
     try:
         return next(csv.reader([line], delimiter=delimiter), [])
@@ -101,8 +200,12 @@ def _split(line: str, delimiter: str) -> list[str]:
         return line.split(delimiter)
 
 
-def _nonblank_lines(text: str) -> list[str]:
-    return text.splitlines()[: MAX_PREAMBLE_LINES + 50]
+def _lines(text: str, whole: bool) -> list[str]:
+    """Physical lines (split at CR, LF or CRLF only, like the CSV reader), the cut one off."""
+    lines = _NEWLINES.split(text)
+    if not whole and len(lines) > 1:
+        lines.pop()
+    return lines[: MAX_PREAMBLE_LINES + 50]
 
 
 def detect_delimiter(lines: list[str]) -> str:
@@ -111,23 +214,19 @@ def detect_delimiter(lines: list[str]) -> str:
     sample = [line for line in lines if line.strip()][:50]
     for delimiter in DELIMITERS:
         counts = [len(_split(line, delimiter)) for line in sample]
-        if not counts:
+        if not counts or max(counts) < 2:
             continue
-        widest = max(counts)
-        if widest < 2:
-            continue
-        consistent = max(counts.count(n) for n in set(counts) if n > 1) if widest > 1 else 0
-        score = (consistent, widest)
+        consistent = max(counts.count(n) for n in set(counts) if n > 1)
+        score = (consistent, max(counts))
         if score > best_score:
             best, best_score = delimiter, score
     return best
 
 
-def detect_header_line(lines: list[str], delimiter: str, known: set[str]) -> int:
+def detect_header_line(lines: list[str], delimiter: str, known: set[str] | None = None) -> int:
     """Skip notes before the header: the first line whose cells look like known headers,
     or else the first line that begins the run of lines with the common field count."""
-    from crm.mapping import header_key
-
+    known = KNOWN_HEADER_KEYS if known is None else known
     for index, line in enumerate(lines[:MAX_PREAMBLE_LINES]):
         cells = [header_key(cell) for cell in _split(line, delimiter)]
         if len(cells) >= 2 and sum(1 for cell in cells if cell in known) >= 2:
@@ -143,82 +242,191 @@ def detect_header_line(lines: list[str], delimiter: str, known: set[str]) -> int
     return 0
 
 
-def _line_offset(text: str, line_index: int) -> int:
-    """Character offset where the given line starts."""
-    offset = 0
-    for _ in range(line_index):
-        newline = text.find("\n", offset)
-        if newline < 0:
-            return len(text)
-        offset = newline + 1
-    return offset
+# --- the reader -------------------------------------------------------------------------
 
 
-def _reader(text: str, shape_delimiter: str, header_line: int) -> Iterator[list[str]]:
-    stream = io.StringIO(text[_line_offset(text, header_line) :], newline="")
-    return csv.reader(stream, delimiter=shape_delimiter, strict=True)
+class CsvRows:
+    """Streams (line, cells, problem) for the data rows of a file; a context manager.
+
+    line is the 1-based line of the file where the row starts; cells is None and problem
+    a sentence when the row itself is not valid CSV (the reader carries on with the next
+    one). Blank rows are skipped. Problems that spoil the whole file (bytes the encoding
+    cannot read, a quote never closed) raise InputUnusable: nothing after them can be
+    trusted.
+    """
+
+    def __init__(self, source: Source, shape: FileShape) -> None:
+        self.shape = shape
+        self._binary = _open_binary(source)
+        self._text = io.TextIOWrapper(self._binary, encoding=shape.encoding, newline="")
+        self._reader = csv.reader(self._text, delimiter=shape.delimiter, strict=True)
+        self.headers: list[str] = []
+
+    def __enter__(self) -> CsvRows:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._text.close()
+
+    @property
+    def bytes_read(self) -> int:
+        """How far into the file the reader is (ahead by at most a buffer)."""
+        try:
+            return self._binary.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def _unusable_decode(self, line: int) -> InputUnusable:
+        name = ENCODING_NAMES.get(self.shape.encoding, self.shape.encoding)
+        return InputUnusable(
+            f"The file cannot be read as {name} (line {line} has bytes that are not "
+            f"{name}); choose another encoding."
+        )
+
+    def read_header(self) -> list[str]:
+        """Skip the preamble and read the header row."""
+        try:
+            for skipped in range(self.shape.header_line):
+                if not self._text.readline():
+                    raise InputUnusable(
+                        f"The file has only {skipped} lines, so line {self.shape.header_line + 1} "
+                        "cannot be its header."
+                    )
+            headers = next(self._reader, None)
+        except UnicodeDecodeError:
+            raise self._unusable_decode(self.shape.header_line + 1) from None
+        except csv.Error as error:
+            raise InputUnusable(
+                f"The header row is not valid CSV ({_csv_problem(error)})."
+            ) from None
+        if not headers or not any(cell.strip() for cell in headers):
+            raise InputUnusable("The file has no header row.")
+        if headers[0].startswith("\ufeff"):
+            headers[0] = headers[0][1:]
+        self.headers = [cell.strip() for cell in headers]
+        return self.headers
+
+    def __iter__(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
+        reader = self._reader
+        offset = self.shape.header_line
+        while True:
+            start = offset + reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise self._unusable_decode(start) from None
+            except csv.Error as error:
+                message = str(error)
+                if "unexpected end of data" in message:
+                    raise InputUnusable(
+                        f"The file is not valid CSV: a quoted value that starts on line {start} "
+                        "is never closed."
+                    ) from None
+                if "field larger than field limit" in message:
+                    raise InputUnusable(
+                        f"The file is not valid CSV: line {start} holds a value far too long "
+                        "for a cell (is a quote left open?)."
+                    ) from None
+                yield start, None, f"The row is not valid CSV ({_csv_problem(error)})."
+                continue
+            if row and "".join(row).strip():
+                yield start, row, None
+
+
+def _csv_problem(error: csv.Error) -> str:
+    message = str(error)
+    if "unexpected end of data" in message or "EOF" in message:
+        return "a quoted value is never closed"
+    if "expected after" in message:
+        return "a quote is followed by more text before the next delimiter"
+    return message
+
+
+# --- the whole file ---------------------------------------------------------------------
 
 
 def inspect(
-    data: bytes,
+    source: Source,
     *,
-    known_headers: set[str],
+    known_headers: set[str] | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
     header_line: int | None = None,
+    count_rows: bool = True,
 ) -> FileShape:
-    """Work out how to read the file, or say in one sentence why it cannot be read."""
-    if not data or not data.strip():
+    """Work out how to read the file, or say in one sentence why it cannot be read.
+
+    count_rows=True reads the whole file (the count is shown before an import and every
+    file-level fault is found now); False reads only its head, for an import that will
+    stream the file anyway and stop at the first such fault.
+    """
+    if size_of(source) == 0:
         raise InputUnusable("The file is empty.")
-    _check_not_binary(data)
-    encoding = encoding or detect_encoding(data)
-    text = decode(data, encoding)
+    head = _head(source)
+    whole = len(head) == size_of(source)
+    if not head.strip():
+        raise InputUnusable("The file is empty (it holds only blank space).")
+    _check_not_binary(head)
+    if encoding:
+        encoding = _check_encoding(encoding)
+        proven = encoding == "latin-1"  # reads any byte
+    else:
+        encoding = detect_encoding(source)
+        proven = encoding in {"utf-8", "cp1252", "latin-1"}  # detection read the whole file
+    if not proven:
+        # Check the whole file now, before anything is written, rather than fail part-way
+        # through an import.
+        bad_at = _undecodable_at(source, encoding)
+        if bad_at is not None:
+            raise InputUnusable(
+                f"The file cannot be read as {ENCODING_NAMES.get(encoding, encoding)} "
+                f"(byte {bad_at:,} is not valid there); choose another encoding."
+            )
+    text = _decode_head(head, encoding, whole)
     if _looks_binary(text):
         raise InputUnusable("This file holds binary data, not text; it is not a CSV file.")
-    lines = _nonblank_lines(text)
+    if not text.strip():
+        raise InputUnusable("The file is empty (it holds only blank space).")
+    lines = _lines(text, whole)
+    if delimiter is not None and delimiter not in DELIMITERS:
+        raise InputUnusable(
+            f"The delimiter must be a comma, a semicolon or a tab, not {delimiter!r}."
+        )
     delimiter = delimiter or detect_delimiter(lines)
     if header_line is None:
         header_line = detect_header_line(lines, delimiter, known_headers)
-    rows = _reader(text, delimiter, header_line)
-    try:
-        headers = next(rows, None)
-        if not headers or not any(cell.strip() for cell in headers):
-            raise InputUnusable("The file has no header row.")
-        data_rows = 0
-        for row in rows:
-            if any(cell.strip() for cell in row):
-                data_rows += 1
-    except csv.Error as error:
-        raise InputUnusable(f"The file is not valid CSV: {_csv_problem(error, rows)}.") from None
-    if len(headers) < 2 and delimiter not in text:
-        raise InputUnusable(
-            "The file does not look like CSV: no comma, semicolon or tab separates its columns."
-        )
-    if data_rows == 0:
-        raise InputUnusable("The file has a header row but no data rows.")
+    elif header_line < 0:
+        raise InputUnusable("The header line must be 1 or later.")
+    shape = FileShape(encoding, delimiter, header_line, (), None)
+    with CsvRows(source, shape) as rows:
+        headers = rows.read_header()
+        if len(headers) < 2 and delimiter not in text:
+            raise InputUnusable(
+                "The file does not look like CSV: no comma, semicolon or tab separates its columns."
+            )
+        data_rows: int | None = None
+        if count_rows:
+            data_rows = sum(1 for _ in rows)
+            if data_rows == 0:
+                raise InputUnusable("The file has a header row but no data rows.")
     return FileShape(
         encoding=encoding,
         delimiter=delimiter,
         header_line=header_line,
-        headers=tuple(cell.strip() for cell in headers),
+        headers=tuple(headers),
         data_rows=data_rows,
     )
 
 
-def _csv_problem(error: csv.Error, rows: object) -> str:
-    line = getattr(rows, "line_num", None)
-    message = str(error)
-    if "unexpected end of data" in message or "EOF" in message:
-        message = "a quoted value is never closed"
-    message = re.sub(r"^field larger than field limit.*", "a value is far too long", message)
-    return f"{message} (near line {line})" if line else message
-
-
-def read_rows(data: bytes, shape: FileShape) -> Iterator[tuple[int, list[str]]]:
-    """The data rows as (line number in the file, cells), skipping blank lines."""
-    text = decode(data, shape.encoding)
-    rows = _reader(text, shape.delimiter, shape.header_line)
-    next(rows, None)
-    for row in rows:
-        if any(cell.strip() for cell in row):
-            yield shape.header_line + rows.line_num, row
+def read_rows(source: Source, shape: FileShape) -> Iterator[tuple[int, list[str]]]:
+    """The valid data rows as (line number in the file, cells), skipping blank lines."""
+    with CsvRows(source, shape) as rows:
+        rows.read_header()
+        for line, cells, _problem in rows:
+            if cells is not None:
+                yield line, cells

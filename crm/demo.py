@@ -571,6 +571,9 @@ class _Loader:
         self.progress_fn = progress
         self.users: dict[str, int] = {}
         self.users_created: list[str] = []
+        # Demo numbers come from small fictional ranges; a number goes to one person only,
+        # so "same phone" duplicates in the demo are real suspects, not noise.
+        self.phones_used: set[str] = set()
         # family -> [(candidate id, created_at)], for applications
         self.by_family: dict[str, list[tuple[int, dt.datetime]]] = {f.name: [] for f in FAMILIES}
         self.pools: dict[str, Pool] = {}
@@ -729,8 +732,11 @@ class _Loader:
         phone = phone_normalized = None
         if random_() < 0.4 and country in PHONE_FORMATS:
             prefix, digits = PHONE_FORMATS[country]
-            phone = f"{prefix}{rng.randrange(10**digits):0{digits}d}"
-            phone_normalized = "+" + re.sub(r"\D", "", phone)
+            number = f"{prefix}{rng.randrange(10**digits):0{digits}d}"
+            if number not in self.phones_used:
+                self.phones_used.add(number)
+                phone = number
+                phone_normalized = "+" + re.sub(r"\D", "", phone)
 
         roll = random_()
         consent_status, consent_at, consent_source, consent_note = (

@@ -7,18 +7,78 @@ person written two ways is still one person.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator import rfc_constants as _email_rules
 
 from crm.errors import ValidationError
 
 _LINKEDIN_HOST = re.compile(r"^([a-z]{2,3}\.)?(www\.)?linkedin\.com$")
 _LINKEDIN_PATH = re.compile(r"^/(in|pub)/([^/?#]+)")
 _PHONE_ALLOWED = re.compile(r"^[+\d\s().\-/]*(?:(?:ext|x)\.?\s*\d+)?$", re.IGNORECASE)
+
+# Fast paths for the common shapes, so an import of a million rows does not spend most of its
+# time in the general parsers. Each gives exactly what the general path gives, or steps aside
+# (None) and lets the general path decide; tests/test_importer.py checks the two agree.
+_ATEXT = r"a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~"
+_PLAIN_ADDRESS = re.compile(rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@([a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)")
+_CASE_INSENSITIVE_MAILBOXES = frozenset(
+    getattr(_email_rules, "CASE_INSENSITIVE_MAILBOX_NAMES", None) or ()
+)
+_EMAIL_MAX_LENGTH: int = getattr(_email_rules, "EMAIL_MAX_LENGTH", 0)
+_PLAIN_LINKEDIN = re.compile(
+    r"(?:(?i:https?)://)?(?i:(?:[a-z]{2,3}\.)?(?:www\.)?linkedin\.com)/(in|pub)/([A-Za-z0-9_-]+)/?"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_domain(domain: str) -> tuple[str, str] | None:
+    """(domain, IDNA ASCII domain) as email_validator normalizes them, None if it refuses."""
+    try:
+        checked = validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return checked.domain, checked.ascii_domain or checked.domain
+
+
+def _plain_email(text: str) -> str | None:
+    """validate_email(text).normalized for a plain dot-atom address, or None to ask it.
+
+    Such an address has no display name, quotes or non-ASCII local part, so email_validator
+    keeps the local part as it is (bar the RFC 2142 mailbox names it lower-cases: left to
+    it) and only the domain needs its checks, which depend on the domain alone: cached.
+    """
+    if not _EMAIL_MAX_LENGTH:
+        return None
+    match = _PLAIN_ADDRESS.fullmatch(text)
+    if match is None:
+        return None
+    local, domain = match.groups()
+    if local.lower() in _CASE_INSENSITIVE_MAILBOXES:
+        return None
+    checked = _plain_domain(domain)
+    if checked is None:
+        return None
+    shown, ascii_domain = checked
+    address = f"{local}@{shown}"
+    for form in (text, address, f"{local}@{ascii_domain}"):
+        if len(form.encode("utf-8")) > _EMAIL_MAX_LENGTH:
+            return None
+    return address
+
+
+def _plain_linkedin(text: str) -> tuple[str, str] | None:
+    """normalize_linkedin's answer for a plain profile URL, or None to let it parse the URL."""
+    match = _PLAIN_LINKEDIN.fullmatch(text)
+    if match is None:
+        return None
+    kind, slug = match.group(1), match.group(2).lower()
+    return f"https://www.linkedin.com/{kind}/{slug}", f"linkedin.com/{kind}/{slug}"
 
 
 def clean_text(value: str | None) -> str:
@@ -39,6 +99,9 @@ def normalize_email(value: str | None) -> tuple[str, str] | None:
         return None
     if text.lower().startswith("mailto:"):
         text = text[7:].strip()
+    plain = _plain_email(text)
+    if plain is not None:
+        return plain, plain.lower()
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
@@ -57,6 +120,9 @@ def normalize_linkedin(value: str | None) -> tuple[str, str] | None:
     text = clean_text(value)
     if not text:
         return None
+    plain = _plain_linkedin(text)
+    if plain is not None:
+        return plain
     candidate = text if "://" in text else f"https://{text}"
     parts = urlsplit(candidate)
     host = (parts.hostname or "").lower()

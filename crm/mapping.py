@@ -1,15 +1,21 @@
 """Column mapping: which header of an imported file feeds which candidate field.
 
 The aliases cover the exports people bring: LinkedIn connections, Google and Outlook
-contacts, common ATS exports (Greenhouse, Lever, Workable, Personio, Recruitee) and common
-German, French, Spanish, Portuguese, Dutch and Italian headers. Headers are compared
-by header_key(): lower case, accents removed, punctuation and spaces dropped.
+contacts, common ATS exports (Greenhouse, Lever, Workable, Personio, Recruitee), our own
+CSV export, and common German, French, Spanish, Portuguese, Dutch and Italian headers.
+Headers are compared by header_key(): lower case, accents removed, punctuation and spaces
+dropped. Each field's aliases run from the most to the least telling, and when several
+headers of one file match a field the most telling wins (Outlook's "Job Title" over its
+"Title", which holds Mr or Ms).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
+
+from crm.errors import InputUnusable
 
 # Candidate fields an import can fill, with their labels in the mapping editor.
 CANDIDATE_FIELDS: dict[str, str] = {
@@ -32,27 +38,41 @@ CANDIDATE_FIELDS: dict[str, str] = {
     "notes": "Note for the timeline",
     "connected_on": "Connected on (note for the timeline)",
 }
+NAME_FIELDS = ("full_name", "first_name", "last_name")
+IDENTITY_FIELDS = ("email", "linkedin_url")
 
 _ALIASES: dict[str, list[str]] = {
     "full_name": [
-        "name",
         "full name",
+        "fullname",
         "candidate name",
-        "candidate",
-        "display name",
+        "applicant name",
         "contact name",
+        "display name",
+        "name",
+        "candidate",
+        "applicant",
+        "contact",
         "nom complet",
+        "nom et prenom",
+        "prenom et nom",
         "nombre completo",
         "nome completo",
         "vollstandiger name",
         "volledige naam",
+        "naam",
+        "nome e cognome",
+        "kandidat",
+        "bewerber",
+        "candidat",
+        "candidato",
     ],
     "first_name": [
         "first name",
         "firstname",
         "given name",
-        "first",
         "forename",
+        "first",
         "vorname",
         "prenom",
         "nombre",
@@ -67,13 +87,14 @@ _ALIASES: dict[str, list[str]] = {
         "family name",
         "last",
         "nachname",
+        "familienname",
+        "nom de famille",
         "nom",
         "apellido",
         "apellidos",
         "sobrenome",
         "achternaam",
         "cognome",
-        "nom de famille",
     ],
     "email": [
         "email",
@@ -85,105 +106,139 @@ _ALIASES: dict[str, list[str]] = {
         "primary email",
         "work email",
         "personal email",
+        "emails",
+        "email addresses",
         "mail",
         "e-mail-adresse",
+        "emailadresse",
         "courriel",
         "adresse e-mail",
+        "adresse electronique",
         "correo",
         "correo electronico",
         "e-mailadres",
         "indirizzo email",
-        "emails",
-        "email addresses",
+        "endereco de email",
     ],
     "linkedin_url": [
-        "linkedin",
         "linkedin url",
-        "linkedin profile",
         "linkedin profile url",
-        "url",
-        "profile url",
+        "linkedin profile",
+        "linkedin",
         "linkedin link",
         "social media - linkedin",
         "public profile url",
+        "profile url",
+        "linkedin-profil",
+        "profil linkedin",
+        "perfil de linkedin",
+        "perfil linkedin",
+        "url",
     ],
     "phone": [
         "phone",
         "phone number",
-        "mobile",
         "mobile phone",
+        "mobile",
+        "mobile number",
+        "cell phone",
         "cell",
-        "telephone",
         "business phone",
-        "home phone",
         "phone 1 - value",
         "primary phone",
+        "telephone",
+        "home phone",
+        "phone numbers",
         "telefon",
+        "telefonnummer",
+        "mobilnummer",
         "handy",
         "telephone portable",
+        "portable",
+        "numero de telephone",
         "telefono",
         "telemovel",
         "telefoon",
         "mobiel",
-        "phone numbers",
     ],
     "title": [
-        "title",
-        "position",
         "job title",
         "current title",
+        "current position",
+        "position",
         "headline",
-        "role",
         "organization title",
         "organization 1 - title",
-        "current position",
-        "job",
+        "role",
+        "occupation",
+        "jobtitel",
+        "stellenbezeichnung",
         "berufsbezeichnung",
+        "intitule du poste",
         "poste",
+        "fonction",
         "titre",
         "cargo",
         "puesto",
+        "titulo",
         "functie",
         "ruolo",
+        "job",
+        "title",
     ],
     "company": [
         "company",
         "current company",
-        "organization",
-        "organisation",
-        "employer",
+        "company name",
         "organization name",
         "organization 1 - name",
-        "company name",
+        "employer",
+        "current employer",
+        "organization",
+        "organisation",
         "firma",
         "unternehmen",
+        "arbeitgeber",
         "entreprise",
         "societe",
+        "employeur",
         "empresa",
         "bedrijf",
         "azienda",
     ],
     "location": [
         "location",
+        "current location",
         "city",
         "town",
         "business city",
         "home city",
         "address 1 - city",
-        "current location",
         "ort",
+        "wohnort",
         "stadt",
+        "standort",
         "ville",
+        "localisation",
+        "lieu",
         "ciudad",
+        "ubicacion",
         "cidade",
+        "localizacao",
         "plaats",
         "citta",
-        "localisation",
-        "ubicacion",
-        "localizacao",
-        "standort",
     ],
-    "country": ["country", "business country/region", "land", "pays", "pais", "paese"],
+    "country": [
+        "country",
+        "country/region",
+        "business country/region",
+        "home country/region",
+        "address 1 - country",
+        "land",
+        "pays",
+        "pais",
+        "paese",
+    ],
     "remote": ["remote", "open to remote", "remote ok", "remote work"],
     "role_family": ["role family", "job family", "department", "function", "team"],
     "years_experience": [
@@ -195,10 +250,49 @@ _ALIASES: dict[str, list[str]] = {
         "annees d'experience",
         "anos de experiencia",
     ],
-    "skills": ["skills", "skill", "competences", "kenntnisse", "habilidades", "vaardigheden"],
-    "tags": ["tags", "tag", "labels", "label", "labels/tags", "schlagworte", "etiquetas"],
-    "source": ["source", "origin", "lead source", "candidate source", "quelle", "fuente"],
-    "notes": ["notes", "note", "comments", "comment", "notizen", "remarques", "notas"],
+    "skills": [
+        "skills",
+        "skill",
+        "key skills",
+        "competences",
+        "kenntnisse",
+        "fahigkeiten",
+        "habilidades",
+        "vaardigheden",
+    ],
+    "tags": [
+        "tags",
+        "tag",
+        "labels",
+        "label",
+        "labels/tags",
+        "group membership",
+        "schlagworte",
+        "schlagworter",
+        "etiquettes",
+        "etiquetas",
+    ],
+    "source": [
+        "source",
+        "candidate source",
+        "lead source",
+        "origin",
+        "quelle",
+        "herkunft",
+        "origine",
+        "fuente",
+    ],
+    "notes": [
+        "notes",
+        "note",
+        "comments",
+        "comment",
+        "notizen",
+        "bemerkungen",
+        "remarques",
+        "commentaires",
+        "notas",
+    ],
     "connected_on": ["connected on"],
 }
 
@@ -209,28 +303,105 @@ def header_key(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", folded.lower())
 
 
-ALIASES: dict[str, str] = {}
+# header key -> (field, rank): a lower rank is a more telling name for the field.
+ALIAS_RANKS: dict[str, tuple[str, int]] = {}
 for _field, _names in _ALIASES.items():
-    for _name in _names:
-        ALIASES.setdefault(header_key(_name), _field)
-
+    for _rank, _name in enumerate(_names):
+        ALIAS_RANKS.setdefault(header_key(_name), (_field, _rank))
+for _field in CANDIDATE_FIELDS:  # our own export's headers are the field names
+    ALIAS_RANKS.setdefault(header_key(_field), (_field, 0))
+ALIASES: dict[str, str] = {key: field for key, (field, _rank) in ALIAS_RANKS.items()}
 KNOWN_HEADER_KEYS = set(ALIASES)
 
 
-def auto_mapping(headers: list[str] | tuple[str, ...]) -> dict[str, str | None]:
-    """Header -> field for every header; each field is taken by its first matching header."""
-    mapping: dict[str, str | None] = {}
-    taken: set[str] = set()
-    for header in headers:
-        field = ALIASES.get(header_key(header))
-        if field in taken:
-            field = None
-        mapping[header] = field
-        if field:
-            taken.add(field)
-    # A file with first and last names needs no full-name column, and vice versa.
-    if {"first_name", "last_name"} <= taken and "full_name" in taken:
+def auto_mapping(headers: Iterable[str]) -> dict[str, str | None]:
+    """Header -> field for every header; each field goes to its most telling header.
+
+    A header that appears twice is mapped once (its first column); blank headers map to
+    nothing.
+    """
+    headers = list(dict.fromkeys(headers))
+    best: dict[str, tuple[int, int]] = {}  # field -> (rank, position)
+    for position, header in enumerate(headers):
+        found = ALIAS_RANKS.get(header_key(header))
+        if found is None:
+            continue
+        field, rank = found
+        if field not in best or (rank, position) < best[field]:
+            best[field] = (rank, position)
+    chosen = {position: field for field, (_rank, position) in best.items()}
+    mapping: dict[str, str | None] = {
+        header: chosen.get(position) for position, header in enumerate(headers)
+    }
+    taken = set(chosen.values())
+    if "full_name" in taken and {"first_name", "last_name"} <= taken:
+        # A file with first and last names needs no full-name column.
         for header, field in mapping.items():
             if field == "full_name":
                 mapping[header] = None
+    elif "full_name" in taken and "first_name" in taken:
+        # 'Vorname, Name' and the like: beside a first name, a bare "Name" is the family name.
+        for header, field in mapping.items():
+            if field == "full_name" and header_key(header) == "name":
+                mapping[header] = "last_name"
     return mapping
+
+
+def check_mapping(headers: Iterable[str], mapping: Mapping[str, str | None]) -> None:
+    """Refuse, in one sentence, a mapping naming a field or a column that does not exist."""
+    present = set(headers)
+    for header, field in mapping.items():
+        if field is not None and field not in CANDIDATE_FIELDS:
+            raise InputUnusable(
+                f"{field!r} is not a field an import can fill; the fields are: "
+                f"{', '.join(CANDIDATE_FIELDS)}."
+            )
+        if header not in present:
+            shown = ", ".join(repr(h) for h in present if h) or "none"
+            raise InputUnusable(f"The file has no column {header!r} (its columns: {shown}).")
+
+
+def with_overrides(
+    headers: Iterable[str],
+    base: Mapping[str, str | None],
+    overrides: Mapping[str, str | None] | None,
+) -> dict[str, str | None]:
+    """The base mapping with some columns mapped by hand.
+
+    A field mapped by hand is taken from whatever column the base gave it to, so
+    `--map "Work Email=email"` moves email rather than reading two columns.
+    """
+    headers = list(dict.fromkeys(headers))
+    overrides = dict(overrides or {})
+    check_mapping(headers, overrides)
+    claimed = {field for field in overrides.values() if field}
+    mapping: dict[str, str | None] = {}
+    for header in headers:
+        if header in overrides:
+            mapping[header] = overrides[header]
+        else:
+            field = base.get(header)
+            mapping[header] = None if field in claimed else field
+    return mapping
+
+
+def mapping_problem(mapping: Mapping[str, str | None]) -> str | None:
+    """One sentence when no row could be imported with this mapping, else None."""
+    fields = {field for field in mapping.values() if field}
+    if not fields & set(NAME_FIELDS):
+        if not fields & set(IDENTITY_FIELDS):
+            return (
+                "None of the file's columns is a name, an email address or a LinkedIn URL; "
+                "map the columns by hand or check that the first row holds the headers."
+            )
+        return "No column holds a name (first, last or full name); map one by hand."
+    if not fields & set(IDENTITY_FIELDS):
+        return "No column holds an email address or a LinkedIn URL; map one of them by hand."
+    return None
+
+
+def same_headers(first: Iterable[str], second: Iterable[str]) -> bool:
+    """Whether two files have the same set of headers (order and case aside)."""
+    return {header_key(h) for h in first if h.strip()} == {
+        header_key(h) for h in second if h.strip()
+    }

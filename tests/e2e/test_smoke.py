@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from crm.demo import DEMO_USERS
 from tests.e2e.conftest import Server, settle, sign_in
@@ -30,9 +31,12 @@ def test_recruiter_opens_every_page_without_an_error(demo_server: Server, browse
     assert links == MENU  # no Settings for a recruiter
     for title in MENU:
         nav.get_by_role("link", name=title, exact=True).click()
+        # Wait for the new page's heading, not a fixed pause: a loaded machine can take
+        # longer than any pause to start the rerun.
+        expect(page.locator("h1").first).to_contain_text(
+            title if title != "Home" else "Good", timeout=60_000
+        )
         settle(page)
-        heading = page.locator("h1").first.inner_text()
-        assert heading.startswith(title if title != "Home" else "Good"), heading
         assert page.locator("[data-testid=stException]").count() == 0, title
         assert page.locator("[data-testid=stAlertContentError]").count() == 0, title
     page.close()
