@@ -52,6 +52,7 @@ test: $(VENV)/.installed-test chromium lint
 
 bench: $(VENV)/.installed-test chromium
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.import_speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

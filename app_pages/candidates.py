@@ -22,6 +22,14 @@ CONTACT_LABELS = {
     "never": "Never",
 }
 DIALOG = "candidates_dialog"
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def known_sources(url: str) -> list[str]:
+    """The sources in use, for the filter; a new one shows within five minutes."""
+    return candidates.sources(common.engine())
+
+
 engine = common.engine()
 user = common.current_user()
 writable = common.can_write()
@@ -146,7 +154,7 @@ contacted = cols[2].selectbox(
 )
 source = cols[3].selectbox(
     "Source",
-    [None, *candidates.sources(engine)],
+    [None, *known_sources(common.database_key())],
     format_func=lambda v: "Any" if v is None else v,
     key="cand_source",
 )

@@ -25,13 +25,16 @@ st.title("Import / export", anchor=False)
 notice = st.session_state.pop("io_notice", None)
 if notice:
     st.success(notice)
+# Lazy tabs: only the open one runs, so the duplicate search (a scan of every candidate)
+# and the history never slow down an import.
 import_tab, export_tab, history_tab, duplicates_tab = st.tabs(
-    ["Import", "Export", "Import history", "Duplicates"]
+    ["Import", "Export", "Import history", "Duplicates"], key="io_tab", on_change="rerun"
 )
 
 # --- import -------------------------------------------------------------------------------
 
-with import_tab:
+
+def import_section() -> None:
     if not writable:
         common.read_only_caption()
     upload = st.file_uploader(
@@ -217,9 +220,11 @@ with import_tab:
             icon=":material/download:",
         )
 
+
 # --- export -------------------------------------------------------------------------------
 
-with export_tab:
+
+def export_section() -> None:
     what = st.radio(
         "Which candidates",
         ["Everyone", "A search", "A talent pool"],
@@ -232,7 +237,7 @@ with export_tab:
             "Search", placeholder="As on the Candidates page: name, email, company, a skill…"
         )
     elif what == "A talent pool":
-        names = [summary.name for summary in pools.list_pools(engine)]
+        names = pools.pool_names(engine)
         pool_name = st.selectbox("Pool", names, placeholder="No pools yet")
     bom = st.checkbox(
         "For Excel (UTF-8 with a byte order mark)",
@@ -256,9 +261,11 @@ with export_tab:
         "them as formulas. Every export is recorded in the audit log."
     )
 
+
 # --- history --------------------------------------------------------------------------------
 
-with history_tab:
+
+def history_section() -> None:
     batches = importer.list_batches(engine)
     if not batches:
         st.caption("No imports yet.")
@@ -305,9 +312,11 @@ with history_tab:
                     )
                     st.rerun()
 
+
 # --- duplicates -----------------------------------------------------------------------------
 
-with duplicates_tab:
+
+def duplicates_section() -> None:
     pairs = duplicates.suspected_duplicates(engine, limit=50)
     if not pairs:
         st.caption(
@@ -400,6 +409,16 @@ def merge_dialog(a_id: int, b_id: int) -> None:
         st.session_state["io_notice"] = f"Merged into {common.md(keep.full_name)}."
         st.rerun()
 
+
+for tab, section in (
+    (import_tab, import_section),
+    (export_tab, export_section),
+    (history_tab, history_section),
+    (duplicates_tab, duplicates_section),
+):
+    if tab.open:
+        with tab:
+            section()
 
 if st.session_state.get("io_merge"):
     merge_dialog(*st.session_state["io_merge"])

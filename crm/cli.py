@@ -218,8 +218,9 @@ def import_(
     if not path.is_file():
         raise InputUnusable(f"No such file: {file}")
     engine = ready_engine()
-    # The command acts as the operator: the first active admin, recorded as the importer.
-    operator = next((u for u in auth.list_users(engine) if u.role == "admin" and u.active), None)
+    # The command acts as the operator: the first active admin (lowest id) is the importer.
+    admins = [u for u in auth.list_users(engine) if u.role == "admin" and u.active]
+    operator = min(admins, key=lambda user: user.id, default=None)
     if operator is None:
         raise CrmError(
             "There is no active admin to import as; add one with `crm user add NAME --role admin`."

@@ -124,7 +124,14 @@ def normalize_linkedin(value: str | None) -> tuple[str, str] | None:
     if plain is not None:
         return plain
     candidate = text if "://" in text else f"https://{text}"
-    parts = urlsplit(candidate)
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:  # e.g. "[" makes urlsplit expect an IPv6 host
+        parts = None
+    if parts is None:
+        raise ValidationError(
+            f"{text!r} is not a LinkedIn profile URL (like https://www.linkedin.com/in/name)."
+        )
     host = (parts.hostname or "").lower()
     match = _LINKEDIN_PATH.match(parts.path)
     if parts.scheme.lower() not in {"http", "https"} or not _LINKEDIN_HOST.match(host) or not match:

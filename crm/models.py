@@ -237,7 +237,7 @@ class Candidate(Timestamped, Base):
     follow_up_on: Mapped[dt.date | None] = mapped_column(Date)
     follow_up_note: Mapped[str | None] = mapped_column(String(300))
     import_batch_id: Mapped[int | None] = mapped_column(
-        ForeignKey("import_batches.id", ondelete="SET NULL")
+        ForeignKey("import_batches.id", ondelete="SET NULL"), index=True
     )
     # Optimistic locking: a save based on an older version is refused.
     version: Mapped[int] = mapped_column(default=1)
@@ -317,6 +317,7 @@ class DuplicateDismissal(Base):
     """A pair of candidates a recruiter said are not the same person (lower id first)."""
 
     __tablename__ = "duplicate_dismissals"
+    __table_args__ = (Index(None, "candidate_b_id"),)
 
     candidate_a_id: Mapped[int] = mapped_column(
         ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
@@ -351,7 +352,8 @@ class ImportChange(Base):
     """What one import did to one candidate, so the import can be undone."""
 
     __tablename__ = "import_changes"
-    __table_args__ = (Index(None, "batch_id"),)
+    # candidate_id indexed: deleting a candidate nulls it here (ON DELETE SET NULL).
+    __table_args__ = (Index(None, "batch_id"), Index(None, "candidate_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))

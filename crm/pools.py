@@ -342,3 +342,9 @@ def static_pools(engine: Engine) -> list[tuple[int, str]]:
                 select(Pool.id, Pool.name).where(Pool.kind == "static").order_by(Pool.name)
             )
         ]
+
+
+def pool_names(engine: Engine) -> list[str]:
+    """Every pool's name, for pickers (no sizes: counting is the slow part)."""
+    with read_session(engine) as session:
+        return list(session.scalars(select(Pool.name).order_by(Pool.name)))

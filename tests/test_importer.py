@@ -467,6 +467,19 @@ def test_row_problems_are_reported_with_lines_and_columns(engine: Engine, admin:
     assert set(people(engine)) == {"ana@example.com", "fi@example.com"}  # fewer cells: fine
 
 
+def test_a_url_the_url_parser_chokes_on_refuses_only_its_row(engine: Engine, admin: User) -> None:
+    data = csv_bytes(
+        [
+            ["Name", "LinkedIn"],
+            ["Ana Lima", "https://[www.linkedin.com/in/ana"],
+            ["Bo Berg", "https://www.linkedin.com/in/bo"],
+        ]
+    )
+    result = run(engine, admin, data)
+    assert (result.created, result.errors) == (1, 1)
+    assert (result.problems[0].line, result.problems[0].column) == (2, "LinkedIn")
+
+
 def test_report_cells_cannot_become_spreadsheet_formulas(engine: Engine, admin: User) -> None:
     data = csv_bytes([["Name", "=cmd|' /C calc'!A0"], ["Ana Lima", "x"]])
     result = run(engine, admin, data, mapping={"=cmd|' /C calc'!A0": "email"})

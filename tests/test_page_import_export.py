@@ -52,6 +52,8 @@ def test_linkedin_file_preview_import_and_undo(users: dict[str, User], engine: E
     assert candidates.count(engine) == 2
     assert any(b.label.startswith("Download the error report") for b in at.get("download_button"))
     (batch,) = importer.list_batches(engine)
+    at.session_state["io_tab"] = "Import history"
+    at.run()
     at.checkbox(key="io_undo_confirm").check().run()
     button(at, "Undo import").click().run()
     assert not at.exception
@@ -119,6 +121,9 @@ def test_duplicates_tab_merges_and_dismisses(users: dict[str, User], engine: Eng
         },
     )
     at = open_page(users["recruiter"])
+    assert not any(b.label == "Merge…" for b in at.button)  # only the open tab runs
+    at.session_state["io_tab"] = "Duplicates"
+    at.run()
     assert sum(1 for b in at.button if b.label == "Merge…") == 2
     at.button(key=f"merge_{first.id}_{second.id}").click().run()
     titles = next(r for r in at.radio if r.label == "Title")
