@@ -45,10 +45,10 @@ def test_create_normalizes_and_logs(users: dict[str, User], engine: Engine) -> N
         (
             {"first_name": "Bo", "linkedin_url": "https://evil.example/in/bo"},
             "LinkedIn profile URL",
-            (
-                {"first_name": "Bo", "linkedin_url": "https://[linkedin.com/in/bo"},
-                "LinkedIn profile URL",
-            ),
+        ),
+        (
+            {"first_name": "Bo", "linkedin_url": "https://[linkedin.com/in/bo"},
+            "LinkedIn profile URL",
         ),
         ({"first_name": "Bo\nBo", "email": "b@y.io"}, "contains a line break"),
         ({"first_name": "Bo", "email": "b@y.io", "title": "x" * 161}, "longer than 160"),
