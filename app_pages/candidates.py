@@ -124,7 +124,7 @@ notice = st.session_state.pop("candidates_notice", None)
 if notice:
     st.success(notice)
 
-top_left, top_right = st.columns([5, 1], vertical_alignment="bottom")
+top_left, filter_col, top_right = st.columns([5, 1, 1], vertical_alignment="bottom")
 text = top_left.text_input(
     "Search",
     placeholder="Name, email, title, company or a skill such as python",
@@ -141,29 +141,42 @@ if top_right.button(
 
 users = auth.list_users(engine)
 owners = {None: "Anyone", user.id: "Me"} | {u.id: u.display_name for u in users if u.id != user.id}
-cols = st.columns(5)
-owner_id = cols[0].selectbox("Owner", list(owners), format_func=owners.get, key="cand_owner")
-consent = cols[1].selectbox(
+# Filters and sort live in a popover: the table gets the room, and the page stays light.
+panel = filter_col.popover("Filters", icon=":material/filter_list:", width="stretch")
+owner_id = panel.selectbox("Owner", list(owners), format_func=owners.get, key="cand_owner")
+consent = panel.selectbox(
     "Lawful basis",
     [None, *CONSENT_LABELS],
     format_func=lambda v: "Any" if v is None else CONSENT_LABELS[v],
     key="cand_consent",
 )
-contacted = cols[2].selectbox(
+contacted = panel.selectbox(
     "Last contacted", list(CONTACT_LABELS), format_func=CONTACT_LABELS.get, key="cand_contacted"
 )
-source = cols[3].selectbox(
+source = panel.selectbox(
     "Source",
     [None, *known_sources(common.database_key())],
     format_func=lambda v: "Any" if v is None else v,
     key="cand_source",
 )
-sort = cols[4].selectbox(
+sort = panel.selectbox(
     "Sort by", list(SORT_LABELS), format_func=SORT_LABELS.get, key="candidates_sort"
 )
 filters = candidates.QuickFilters(
     owner_id=owner_id, consent_status=consent, source=source, contacted=contacted
 )
+active = [
+    label
+    for label, value in (
+        (f"owner: {owners.get(owner_id)}", owner_id),
+        (f"basis: {CONSENT_LABELS.get(consent or '', '')}", consent),
+        (f"last contacted: {CONTACT_LABELS[contacted].lower()}", contacted),
+        (f"source: {source}", source),
+    )
+    if value is not None
+]
+if active:
+    st.caption("Filtered by " + common.md("; ".join(active)))
 
 query = (text, sort, filters)
 page_number = st.session_state.get("candidates_page", 1)

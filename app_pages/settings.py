@@ -124,34 +124,51 @@ if definitions:
     )
 else:
     st.caption("No custom fields yet. Add one to record what your team tracks about people.")
-with st.form("add_custom_field", clear_on_submit=True):
-    label_col, kind_col = st.columns([2, 1])
-    label = label_col.text_input("Field label", placeholder="Notice period")
-    kind = kind_col.selectbox(
-        "Kind", list(custom_fields.KIND_LABELS), format_func=custom_fields.KIND_LABELS.get
-    )
-    choices = st.text_input(
-        "Choices (for a choice field)", placeholder="Immediate, 1 month, 3 months"
-    )
-    if st.form_submit_button("Add field"):
+
+
+@st.dialog("Add a custom field", on_dismiss=forget_dialog)
+def add_field_dialog() -> None:
+    with st.form("add_custom_field", border=False):
+        label = st.text_input("Field label", placeholder="Notice period")
+        kind = st.selectbox(
+            "Kind", list(custom_fields.KIND_LABELS), format_func=custom_fields.KIND_LABELS.get
+        )
+        choices = st.text_input(
+            "Choices (for a choice field)", placeholder="Immediate, 1 month, 3 months"
+        )
+        submitted = st.form_submit_button("Add field", type="primary")
+    if submitted:
         try:
             custom_fields.create_field(
                 engine, actor=admin, label=label, kind=kind, choices=choices.split(",")
             )
-            st.session_state["settings_notice"] = f"Added the field {common.md(label)}."
-            st.rerun()
         except CrmError as error:
             st.error(str(error))
-if definitions:
-    remove_col, button_col = st.columns([2, 1], vertical_alignment="bottom")
+            return
+        close_with(f"Added the field {common.md(label)}.")
+
+
+@st.dialog("Remove a custom field", on_dismiss=forget_dialog)
+def remove_field_dialog() -> None:
     by_id = {d.id: d.label for d in definitions}
-    doomed = remove_col.selectbox("Remove a field", list(by_id), format_func=by_id.get)
-    if button_col.button("Remove field"):
+    doomed = st.selectbox("Field", list(by_id), format_func=by_id.get)
+    st.caption("Stored values are kept but no longer shown or editable.")
+    if st.button("Remove field", type="primary"):
         custom_fields.delete_field(engine, actor=admin, field_id=doomed)
-        st.session_state["settings_notice"] = (
-            f"Removed {common.md(by_id[doomed])}; stored values are kept but no longer shown."
-        )
-        st.rerun()
+        close_with(f"Removed {common.md(by_id[doomed])}.")
+
+
+add_field_col, remove_field_col, _ = st.columns([1, 1, 4])
+if add_field_col.button("Add a field", icon=":material/add:", width="stretch"):
+    st.session_state[OPEN_DIALOG] = "field_add"
+if remove_field_col.button(
+    "Remove a field", icon=":material/remove:", width="stretch", disabled=not definitions
+):
+    st.session_state[OPEN_DIALOG] = "field_remove"
+if st.session_state.get(OPEN_DIALOG) == "field_add":
+    add_field_dialog()
+elif st.session_state.get(OPEN_DIALOG) == "field_remove" and definitions:
+    remove_field_dialog()
 
 st.subheader("Server", anchor=False)
 settings = load_settings()

@@ -90,3 +90,16 @@ def test_profile_page_edits_custom_fields(users: dict[str, User], engine: Engine
     save(at)
     assert not at.exception
     assert candidates.get_candidate(engine, ana.id).custom_fields == {"notice_period": "1 month"}
+
+
+def test_admin_adds_a_field_on_the_settings_page(users: dict[str, User], engine: Engine) -> None:
+    from tests.test_app import app_as
+
+    at = app_as(users["admin"]).run()
+    at.switch_page("app_pages/settings.py").run()
+    next(b for b in at.button if b.label == "Add a field").click().run()
+    next(w for w in at.text_input if w.label == "Field label").input("Notice period")
+    at.button(key="FormSubmitter:add_custom_field-Add field").click().run()
+    assert not at.exception
+    assert at.success[0].value == "Added the field Notice period."
+    assert [f.label for f in custom_fields.list_fields(engine)] == ["Notice period"]
