@@ -931,19 +931,7 @@ class _Import:
 
     def _update(self, people: list[_Person]) -> None:
         session = self.session
-        table = Candidate.__table__
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                {name: bindparam(f"b_{name}") for name in _COLUMNS}
-                | {
-                    "updated_at": bindparam("b_updated_at"),
-                    "updated_by_id": bindparam("b_updated_by_id"),
-                    "version": table.c.version + 1,
-                }
-            )
-        )
+        statement = _update_statement()
         parameters = []
         for person in people:
             if not person.dirty:
@@ -976,6 +964,24 @@ class _Import:
             for key in person.keys:
                 if key:
                     self.known[key] = known
+
+
+def _update_statement() -> Any:
+    """One executemany UPDATE of the importable columns (b_* parameters), bumping the
+    version so an open edit of the same person is refused rather than overwritten."""
+    table = Candidate.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            {name: bindparam(f"b_{name}") for name in _COLUMNS}
+            | {
+                "updated_at": bindparam("b_updated_at"),
+                "updated_by_id": bindparam("b_updated_by_id"),
+                "version": table.c.version + 1,
+            }
+        )
+    )
 
 
 def _among(column: Any, values: Iterable[Any], *, postgres: bool) -> ColumnElement[bool]:
@@ -1441,18 +1447,7 @@ def _restore(session: Session, batch_id: int, actor: User, now: Any) -> int:
                 dirty.add(candidate_id)
         if not dirty:
             continue
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                {name: bindparam(f"b_{name}") for name in _COLUMNS}
-                | {
-                    "updated_at": bindparam("b_updated_at"),
-                    "updated_by_id": bindparam("b_updated_by_id"),
-                    "version": table.c.version + 1,
-                }
-            )
-        )
+        statement = _update_statement()
         session.execute(
             statement,
             [
