@@ -53,6 +53,7 @@ test: $(VENV)/.installed-test chromium lint
 bench: $(VENV)/.installed-test chromium
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.import_speed
+	$(BIN)/python -m benchmarks.pool_count
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -117,7 +117,7 @@ with profile_tab:
             "source": right.text_input("Source", candidate.source or "", key=field_key("source")),
             "skills": st.text_input(
                 "Skills",
-                ", ".join(sorted(s.skill for s in candidate.skills)),
+                ", ".join(sorted(candidate.skills)),
                 key=field_key("skills"),
                 help="Separate skills with commas.",
             ),

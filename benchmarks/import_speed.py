@@ -4,7 +4,7 @@ The floor is the least any import of the file must do, measured in the same run 
 same disk: pandas.read_csv of the file, then sqlite3 executemany of its rows into a fresh
 table of the same columns in one transaction. The import is crm.importer.run_import of the
 same file into a fresh migrated database: detection, the shared field rules on every row,
-identity lookups, candidates, skills, timeline entries and the batch, in one transaction.
+identity lookups, candidates with their skills, and the batch, in one transaction.
 Then a million-row file is imported in a child process, which reports its peak RSS.
 
 Exit 0 with a report even when a target is missed; exit 1 when something breaks.
@@ -289,8 +289,8 @@ def floor_seconds(path: Path, folder: Path) -> float:
 
 
 def schema_seconds(path: Path, folder: Path) -> float:
-    """The database's own share: the same rows written to the real tables (candidates with
-    their indexes, skills, timeline) by plain sqlite3 executemany, with no validation.
+    """The database's own share: the same rows written to the real table (candidates with
+    their indexes and skills) by plain sqlite3 executemany, with no validation.
 
     Not a target: it shows how much of the import is SQLite's own work on this schema.
     """
@@ -304,7 +304,7 @@ def schema_seconds(path: Path, folder: Path) -> float:
     started = time.perf_counter()
     frame = pandas.read_csv(path, dtype=str, keep_default_na=False)
     now = "2026-01-01 00:00:00.000000"
-    candidates, skills, activities = [], [], []
+    candidates = []
     # Ids in email order, as the import gives them: both the table and the email index grow
     # at their ends.
     ordered = sorted(frame.itertuples(index=False, name=None), key=lambda row: row[2].lower())
@@ -312,12 +312,11 @@ def schema_seconds(path: Path, folder: Path) -> float:
         ordered, start=1
     ):
         key = url.split("://", 1)[-1].removeprefix("www.").rstrip("/").lower()
+        skills = json.dumps(listed.split(", "), separators=(",", ":"))
         candidates.append(
             (number, first, last, email, email.lower(), url, key, location, title, company)
-            + (0, "legitimate_interest", "CSV import", "{}", 1, now, now)
+            + (0, "legitimate_interest", "CSV import", "{}", skills, 1, now, now)
         )
-        skills.extend((number, skill) for skill in listed.split(", "))
-        activities.append((number, "import", now, "Imported", '{"batch_id": 1}'))
     connection = sqlite3.connect(folder / "schema.db", isolation_level=None)
     try:
         connection.execute("PRAGMA foreign_keys = ON")
@@ -326,17 +325,9 @@ def schema_seconds(path: Path, folder: Path) -> float:
         connection.executemany(
             "INSERT INTO candidates (id, first_name, last_name, email, email_normalized, "
             "linkedin_url, linkedin_normalized, location, title, company, remote, "
-            "consent_status, consent_source, custom_fields, version, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "consent_status, consent_source, custom_fields, skills, version, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             candidates,
-        )
-        connection.executemany(
-            "INSERT INTO candidate_skills (candidate_id, skill) VALUES (?, ?)", skills
-        )
-        connection.executemany(
-            "INSERT INTO activities (candidate_id, kind, occurred_at, summary, details) "
-            "VALUES (?, ?, ?, ?, ?)",
-            activities,
         )
         connection.execute("COMMIT")
     finally:
@@ -431,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({args.rows / imported:,.0f} rows/s)",
         f"  ratio: {ratio:.2f}x (target <= {TARGET_RATIO:g}x, aim {AIM_RATIO:g}x) "
         f"{'OK' if ratio <= TARGET_RATIO else 'MISSED'}",
-        f"  for scale, SQLite's own share - the same rows into the real tables (candidates and "
-        f"their indexes, skills, timeline) by executemany, no validation: {schema:.2f} s "
+        f"  for scale, SQLite's own share - the same rows into the real table (candidates, "
+        f"their indexes and skills) by executemany, no validation: {schema:.2f} s "
         f"({schema / floor:.2f}x the floor)",
         f"  counts: {counts}",
     ]

@@ -8,7 +8,6 @@ so a form can show them and an import can report them row by row.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ MAX_LENGTHS: dict[str, int] = {
     for column in Candidate.__table__.columns
     if getattr(column.type, "length", None)
 }
+_NAME_FIELDS = frozenset({"first_name", "last_name"})
 SINGLE_LINE = (
     "first_name",
     "last_name",
@@ -33,7 +33,7 @@ SINGLE_LINE = (
     "role_family",
     "source",
 )
-LIST_SPLIT = re.compile(r"\s*[,;|\n]\s*")
+LIST_SEPARATORS = (";", "|", "\n")  # besides the comma
 TRUE_WORDS = {"yes", "y", "true", "1", "remote", "x", "ja", "oui", "si", "sí", "sim"}
 FALSE_WORDS = {"no", "n", "false", "0", "", "nein", "non", "nao", "não"}
 MAX_LIST_ITEMS = 50
@@ -70,10 +70,17 @@ def split_list(value: Any) -> list[str]:
     items: Iterable[Any] = value if isinstance(value, list | tuple | set) else [value]
     found: dict[str, None] = {}
     for item in items:
-        for part in LIST_SPLIT.split(clean_text(item)):
-            part = " ".join(part.split()).lower()
+        text = clean_text(item).lower()
+        for separator in LIST_SEPARATORS:
+            if separator in text:
+                text = text.replace(separator, ",")
+        for part in text.split(","):
+            if "  " in part or not part.isascii() or not part.isprintable():
+                part = " ".join(part.split())  # runs of spaces, tabs, odd Unicode spaces
+            else:
+                part = part.strip()
             if part:
-                found.setdefault(part[:MAX_ITEM_LENGTH])
+                found[part[:MAX_ITEM_LENGTH]] = None
     return list(found)[:MAX_LIST_ITEMS]
 
 
@@ -106,32 +113,37 @@ def clean_candidate(raw: Mapping[str, Any], *, partial: bool = False) -> CleanCa
     """
     result = CleanCandidate()
     values = result.values
-
-    def problem(field_name: str, message: str) -> None:
-        result.problems.append((field_name, message))
-
-    first = clean_text(raw.get("first_name"))
-    last = clean_text(raw.get("last_name"))
-    full = clean_text(raw.get("full_name"))
-    if full and not first and not last:
-        first, last = split_full_name(full)
+    problems = result.problems
+    # Called once per row of an import, so absent fields cost no call and each present
+    # one is cleaned and checked in one pass.
+    first = clean_text(raw["first_name"]) if "first_name" in raw else ""
+    last = clean_text(raw["last_name"]) if "last_name" in raw else ""
+    if not first and not last and "full_name" in raw:
+        full = clean_text(raw["full_name"])
+        if full:
+            first, last = split_full_name(full)
     if "first_name" in raw or "last_name" in raw or "full_name" in raw or not partial:
         values["first_name"], values["last_name"] = first, last
         if not partial and not (first or last):
-            problem("first_name", "A name is required.")
-
-    for name in ("title", "company", "location", "country", "role_family", "source"):
-        if name in raw:
-            values[name] = clean_text(raw.get(name)) or None
+            problems.append(("first_name", "A name is required."))
 
     for name in SINGLE_LINE:
-        text = values.get(name)
-        if text and ("\n" in text or "\r" in text):
-            problem(name, f"The {name.replace('_', ' ')} contains a line break.")
-        elif text and len(text) > MAX_LENGTHS[name]:
-            problem(
-                name,
-                f"The {name.replace('_', ' ')} is longer than {MAX_LENGTHS[name]} characters.",
+        if name in _NAME_FIELDS:
+            text = values.get(name)
+        elif name in raw:
+            text = values[name] = clean_text(raw[name]) or None
+        else:
+            continue
+        if not text:
+            continue
+        if "\n" in text or "\r" in text:
+            problems.append((name, f"The {name.replace('_', ' ')} contains a line break."))
+        elif len(text) > MAX_LENGTHS[name]:
+            problems.append(
+                (
+                    name,
+                    f"The {name.replace('_', ' ')} is longer than {MAX_LENGTHS[name]} characters.",
+                )
             )
 
     identity_given = False
@@ -140,30 +152,38 @@ def clean_candidate(raw: Mapping[str, Any], *, partial: bool = False) -> CleanCa
         ("linkedin_url", normalize_linkedin, "linkedin_normalized"),
         ("phone", normalize_phone, "phone_normalized"),
     ):
-        if name not in raw and partial:
-            continue
+        if name not in raw:
+            if partial:
+                continue
+            if name == "phone":
+                values["phone"] = values["phone_normalized"] = None
+                continue
         try:
             normalized = normalize(raw.get(name))
         except ValidationError as error:
-            problem(name, str(error))
+            problems.append((name, str(error)))
             continue
         shown, key = normalized if normalized else (None, None)
         if shown and len(shown) > MAX_LENGTHS[name]:
-            problem(name, f"The {name.replace('_', ' ')} is longer than {MAX_LENGTHS[name]}.")
+            problems.append(
+                (name, f"The {name.replace('_', ' ')} is longer than {MAX_LENGTHS[name]}.")
+            )
             continue
         values[name], values[key_column] = shown, key
         identity_given = identity_given or (name != "phone" and key is not None)
     if (
         not partial
         and not identity_given
-        and not any(field_name in {"email", "linkedin_url"} for field_name, _ in result.problems)
+        and not any(field_name in {"email", "linkedin_url"} for field_name, _ in problems)
     ):
-        problem("email", "An email address or a LinkedIn profile URL is required.")
+        problems.append(("email", "An email address or a LinkedIn profile URL is required."))
 
     if "remote" in raw:
         remote = parse_bool(raw.get("remote"))
         if remote is None:
-            problem("remote", f"Remote must be yes or no, not {clean_text(raw.get('remote'))!r}.")
+            problems.append(
+                ("remote", f"Remote must be yes or no, not {clean_text(raw.get('remote'))!r}.")
+            )
         else:
             values["remote"] = remote
 
@@ -176,17 +196,21 @@ def clean_candidate(raw: Mapping[str, Any], *, partial: bool = False) -> CleanCa
             try:
                 number = float(text.replace(",", "."))
             except ValueError:
-                problem("years_experience", f"Years of experience must be a number, not {text!r}.")
+                problems.append(
+                    ("years_experience", f"Years of experience must be a number, not {text!r}.")
+                )
             else:
                 if not 0 <= number <= 70:
-                    problem("years_experience", "Years of experience must be between 0 and 70.")
+                    problems.append(
+                        ("years_experience", "Years of experience must be between 0 and 70.")
+                    )
                 else:
                     values["years_experience"] = int(number)
 
     if "consent_status" in raw:
         consent = clean_text(raw.get("consent_status")).lower().replace(" ", "_")
         if consent not in CONSENT_STATUSES:
-            problem("consent_status", f"Unknown consent status {consent!r}.")
+            problems.append(("consent_status", f"Unknown consent status {consent!r}."))
         else:
             values["consent_status"] = consent
 
@@ -200,7 +224,7 @@ def clean_candidate(raw: Mapping[str, Any], *, partial: bool = False) -> CleanCa
             try:
                 values["follow_up_on"] = dt.date.fromisoformat(clean_text(follow))
             except ValueError:
-                problem("follow_up_on", f"The follow-up date {follow!r} is not a date.")
+                problems.append(("follow_up_on", f"The follow-up date {follow!r} is not a date."))
 
     if "skills" in raw:
         result.skills = split_list(raw.get("skills"))

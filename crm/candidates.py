@@ -12,7 +12,6 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     delete,
-    exists,
     func,
     insert,
     or_,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
-from crm import audit, custom_fields
+from crm import activities, audit, custom_fields, pools
 from crm.auth import require_writer
 from crm.candidate_fields import clean_candidate, split_list
 from crm.custom_fields import clean_values
@@ -32,9 +31,9 @@ from crm.models import (
     Activity,
     Campaign,
     Candidate,
-    CandidateSkill,
     CandidateTag,
     Event,
+    ImportBatch,
     OutboxMessage,
     Pool,
     PoolMember,
@@ -42,6 +41,7 @@ from crm.models import (
     User,
     utcnow,
 )
+from crm.sql import has_item
 
 SORTS = {
     "name": (Candidate.last_name, Candidate.first_name, Candidate.id),
@@ -117,12 +117,7 @@ def search_condition(text: str, filters: QuickFilters | None = None) -> list[Col
             Candidate.email_normalized.like(pattern, escape="\\"),
             func.lower(func.coalesce(Candidate.title, "")).like(pattern, escape="\\"),
             func.lower(func.coalesce(Candidate.company, "")).like(pattern, escape="\\"),
-            exists(
-                select(1).where(
-                    CandidateSkill.candidate_id == Candidate.id,
-                    CandidateSkill.skill == needle,
-                )
-            ),
+            has_item(Candidate.skills, needle),
         )
     ]
 
@@ -320,7 +315,7 @@ def _suppressed(session: Session, email_key: str | None) -> bool:
 
 def _set_list(session: Session, candidate: Candidate, kind: str, items: list[str]) -> None:
     if kind == "skills":
-        candidate.skills = [CandidateSkill(skill=item) for item in items]
+        candidate.skills = list(items)
     else:
         candidate.tags = [CandidateTag(tag=item) for item in items]
 
@@ -464,7 +459,7 @@ def update_candidate(
             if kind not in fields:
                 continue
             old_items = (
-                sorted(s.skill for s in candidate.skills)
+                sorted(candidate.skills)
                 if kind == "skills"
                 else sorted(t.tag for t in candidate.tags)
             )
@@ -592,7 +587,11 @@ EVENT_LABELS = {
 
 
 def timeline(engine: Engine, candidate_id: int, *, limit: int = 200) -> list[TimelineEntry]:
-    """Everything that touched the person, newest first: activities and email events."""
+    """Everything that touched the person, newest first: activities and email events.
+
+    An import writes a timeline row only for what the file said of a person it created
+    (a note, a connection date); their plain "Imported from FILE" comes from the batch.
+    """
     with read_session(engine) as session:
         actor_name = select(User.display_name).where(User.id == Activity.actor_id).scalar_subquery()
         rows = session.execute(
@@ -602,6 +601,7 @@ def timeline(engine: Engine, candidate_id: int, *, limit: int = 200) -> list[Tim
                 Activity.channel,
                 Activity.summary,
                 actor_name,
+                Activity.details,
             )
             .where(Activity.candidate_id == candidate_id)
             .order_by(Activity.occurred_at.desc(), Activity.id.desc())
@@ -621,10 +621,29 @@ def timeline(engine: Engine, candidate_id: int, *, limit: int = 200) -> list[Tim
             .order_by(OutboxMessage.sent_at.desc())
             .limit(limit)
         ).all()
+        imported = session.execute(
+            select(ImportBatch.id, ImportBatch.created_at, ImportBatch.filename, User.display_name)
+            .join(Candidate, Candidate.import_batch_id == ImportBatch.id)
+            .outerjoin(User, User.id == ImportBatch.created_by_id)
+            .where(Candidate.id == candidate_id)
+        ).first()
     entries = [
         TimelineEntry(at, kind, channel, summary, actor)
-        for at, kind, channel, summary, actor in rows
+        for at, kind, channel, summary, actor, _details in rows
     ]
+    if imported is not None and not any(
+        kind == "import" and isinstance(details, dict) and details.get("batch_id") == imported.id
+        for _at, kind, _channel, _summary, _actor, details in rows
+    ):
+        entries.append(
+            TimelineEntry(
+                imported.created_at,
+                "import",
+                None,
+                f"Imported from {imported.filename}",
+                imported.display_name,
+            )
+        )
     entries += [
         TimelineEntry(
             at,
@@ -699,7 +718,13 @@ def bulk_tag(engine: Engine, *, actor: User, candidate_ids: Sequence[int], tags:
         if rows:
             session.execute(insert(CandidateTag), rows)
         touched = {row["candidate_id"] for row in rows}
-        _bulk_activity(session, actor, touched, "tags", f"Tagged {', '.join(items)}")
+        activities.record(
+            session,
+            actor=actor,
+            candidate_ids=touched,
+            kind="tags",
+            summary=f"Tagged {', '.join(items)}",
+        )
         audit.record(
             session,
             actor=actor,
@@ -715,48 +740,18 @@ def bulk_add_to_pool(
     """Add everyone selected to a hand-kept (static) pool; returns how many were new."""
     ids = _check_bulk(actor, candidate_ids)
     with write_session(engine) as session:
-        pool = session.get(Pool, pool_id)
-        if pool is None:
-            raise NotFound("That pool no longer exists.")
-        if pool.kind != "static":
-            raise ValidationError(
-                f"{pool.name} is a dynamic pool: its filter decides who is in it."
-            )
-        already = set(
-            session.scalars(
-                select(PoolMember.candidate_id).where(
-                    PoolMember.pool_id == pool_id, PoolMember.candidate_id.in_(ids)
-                )
-            )
-        )
-        present = set(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
-        first_stage = pool.stages[0] if pool.stages else None
-        now = utcnow()
-        rows = [
-            {
-                "pool_id": pool_id,
-                "candidate_id": cid,
-                "stage": first_stage,
-                "added_at": now,
-                "added_by_id": actor.id,
-            }
-            for cid in ids
-            if cid in present and cid not in already
-        ]
-        if rows:
-            session.execute(insert(PoolMember), rows)
-        _bulk_activity(
-            session, actor, {row["candidate_id"] for row in rows}, "pool", f"Added to {pool.name}"
-        )
+        pool = pools.static_pool(session, pool_id)
+        present = list(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
+        added = pools.add_members(session, pool, present, actor)
         audit.record(
             session,
             actor=actor,
             action="pool.add_members",
             entity="pool",
             entity_id=pool_id,
-            detail={"count": len(rows)},
+            detail={"count": added},
         )
-        return len(rows)
+        return added
 
 
 def bulk_assign_owner(
@@ -779,7 +774,13 @@ def bulk_assign_owner(
             )
             .execution_options(synchronize_session=False)
         )
-        _bulk_activity(session, actor, set(ids), "edit", f"Owner set to {owner.display_name}")
+        activities.record(
+            session,
+            actor=actor,
+            candidate_ids=set(ids),
+            kind="edit",
+            summary=f"Owner set to {owner.display_name}",
+        )
         audit.record(
             session,
             actor=actor,
@@ -805,24 +806,3 @@ def delete_candidates(engine: Engine, *, actor: User, candidate_ids: Sequence[in
             detail={"count": result.rowcount, "ids": ids[:100]},
         )
         return result.rowcount
-
-
-def _bulk_activity(
-    session: Session, actor: User, candidate_ids: set[int], kind: str, summary: str
-) -> None:
-    if not candidate_ids:
-        return
-    now = utcnow()
-    session.execute(
-        insert(Activity),
-        [
-            {
-                "candidate_id": cid,
-                "kind": kind,
-                "actor_id": actor.id,
-                "summary": summary,
-                "occurred_at": now,
-            }
-            for cid in sorted(candidate_ids)
-        ],
-    )

@@ -155,6 +155,18 @@ def demo(
                 say(f"  {role:<10} username {username!r:<12} password {password!r}")
 
 
+def _operator(engine: Any, doing: str) -> auth.User:
+    """Who a command acts as: the first active admin (lowest id)."""
+    admins = [u for u in auth.list_users(engine) if u.role == "admin" and u.active]
+    operator = min(admins, key=lambda user: user.id, default=None)
+    if operator is None:
+        raise CrmError(
+            f"There is no active admin to {doing} as; add one with "
+            "`crm user add NAME --role admin`."
+        )
+    return operator
+
+
 @app.command("import")
 @handled
 def import_(
@@ -218,13 +230,7 @@ def import_(
     if not path.is_file():
         raise InputUnusable(f"No such file: {file}")
     engine = ready_engine()
-    # The command acts as the operator: the first active admin (lowest id) is the importer.
-    admins = [u for u in auth.list_users(engine) if u.role == "admin" and u.active]
-    operator = min(admins, key=lambda user: user.id, default=None)
-    if operator is None:
-        raise CrmError(
-            "There is no active admin to import as; add one with `crm user add NAME --role admin`."
-        )
+    operator = _operator(engine, "import")
     shown = [-1]
 
     def progress(fraction: float) -> None:
@@ -339,13 +345,81 @@ def pool_list(
     from crm import pools
 
     summaries = pools.list_pools(ready_engine())
-    rows = [{"name": s.name, "kind": s.kind, "size": s.size} for s in summaries]
+    rows = [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "size": s.size,
+            "growth_90_days": s.growth,
+            "engagement_rate": s.engagement_rate,
+            "last_touched": s.last_touched.isoformat() if s.last_touched else None,
+            "owner": s.owner,
+            "problem": s.problem,
+        }
+        for s in summaries
+    ]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for summary in summaries:
         size = f"{summary.size:,}" if summary.size is not None else f"({summary.problem})"
         typer.echo(f"{summary.name:<40} {summary.kind:<8} {size}")
+
+
+@pool_app.command("save")
+@handled
+def pool_save(
+    name: Annotated[str, typer.Argument(help="The pool's name (an existing one is updated).")],
+    filter_json: Annotated[
+        str | None,
+        typer.Option(
+            "--filter-json",
+            help='The filter, e.g. \'{"all": [{"field": "skills", "op": "has_any", '
+            '"value": ["python"]}]}\'.',
+        ),
+    ] = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="A hand-kept list instead of a filter.")
+    ] = False,
+    description: Annotated[str | None, typer.Option(help="What the pool is for.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Save a dynamic pool (a filter that stays current) or a static list.
+
+    The filter is checked before anything is saved: an unknown field, operator or a value
+    of the wrong type is an error naming it (exit 2).
+    """
+    from crm import pools
+    from crm.errors import ValidationError
+
+    if static == (filter_json is not None):
+        raise InputUnusable("Give either --filter-json JSON or --static.")
+    parsed = None
+    if filter_json is not None:
+        try:
+            parsed = json.loads(filter_json)
+        except json.JSONDecodeError as error:
+            raise InputUnusable(f"--filter-json is not valid JSON ({error.msg}).") from None
+    engine = ready_engine()
+    operator = _operator(engine, "save pools")
+    existing = pools.pool_id_by_name(engine, name.strip())
+    try:
+        pool_id = pools.save_pool(
+            engine,
+            actor=operator,
+            name=name,
+            kind="static" if static else "dynamic",
+            filter_json=parsed,
+            description=description,
+            pool_id=existing,
+        )
+    except ValidationError as error:
+        raise InputUnusable(str(error)) from None
+    size = next((p.size for p in pools.list_pools(engine) if p.id == pool_id), None)
+    if as_json:
+        typer.echo(json.dumps({"id": pool_id, "name": name.strip(), "size": size}))
+        return
+    say(f"{'Updated' if existing else 'Saved'} pool {name.strip()!r}: {size:,} people now.")
 
 
 export_app = typer.Typer(no_args_is_help=True, help="Export candidates to CSV files.")

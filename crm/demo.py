@@ -48,7 +48,6 @@ from crm.models import (
     Campaign,
     CampaignStep,
     Candidate,
-    CandidateSkill,
     CandidateTag,
     ContentItem,
     ContentItemPool,
@@ -673,12 +672,11 @@ class _Loader:
         step = max(1, min(CHUNK, -(-self.count // 20)))  # about every 5%
         while done < self.count:
             size = min(step, self.count - done)
-            rows, skills, tag_rows, activities = [], [], [], []
+            rows, tag_rows, activities = [], [], []
             for offset in range(size):
                 self.candidate(
                     next_id + done + offset,
                     rows,
-                    skills,
                     tag_rows,
                     activities,
                     family_weights,
@@ -689,7 +687,6 @@ class _Loader:
                 )
             with write_session(self.engine) as session:
                 _insert(session, Candidate.__table__, rows)
-                _insert(session, CandidateSkill.__table__, skills)
                 _insert(session, CandidateTag.__table__, tag_rows)
                 _insert(session, Activity.__table__, activities)
                 _reset_sequence(session, Candidate.__table__)
@@ -700,7 +697,6 @@ class _Loader:
         self,
         cid: int,
         rows: list[dict[str, Any]],
-        skill_rows: list[dict[str, Any]],
         tag_rows: list[dict[str, Any]],
         activities: list[dict[str, Any]],
         family_weights: list[int],
@@ -818,7 +814,7 @@ class _Loader:
         wanted = rng.randint(3, 8)
         while len(chosen) < wanted:
             chosen[rng.choices(names, cum_weights=weights)[0]] = None
-        skill_rows.extend({"candidate_id": cid, "skill": skill} for skill in chosen)
+        rows[-1]["skills"] = list(chosen)
         if random_() < 0.3:
             for tag in rng.sample(tags, rng.choice((1, 1, 2))):
                 tag_rows.append({"candidate_id": cid, "tag": tag})

@@ -38,7 +38,6 @@ from crm.models import (
     Activity,
     Application,
     Candidate,
-    CandidateSkill,
     CandidateTag,
     DuplicateDismissal,
     Enrollment,
@@ -534,9 +533,8 @@ def merge(
         keep, gone = found[keep_id], found[remove_id]
         values = _merged_values(keep, gone, choices)
         gone_name, gone_contact = _name(gone), gone.email or gone.linkedin_url
-        skills = {s.skill for s in keep.skills}
         tags = {t.tag for t in keep.tags}
-        new_skills = sorted({s.skill for s in gone.skills} - skills)
+        new_skills = [skill for skill in gone.skills if skill not in keep.skills]
         new_tags = sorted({t.tag for t in gone.tags} - tags)
 
         # The removed record lets go of its unique keys first, so the kept one may take them.
@@ -552,7 +550,7 @@ def merge(
 
         for name, value in values.items():
             setattr(keep, name, value)
-        keep.skills.extend(CandidateSkill(skill=skill) for skill in new_skills)
+        keep.skills = [*keep.skills, *new_skills]  # a new list: the column sees the change
         keep.tags.extend(CandidateTag(tag=tag) for tag in new_tags)
         keep.updated_by_id = actor.id
         keep.updated_at = utcnow()  # always an UPDATE, so the version moves on

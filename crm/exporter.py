@@ -23,7 +23,7 @@ from crm import audit
 from crm.candidates import QuickFilters, search_condition
 from crm.db import read_session, write_session
 from crm.errors import NotFound
-from crm.models import Candidate, CandidateSkill, CandidateTag, Pool, User
+from crm.models import Candidate, CandidateTag, Pool, User
 from crm.pools import membership_condition
 
 # Header names are the field names the importer's column mapping takes back as the same
@@ -77,6 +77,7 @@ _SELECTED = (
     User.username.label("owner"),
     Candidate.created_at,
     Candidate.last_contacted_at,
+    Candidate.skills,  # last: it is not one of the _FORMATS cells
 )
 
 
@@ -162,7 +163,7 @@ def _batches(
 
 
 def _lists(connection: Connection, column: Any, ids: list[int]) -> dict[int, str]:
-    """Skills or tags of a batch of people in one query, as cells in alphabetical order."""
+    """Tags of a batch of people in one query, as cells in alphabetical order."""
     found: dict[int, list[str]] = {}
     owner = column.class_.candidate_id
     query = select(owner, column).where(owner.in_(ids)).order_by(owner, column)
@@ -203,11 +204,11 @@ def _write_rows(
     writerow = sink.writer.writerow
     for batch in _batches(connection, conditions, candidate_ids):
         ids = [row[0] for row in batch]
-        skills = _lists(connection, CandidateSkill.skill, ids)
         tags = _lists(connection, CandidateTag.tag, ids)
         for row in batch:
-            cells = [form(value) for form, value in zip(_FORMATS, row[1:], strict=True)]
-            cells[_LISTS_AT:_LISTS_AT] = (skills.get(row[0], ""), tags.get(row[0], ""))
+            cells = [form(value) for form, value in zip(_FORMATS, row[1:-1], strict=True)]
+            skills = escape_cell(LIST_SEPARATOR.join(sorted(row[-1])))
+            cells[_LISTS_AT:_LISTS_AT] = (skills, tags.get(row[0], ""))
             writerow(cells)
         written += len(batch)
         sink.drain()

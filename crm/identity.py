@@ -66,9 +66,10 @@ def _plain_email(text: str) -> str | None:
         return None
     shown, ascii_domain = checked
     address = f"{local}@{shown}"
-    for form in (text, address, f"{local}@{ascii_domain}"):
-        if len(form.encode("utf-8")) > _EMAIL_MAX_LENGTH:
-            return None
+    # text and the ASCII form are ASCII (one byte a character); the shown domain may not be.
+    longest = max(len(text), len(local) + 1 + len(ascii_domain), len(address.encode("utf-8")))
+    if longest > _EMAIL_MAX_LENGTH:
+        return None
     return address
 
 
@@ -85,6 +86,8 @@ def clean_text(value: str | None) -> str:
     """Unicode-normalized (NFKC), trimmed text; None becomes ''."""
     if value is None:
         return ""
+    if value.__class__ is str and value.isascii():
+        return value.strip()  # ASCII is already NFKC: skip the normalizer (hot in imports)
     return unicodedata.normalize("NFKC", str(value)).strip()
 
 

@@ -29,12 +29,14 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Integer,
     String,
@@ -61,7 +63,6 @@ from crm.models import (
     CONSENT_STATUSES,
     Activity,
     Candidate,
-    CandidateSkill,
     CandidateTag,
     ImportBatch,
     ImportChange,
@@ -460,6 +461,7 @@ class _Import:
             "consent_note": None,
             "owner_id": actor.id if actor else None,
             "custom_fields": {},
+            "skills": [],
             "import_batch_id": None,
             "version": 1,
             "updated_by_id": actor.id if actor else None,
@@ -619,7 +621,12 @@ class _Import:
         ):
             if not keys:
                 continue
-            query = select(table.c.id, table.c.import_batch_id, *(table.c[n] for n in _COLUMNS))
+            query = select(
+                table.c.id,
+                table.c.import_batch_id,
+                table.c.skills,
+                *(table.c[n] for n in _COLUMNS),
+            )
             query = query.where(_among(column, keys, postgres=self.postgres))
             if self.write and self.postgres:
                 query = query.with_for_update()
@@ -655,6 +662,8 @@ class _Import:
     def _person_from(self, record: Any) -> _Person:
         values = {name: record._mapping[name] for name in _COLUMNS}
         person = _Person("db", values, record.id)
+        if record.skills:
+            person.skills = record.skills
         if (
             self.write
             and record.import_batch_id is not None
@@ -670,21 +679,17 @@ class _Import:
         return person
 
     def _load_lists(self, found: dict[int, _Person]) -> None:
-        ids = sorted(found)
-        for table, column, attribute in (
-            (CandidateSkill.__table__, "skill", "skills"),
-            (CandidateTag.__table__, "tag", "tags"),
-        ):
-            if attribute not in self.fields:
-                continue
-            query = select(table.c.candidate_id, table.c[column]).where(
-                _among(table.c.candidate_id, ids, postgres=self.postgres)
-            )
-            lists: dict[int, list[str]] = {}
-            for candidate_id, item in self.session.execute(query):
-                lists.setdefault(candidate_id, []).append(item)
-            for candidate_id, items in lists.items():
-                setattr(found[candidate_id], attribute, items)
+        if "tags" not in self.fields:
+            return  # skills came with the people themselves
+        table = CandidateTag.__table__
+        query = select(table.c.candidate_id, table.c.tag).where(
+            _among(table.c.candidate_id, sorted(found), postgres=self.postgres)
+        )
+        lists: dict[int, list[str]] = {}
+        for candidate_id, item in self.session.execute(query):
+            lists.setdefault(candidate_id, []).append(item)
+        for candidate_id, items in lists.items():
+            found[candidate_id].tags = items
 
     def _resolve(self, row: _Row, index: dict[str, _Person], persons: list[_Person]) -> str:
         """Decide what the row does; returns its outcome for the preview."""
@@ -848,7 +853,6 @@ class _Import:
         self.activity_tail = activities.getter({**self.activity_base, "candidate_id": None})[1:]
         self.writers = {
             "candidates": candidates,
-            "skills": _BulkInsert(session, CandidateSkill.__table__, ["candidate_id", "skill"]),
             "tags": _BulkInsert(session, CandidateTag.__table__, ["candidate_id", "tag"]),
             "activities": activities,
             "changes": _BulkInsert(
@@ -876,7 +880,7 @@ class _Import:
 
     def _write(self, persons: list[_Person], new: list[_Person]) -> None:
         writers = self._inserters()
-        skills, tags, activities = writers["skills"], writers["tags"], writers["activities"]
+        tags, activities = writers["tags"], writers["activities"]
         if new:
             candidates, base = writers["candidates"], self.candidate_base
             # Ids in email order: the email index then grows at its end, like the table,
@@ -886,20 +890,21 @@ class _Import:
                 person.id = new_id
                 row = {**base, **person.values, "id": new_id}
                 row["remote"] = bool(row.get("remote"))
-                candidates.add(row, ("remote",))
-            candidates.flush()
-            skills.add_rows([(p.id, item) for p in new for item in p.skills])
+                row["skills"] = person.skills
+                candidates.add(row, ("remote", "skills"))
+            self._queue(candidates.take())
             tags.add_rows([(p.id, item) for p in new for item in p.tags])
             for person in new:
-                self._add_activity(activities, person)
+                # The timeline shows "Imported from FILE" from the person's import batch
+                # (crm.candidates.timeline); only what the file said of them needs a row.
+                if person.first_row is not None and person.first_row.note:
+                    self._add_activity(activities, person)
         updated = [p for p in persons if p.origin != "new" and (p.dirty or p.lists_dirty)]
         if updated:
             self._update(updated)
             changes = writers["changes"]
             for person in updated:
                 prev_lists = person.prev_lists or {}
-                if "skills" in prev_lists:
-                    skills.add_rows([(person.id, item) for item in person.skills])
                 if "tags" in prev_lists:
                     tags.add_rows([(person.id, item) for item in person.tags])
                 if person.origin == "batch":
@@ -926,34 +931,32 @@ class _Import:
         for person in persons:
             if person.origin == "seen" and person.id is not None:
                 self.touched.setdefault(person.id, False)
-        for name in ("skills", "tags", "activities", "changes"):
-            writers[name].flush()
+        for name in ("tags", "activities", "changes"):
+            self._queue(writers[name].take())
+
+    def _queue(self, write: Callable[[Connection], None] | None) -> None:
+        if write is not None:
+            write(self.session.connection())
 
     def _update(self, people: list[_Person]) -> None:
-        session = self.session
         statement = _update_statement()
         parameters = []
         for person in people:
-            if not person.dirty:
+            if not person.dirty and not (person.prev_lists and "skills" in person.prev_lists):
                 continue
             entry = {f"b_{name}": person.values.get(name) for name in _COLUMNS}
+            entry["b_skills"] = list(person.skills)
             entry["b_id"] = person.id
             entry["b_updated_at"] = self.now
             entry["b_updated_by_id"] = self.actor.id if self.actor else None
             parameters.append(entry)
         if parameters:
-            session.execute(statement, parameters)
-        for attribute, list_table in (
-            ("skills", CandidateSkill.__table__),
-            ("tags", CandidateTag.__table__),
-        ):
-            ids = [p.id for p in people if p.prev_lists and attribute in p.prev_lists]
-            if ids:  # the new lists are inserted with the chunk's other rows
-                session.execute(
-                    delete(list_table).where(
-                        _among(list_table.c.candidate_id, ids, postgres=self.postgres)
-                    )
-                )
+            self._queue(partial(_execute, statement, parameters))
+        tag_table = CandidateTag.__table__
+        ids = [p.id for p in people if p.prev_lists and "tags" in p.prev_lists]
+        if ids:  # the new tags are inserted with the chunk's other rows
+            held = _among(tag_table.c.candidate_id, ids, postgres=self.postgres)
+            self._queue(partial(_execute, delete(tag_table).where(held), None))
 
     def _remember(self, persons: list[_Person]) -> None:
         """A dry run keeps what the chunk decided, as the database would have."""
@@ -976,6 +979,7 @@ def _update_statement() -> Any:
         .values(
             {name: bindparam(f"b_{name}") for name in _COLUMNS}
             | {
+                "skills": bindparam("b_skills", type_=table.c.skills.type),
                 "updated_at": bindparam("b_updated_at"),
                 "updated_by_id": bindparam("b_updated_by_id"),
                 "version": table.c.version + 1,
@@ -1001,6 +1005,11 @@ def _among(column: Any, values: Iterable[Any], *, postgres: bool) -> ColumnEleme
 
 def _email_order(person: _Person) -> str:
     return person.values.get("email_normalized") or "\uffff"
+
+
+def _execute(statement: Any, parameters: Any, connection: Connection) -> None:
+    """One statement on the import's connection (queued for its writer thread)."""
+    connection.execute(statement, parameters)
 
 
 def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -1064,21 +1073,22 @@ class _BulkInsert:
         """Queue rows given as tuples in table column order, needing no processing."""
         self.rows.extend(rows)
 
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        connection = self.session.connection()
+    def take(self) -> Callable[[Connection], None] | None:
+        """The queued rows as one write for the import's writer thread, and a fresh queue."""
+        rows, self.rows = self.rows, []
+        return partial(self._send, rows) if rows else None
+
+    def _send(self, rows: list[tuple[Any, ...]], connection: Connection) -> None:
         if self.copy:
             cursor = connection.connection.cursor()  # the transaction's own connection
             try:
                 with cursor.copy(self.sql) as copy:
-                    for row in self.rows:
+                    for row in rows:
                         copy.write_row(row)
             finally:
                 cursor.close()
         else:
-            connection.exec_driver_sql(self.sql, self.rows)
-        self.rows = []
+            connection.exec_driver_sql(self.sql, rows)
 
 
 def _chunks(
@@ -1384,24 +1394,21 @@ def _restore(session: Session, batch_id: int, actor: User, now: Any) -> int:
     for start in range(0, len(changes), CHUNK_ROWS):
         part = changes[start : start + CHUNK_ROWS]
         ids = sorted({candidate_id for _id, candidate_id, _previous in part})
-        query = select(table.c.id, *(table.c[n] for n in _COLUMNS)).where(
+        query = select(table.c.id, table.c.skills, *(table.c[n] for n in _COLUMNS)).where(
             _among(table.c.id, ids, postgres=postgres)
         )
-        current = {
-            r.id: {n: r._mapping[n] for n in _COLUMNS}
-            for r in session.execute(query.with_for_update())
-        }
+        current: dict[int, dict[str, Any]] = {}
         lists: dict[tuple[int, str], list[str]] = {}
-        for list_table, column, attribute in (
-            (CandidateSkill.__table__, "skill", "skills"),
-            (CandidateTag.__table__, "tag", "tags"),
+        for r in session.execute(query.with_for_update()):
+            current[r.id] = {n: r._mapping[n] for n in _COLUMNS}
+            lists[(r.id, "skills")] = r.skills
+        tag_table = CandidateTag.__table__
+        for candidate_id, item in session.execute(
+            select(tag_table.c.candidate_id, tag_table.c.tag).where(
+                _among(tag_table.c.candidate_id, ids, postgres=postgres)
+            )
         ):
-            for candidate_id, item in session.execute(
-                select(list_table.c.candidate_id, list_table.c[column]).where(
-                    _among(list_table.c.candidate_id, ids, postgres=postgres)
-                )
-            ):
-                lists.setdefault((candidate_id, attribute), []).append(item)
+            lists.setdefault((candidate_id, "tags"), []).append(item)
         wanted_keys = {
             value
             for _id, _cid, previous in part
@@ -1452,29 +1459,26 @@ def _restore(session: Session, batch_id: int, actor: User, now: Any) -> int:
             statement,
             [
                 {f"b_{n}": current[cid][n] for n in _COLUMNS}
-                | {"b_id": cid, "b_updated_at": now, "b_updated_by_id": actor.id}
+                | {
+                    "b_skills": list(dict.fromkeys(lists.get((cid, "skills"), []))),
+                    "b_id": cid,
+                    "b_updated_at": now,
+                    "b_updated_by_id": actor.id,
+                }
                 for cid in sorted(dirty)
             ],
         )
-        for list_table, column, attribute in (
-            (CandidateSkill.__table__, "skill", "skills"),
-            (CandidateTag.__table__, "tag", "tags"),
-        ):
-            touched = sorted(cid for cid, name in lists_dirty if name == attribute)
-            if not touched:
-                continue
-            session.execute(
-                delete(list_table).where(
-                    _among(list_table.c.candidate_id, touched, postgres=postgres)
-                )
-            )
+        touched = sorted(cid for cid, name in lists_dirty if name == "tags")
+        if touched:
+            held = _among(tag_table.c.candidate_id, touched, postgres=postgres)
+            session.execute(delete(tag_table).where(held))
             _insert(
                 session,
-                list_table,
+                tag_table,
                 [
-                    {"candidate_id": cid, column: item}
+                    {"candidate_id": cid, "tag": item}
                     for cid in touched
-                    for item in dict.fromkeys(lists[(cid, attribute)])
+                    for item in dict.fromkeys(lists[(cid, "tags")])
                 ],
             )
         restored |= dirty

@@ -10,6 +10,7 @@ Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -119,6 +120,33 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC)
 
 
+class TextList(TypeDecorator[list[str]]):
+    """A short list of lower-cased words (skills) kept in the row as compact JSON text.
+
+    One column instead of a row per item: an import of 100,000 people writes no 400,000
+    extra rows and index entries, and a filter on an item is a substring test for its
+    quoted JSON form ('"python"'), which cannot match "python3" (crm.sql.has_item).
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[str] | None, dialect: Any) -> str:
+        return encode_items(value or [])
+
+    def process_result_value(self, value: str | None, dialect: Any) -> list[str]:
+        return json.loads(value) if value else []
+
+
+def encode_items(items: list[str]) -> str:
+    """The stored form of a list of items, and of one item inside it (crm.sql.has_item)."""
+    plain = "".join(items)
+    if '"' not in plain and "\\" not in plain and plain.isprintable():
+        # What json.dumps gives for such items, ten times faster (imports call this a lot).
+        return '["' + '","'.join(items) + '"]' if items else "[]"
+    return json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))
+
+
 # none_as_null: a Python None is SQL NULL, not the JSON text 'null'.
 JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
@@ -196,10 +224,7 @@ class Candidate(Timestamped, Base):
         _choice("consent_status", CONSENT_STATUSES),
         Index(None, "last_contacted_at"),
         Index(None, "created_at"),
-        Index(None, "role_family"),
-        Index(None, "location"),
         Index(None, "last_name", "first_name"),
-        Index(None, "company"),
         Index(None, "owner_id"),
     )
 
@@ -227,6 +252,8 @@ class Candidate(Timestamped, Base):
     consent_note: Mapped[str | None] = mapped_column(Text)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Lower-cased, in the order given; see TextList.
+    skills: Mapped[list[str]] = mapped_column(TextList(), default=list, server_default="[]")
     last_contacted_at: Mapped[dt.datetime | None]
     last_contacted_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
@@ -245,9 +272,6 @@ class Candidate(Timestamped, Base):
 
     __mapper_args__ = {"version_id_col": version}
 
-    skills: Mapped[list[CandidateSkill]] = relationship(
-        back_populates="candidate", cascade="all, delete-orphan", lazy="selectin"
-    )
     tags: Mapped[list[CandidateTag]] = relationship(
         back_populates="candidate", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -256,19 +280,6 @@ class Candidate(Timestamped, Base):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
-
-
-class CandidateSkill(Base):
-    """One skill of one candidate, lower-cased, so skill filters run on an index."""
-
-    __tablename__ = "candidate_skills"
-    __table_args__ = (Index(None, "skill", "candidate_id"),)
-
-    candidate_id: Mapped[int] = mapped_column(
-        ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
-    )
-    skill: Mapped[str] = mapped_column(String(80), primary_key=True)
-    candidate: Mapped[Candidate] = relationship(back_populates="skills")
 
 
 class CandidateTag(Base):

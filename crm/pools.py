@@ -8,35 +8,52 @@ of fields and operators; values are always bound parameters, never pasted into S
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Text,
     and_,
+    delete,
     false,
     func,
+    insert,
     literal,
     not_,
     or_,
     select,
+    text,
     true,
+    type_coerce,
 )
 from sqlalchemy.orm import Session
 
-from crm.db import read_session
-from crm.errors import ValidationError
+from crm import activities, audit
+from crm.auth import require_writer
+from crm.db import read_session, write_session
+from crm.errors import NotFound, ValidationError
+from crm.identity import clean_text
 from crm.models import (
+    APPLICATION_STAGES,
+    POOL_KINDS,
+    Application,
+    Campaign,
     Candidate,
-    CandidateSkill,
     CandidateTag,
+    ContentItem,
+    ContentItemPool,
+    CustomField,
+    Event,
     Pool,
     PoolMember,
     User,
     UtcDateTime,
     utcnow,
 )
+from crm.sql import has_item
 
 LONG_AGO = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)  # stands in for "never" in date filters
 
@@ -59,7 +76,7 @@ DATE_FIELDS = {
     "created_at": Candidate.created_at,
 }
 SET_FIELDS = {
-    "skills": (CandidateSkill, CandidateSkill.skill),
+    "skills": None,  # a TextList column on the candidate: crm.sql.has_item
     "tags": (CandidateTag, CandidateTag.tag),
 }
 BOOL_FIELDS = {"remote": Candidate.remote}
@@ -69,7 +86,26 @@ NUMBER_OPS = {"eq", "ne", "gte", "lte", "between", "is_empty", "is_not_empty"}
 DATE_OPS = {"within_days", "older_than_days", "is_empty", "is_not_empty"}
 SET_OPS = {"has_any", "has_all", "has_none", "is_empty", "is_not_empty"}
 BOOL_OPS = {"eq", "ne"}
-SPECIAL_FIELDS = {"owner": {"eq", "ne", "in", "is_empty", "is_not_empty"}, "pool": {"in", "not_in"}}
+ENGAGEMENT_OPS = {
+    "opened_within_days": ("open",),
+    "clicked_within_days": ("click",),
+    "replied_within_days": ("reply",),
+    "engaged_within_days": ("open", "click", "reply"),
+    "never_engaged": ("open", "click", "reply"),
+}
+SPECIAL_FIELDS = {
+    "owner": {"eq", "ne", "in", "is_empty", "is_not_empty"},
+    "pool": {"in", "not_in"},
+    "pipeline_stage": {"in", "not_in"},
+    "engagement": set(ENGAGEMENT_OPS),
+}
+CUSTOM_PREFIX = "custom."  # "custom.<key>" names an admin-defined field
+CUSTOM_OPS = {
+    "text": TEXT_OPS,
+    "choice": TEXT_OPS,
+    "number": NUMBER_OPS,
+    "date": {"before", "after", "within_days", "is_empty", "is_not_empty"},
+}
 
 FIELD_OPS: dict[str, set[str]] = {
     **{name: TEXT_OPS for name in TEXT_FIELDS},
@@ -81,6 +117,11 @@ FIELD_OPS: dict[str, set[str]] = {
 }
 
 
+INSIGHT_DAYS = 90  # the window of "growth" and "engagement rate"
+MAX_NAME = 120
+MAX_SAMPLE = 50
+
+
 @dataclass(frozen=True)
 class PoolSummary:
     id: int
@@ -89,6 +130,33 @@ class PoolSummary:
     description: str | None
     size: int | None
     problem: str | None  # why the size could not be computed, said plainly
+    owner: str | None = None
+    # Members who joined in the last INSIGHT_DAYS: added to a list, or (dynamic pools,
+    # whose membership has no history) new in the database and matching.
+    growth: int | None = None
+    engaged: int | None = None  # members who opened, clicked or replied in INSIGHT_DAYS
+    last_touched: dt.datetime | None = None  # the latest contact with any member
+
+    @property
+    def engagement_rate(self) -> float | None:
+        if not self.size or self.engaged is None:
+            return None
+        return self.engaged / self.size
+
+
+@dataclass(frozen=True)
+class FilterPreview:
+    """What a filter matches right now: how many, and a few of them by name."""
+
+    count: int
+    sample: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Overlap:
+    first: int
+    second: int
+    both: int
 
 
 def _fail(message: str) -> ValidationError:
@@ -167,7 +235,9 @@ def _date_condition(field: str, op: str, value: Any, now: dt.datetime) -> Column
 
 
 def _set_condition(field: str, op: str, value: Any) -> ColumnElement[bool]:
-    table, column = SET_FIELDS[field]
+    if field == "skills":
+        return _skills_condition(op, value)
+    table, column = SET_FIELDS[field]  # type: ignore[misc]
 
     def having(items: list[str] | None) -> ColumnElement[bool]:
         # IN (subquery) lets SQLite build the set once from the (skill, candidate) index,
@@ -188,6 +258,105 @@ def _set_condition(field: str, op: str, value: Any) -> ColumnElement[bool]:
         return not_(having(items))
     # has_all: one set per item
     return and_(*(having([item]) for item in dict.fromkeys(items)))
+
+
+def _skills_condition(op: str, value: Any) -> ColumnElement[bool]:
+    column = Candidate.skills
+    if op in {"is_empty", "is_not_empty"}:
+        stored = type_coerce(column, Text())  # the JSON text itself, not a list to encode
+        return (stored == "[]") if op == "is_empty" else (stored != "[]")
+    items = list(dict.fromkeys(_text_list("skills", value)))
+    tests = [has_item(column, item) for item in items]
+    if op == "has_any":
+        return or_(*tests) if tests else false()
+    if op == "has_none":
+        return not_(or_(*tests)) if tests else true()
+    return and_(*tests) if tests else true()  # has_all
+
+
+def _engagement_condition(op: str, value: Any, now: dt.datetime) -> ColumnElement[bool]:
+    """Opened, clicked or replied within N days (machine opens by scanners do not count),
+    or never engaged at all."""
+    engaged = select(Event.candidate_id).where(
+        Event.kind.in_(ENGAGEMENT_OPS[op]),
+        Event.candidate_id.is_not(None),  # NOT IN over a NULL would match nobody
+        Event.is_machine.is_(False),
+    )
+    if op == "never_engaged":
+        return Candidate.id.not_in(engaged)
+    days = _number("engagement", value)
+    if days < 0:
+        raise _fail("The number of days for engagement cannot be negative.")
+    return Candidate.id.in_(engaged.where(Event.occurred_at >= now - dt.timedelta(days=days)))
+
+
+def _pipeline_condition(op: str, value: Any) -> ColumnElement[bool]:
+    stages = _text_list("pipeline_stage", value)
+    unknown = [stage for stage in stages if stage not in APPLICATION_STAGES]
+    if unknown:
+        known = ", ".join(APPLICATION_STAGES)
+        raise _fail(f"Unknown pipeline stage {unknown[0]!r}; use one of {known}.")
+    in_stage = Candidate.id.in_(
+        select(Application.candidate_id).where(
+            Application.stage.in_(stages), Application.candidate_id.is_not(None)
+        )
+    )
+    return in_stage if op == "in" else not_(in_stage)
+
+
+def _custom_condition(
+    session: Session, field: str, op: str, value: Any, now: dt.datetime
+) -> ColumnElement[bool]:
+    key = field[len(CUSTOM_PREFIX) :]
+    definition = session.scalar(select(CustomField).where(CustomField.key == key))
+    if definition is None:
+        raise _fail(f"The filter refers to a custom field that no longer exists: {key!r}.")
+    allowed = CUSTOM_OPS[definition.kind]
+    if op not in allowed:
+        raise _fail(
+            f"Unknown operator {op!r} for {definition.label}; use one of "
+            f"{', '.join(sorted(allowed))}."
+        )
+    stored = Candidate.custom_fields[key]
+    if definition.kind == "number":
+        number = stored.as_float()
+        if op in {"is_empty", "is_not_empty"}:
+            return number.is_(None) if op == "is_empty" else number.is_not(None)
+        if op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                raise _fail(f"between on {definition.label} takes two numbers, like [3, 8].")
+            low, high = (_number(definition.label, item) for item in value)
+            return number.between(low, high)
+        wanted = _number(definition.label, value)
+        return {
+            "eq": number == wanted,
+            "ne": or_(number.is_(None), number != wanted),
+            "gte": number >= wanted,
+            "lte": number <= wanted,
+        }[op]
+    text = stored.as_string()
+    if op == "is_empty":
+        return or_(text.is_(None), text == "")
+    if op == "is_not_empty":
+        return and_(text.is_not(None), text != "")
+    if definition.kind == "date":
+        if op == "within_days":
+            days = _number(definition.label, value)
+            return text >= (now - dt.timedelta(days=days)).date().isoformat()
+        bad_date = f"The value of {definition.label} must be a date like 2026-01-31."
+        if not isinstance(value, str):
+            raise _fail(bad_date)
+        try:
+            day = dt.date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            raise _fail(bad_date) from None
+        return text < day if op == "before" else text > day  # ISO dates sort as text
+    lowered = func.lower(func.coalesce(text, ""))
+    if op == "contains":
+        (needle,) = _text_list(definition.label, value)[:1] or [""]
+        return lowered.like(f"%{_like_escape(needle)}%", escape="\\")
+    values = _text_list(definition.label, value)
+    return lowered.in_(values) if op in {"eq", "in"} else not_(lowered.in_(values))
 
 
 def _bool_condition(field: str, op: str, value: Any) -> ColumnElement[bool]:
@@ -237,11 +406,16 @@ def _compile(
             children = node[group]
             if not isinstance(children, list):
                 raise _fail(f"'{group}' must hold a list of conditions.")
-            parts = [_compile(session, child, now, seen) for child in children]
+            # SQLite tests AND-ed conditions in the order written: plain column tests first,
+            # then the skill text searches, then subqueries (a third faster on a scan).
+            ordered = sorted(children, key=_cost) if group == "all" else children
+            parts = [_compile(session, child, now, seen) for child in ordered]
             if not parts:
                 return true() if group == "all" else false()
             return combine(*parts)
     field, op = node.get("field"), node.get("op")
+    if isinstance(field, str) and field.startswith(CUSTOM_PREFIX):
+        return _custom_condition(session, field, op, node.get("value"), now)
     if field not in FIELD_OPS:
         raise _fail(f"Unknown filter field {field!r}.")
     if op not in FIELD_OPS[field]:
@@ -260,7 +434,24 @@ def _compile(
         return _bool_condition(field, op, value)
     if field == "owner":
         return _owner_condition(session, op, value)
+    if field == "engagement":
+        return _engagement_condition(op, value, now)
+    if field == "pipeline_stage":
+        return _pipeline_condition(op, value)
     return _pool_condition(session, op, value, now, seen)
+
+
+_SUBQUERY_FIELDS = {"tags", "pool", "pipeline_stage", "engagement"}
+
+
+def _cost(node: Any) -> int:
+    """How much a condition costs per row, roughly, for ordering an AND."""
+    if not isinstance(node, dict) or "field" not in node:
+        return 1
+    field = node.get("field")
+    if field in _SUBQUERY_FIELDS:
+        return 2
+    return 1 if field == "skills" else 0
 
 
 def compile_filter(
@@ -290,19 +481,33 @@ def count_matching(engine: Engine, filter_json: Any) -> int:
 
 
 def list_pools(engine: Engine) -> list[PoolSummary]:
-    """Every pool with its current size; a broken filter is reported, not raised.
+    """Every pool with its size and insight; a broken filter is reported, not raised.
 
-    All dynamic pools are counted in one pass over the candidates (COUNT ... FILTER per
-    pool), static lists from their member rows.
+    Dynamic pools are measured in one pass over the candidates (aggregates with FILTER
+    per pool), static lists from their member rows joined to the candidates.
     """
     with read_session(engine) as session:
         now = utcnow()
+        since = now - dt.timedelta(days=INSIGHT_DAYS)
         all_pools = list(session.scalars(select(Pool).order_by(Pool.name)))
-        static_sizes = dict(
-            session.execute(
-                select(PoolMember.pool_id, func.count()).group_by(PoolMember.pool_id)
-            ).all()
-        )
+        owners = dict(session.execute(select(User.id, User.display_name)).all())
+        engaged = Candidate.last_engaged_at >= since
+        static = {
+            pool_id: (size, growth, engaged_count, touched)
+            for pool_id, size, growth, engaged_count, touched in session.execute(
+                select(
+                    PoolMember.pool_id,
+                    func.count(),
+                    func.count().filter(PoolMember.added_at >= since),
+                    func.count().filter(engaged),
+                    func.max(Candidate.last_contacted_at),
+                )
+                .join(Candidate, Candidate.id == PoolMember.candidate_id)
+                .join(Pool, Pool.id == PoolMember.pool_id)
+                .where(Pool.kind == "static")
+                .group_by(PoolMember.pool_id)
+            )
+        }
         conditions: dict[int, ColumnElement[bool]] = {}
         problems: dict[int, str] = {}
         for pool in all_pools:
@@ -312,25 +517,286 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
                 conditions[pool.id] = membership_condition(session, pool, now=now)
             except ValidationError as error:
                 problems[pool.id] = str(error)
-        dynamic_sizes: dict[int, int] = {}
+        dynamic: dict[int, tuple[Any, ...]] = {}
         if conditions:
-            counts = session.execute(
-                select(*(func.count().filter(c) for c in conditions.values())).select_from(
-                    Candidate
-                )
-            ).one()
-            dynamic_sizes = dict(zip(conditions, counts, strict=True))
-    return [
-        PoolSummary(
-            pool.id,
-            pool.name,
-            pool.kind,
-            pool.description,
-            static_sizes.get(pool.id, 0) if pool.kind == "static" else dynamic_sizes.get(pool.id),
-            problems.get(pool.id),
+            new = Candidate.created_at >= since
+            columns = []
+            for condition in conditions.values():
+                columns += [
+                    func.count().filter(condition),
+                    func.count().filter(and_(condition, new)),
+                    func.count().filter(and_(condition, engaged)),
+                    func.max(Candidate.last_contacted_at).filter(condition),
+                ]
+            found = session.execute(select(*columns).select_from(Candidate)).one()
+            for index, pool_id in enumerate(conditions):
+                dynamic[pool_id] = tuple(found[index * 4 : index * 4 + 4])
+    summaries = []
+    for pool in all_pools:
+        if pool.id in problems:
+            figures: tuple[Any, ...] = (None, None, None, None)
+        elif pool.kind == "static":
+            figures = static.get(pool.id, (0, 0, 0, None))
+        else:
+            figures = dynamic[pool.id]
+        size, growth, engaged_count, touched = figures
+        summaries.append(
+            PoolSummary(
+                pool.id,
+                pool.name,
+                pool.kind,
+                pool.description,
+                size,
+                problems.get(pool.id),
+                owners.get(pool.owner_id) if pool.owner_id else None,
+                growth,
+                engaged_count,
+                _aware(touched),
+            )
         )
-        for pool in all_pools
-    ]
+    return summaries
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """An aggregate's timestamp (MAX loses the column type) as aware UTC."""
+    if moment is None or isinstance(moment, dt.datetime) and moment.tzinfo is not None:
+        return moment
+    if isinstance(moment, str):  # SQLite hands MAX() of a DATETIME back as text
+        moment = dt.datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=dt.UTC)
+
+
+def preview_filter(
+    engine: Engine, filter_json: Any, *, sample: int = 10, now: dt.datetime | None = None
+) -> FilterPreview:
+    """The count and a sample of the people a filter matches; ValidationError if it is bad.
+
+    Both are SQL (a COUNT and a LIMIT), so editing a filter never loads whole tables.
+    """
+    with read_session(engine) as session:
+        condition = compile_filter(session, filter_json, now=now)
+        count = session.scalar(select(func.count()).select_from(Candidate).where(condition))
+        rows = session.execute(
+            select(
+                Candidate.id,
+                Candidate.first_name,
+                Candidate.last_name,
+                Candidate.title,
+                Candidate.company,
+                Candidate.location,
+                Candidate.last_contacted_at,
+            )
+            .where(condition)
+            .order_by(Candidate.last_name, Candidate.first_name, Candidate.id)
+            .limit(max(0, min(sample, MAX_SAMPLE)))
+        )
+        return FilterPreview(count or 0, [dict(row._mapping) for row in rows])
+
+
+def member_ids(engine: Engine, pool_id: int) -> list[int]:
+    """Everyone in a pool right now, by id."""
+    with read_session(engine) as session:
+        pool = session.get(Pool, pool_id)
+        if pool is None:
+            raise NotFound("That pool no longer exists.")
+        condition = membership_condition(session, pool)
+        return list(session.scalars(select(Candidate.id).where(condition).order_by(Candidate.id)))
+
+
+def overlap(engine: Engine, first_id: int, second_id: int) -> Overlap:
+    """How many people each of two pools holds, and how many are in both (one scan)."""
+    with read_session(engine) as session:
+        first, second = session.get(Pool, first_id), session.get(Pool, second_id)
+        if first is None or second is None:
+            raise NotFound("One of the two pools no longer exists.")
+        in_first = membership_condition(session, first)
+        in_second = membership_condition(session, second)
+        counts = session.execute(
+            select(
+                func.count().filter(in_first),
+                func.count().filter(in_second),
+                func.count().filter(and_(in_first, in_second)),
+            ).select_from(Candidate)
+        ).one()
+        return Overlap(*counts)
+
+
+def get_pool(engine: Engine, pool_id: int) -> Pool | None:
+    with read_session(engine) as session:
+        return session.get(Pool, pool_id)
+
+
+def pool_id_by_name(engine: Engine, name: str) -> int | None:
+    with read_session(engine) as session:
+        return session.scalar(select(Pool.id).where(Pool.name == name))
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(clean_text(name).split())
+    if not cleaned:
+        raise ValidationError("Give the pool a name.")
+    if len(cleaned) > MAX_NAME:
+        raise ValidationError(f"A pool name can be at most {MAX_NAME} characters.")
+    return cleaned
+
+
+def save_pool(
+    engine: Engine,
+    *,
+    actor: User,
+    name: str,
+    kind: str,
+    filter_json: Any = None,
+    description: str | None = None,
+    pool_id: int | None = None,
+) -> int:
+    """Create a pool (pool_id None) or change one; returns its id.
+
+    A dynamic pool stores its filter, checked by compiling it; a static pool is a list
+    that people are added to by hand. A pool's kind never changes.
+    """
+    require_writer(actor)
+    name = _clean_name(name)
+    if kind not in POOL_KINDS:
+        raise ValidationError(f"A pool is {' or '.join(POOL_KINDS)}, not {kind!r}.")
+    about = clean_text(description) or None
+    with write_session(engine) as session:
+        clash = session.scalar(select(Pool.id).where(Pool.name == name))
+        if clash is not None and clash != pool_id:
+            raise ValidationError(f"There is already a pool called {name!r}.")
+        if kind == "dynamic":
+            if filter_json is None:
+                raise ValidationError("A dynamic pool needs a filter.")
+            compile_filter(session, filter_json)  # refuses what cannot run, naming it
+        if pool_id is None:
+            pool = Pool(name=name, kind=kind, owner_id=actor.id, stages=[])
+            session.add(pool)
+        else:
+            found = session.get(Pool, pool_id, with_for_update=True)
+            if found is None:
+                raise NotFound("That pool no longer exists.")
+            if found.kind != kind:
+                raise ValidationError(
+                    f"{found.name} is a {found.kind} pool; a pool's kind cannot change."
+                )
+            pool = found
+        pool.name = name
+        pool.description = about
+        pool.filter = filter_json if kind == "dynamic" else None
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="pool.save" if pool_id else "pool.create",
+            entity="pool",
+            entity_id=pool.id,
+            detail={"name": name, "kind": kind, "filter": pool.filter},
+        )
+        return pool.id
+
+
+def delete_pool(engine: Engine, *, actor: User, pool_id: int) -> str:
+    """Delete a pool (its list and stages go with it; the people stay); returns its name."""
+    require_writer(actor)
+    with write_session(engine) as session:
+        pool = session.get(Pool, pool_id)
+        if pool is None:
+            raise NotFound("That pool no longer exists.")
+        users = [
+            other.name
+            for other in session.scalars(select(Pool).where(Pool.kind == "dynamic"))
+            if other.id != pool_id and _mentions_pool(other.filter, pool.name)
+        ]
+        if users:
+            raise ValidationError(
+                f"{pool.name} is used in the filter of {', '.join(users)}; change that first."
+            )
+        name = pool.name
+        session.delete(pool)
+        audit.record(
+            session,
+            actor=actor,
+            action="pool.delete",
+            entity="pool",
+            entity_id=pool_id,
+            detail={"name": name},
+        )
+        return name
+
+
+def _mentions_pool(node: Any, name: str) -> bool:
+    if isinstance(node, dict):
+        if node.get("field") == "pool":
+            value = node.get("value")
+            return name in (value if isinstance(value, list) else [value])
+        return any(
+            _mentions_pool(child, name) for key in ("all", "any") for child in (node.get(key) or [])
+        )
+    return False
+
+
+def remove_members(
+    engine: Engine, *, actor: User, pool_id: int, candidate_ids: Sequence[int]
+) -> int:
+    """Take people off a hand-kept list; returns how many were on it."""
+    require_writer(actor)
+    ids = sorted(set(candidate_ids))
+    if not ids:
+        raise ValidationError("Select at least one person first.")
+    with write_session(engine) as session:
+        pool = static_pool(session, pool_id)
+        removed = list(
+            session.scalars(
+                delete(PoolMember)
+                .where(PoolMember.pool_id == pool_id, PoolMember.candidate_id.in_(ids))
+                .returning(PoolMember.candidate_id)
+            )
+        )
+        activities.record(
+            session,
+            actor=actor,
+            candidate_ids=removed,
+            kind="pool",
+            summary=f"Removed from {pool.name}",
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="pool.remove_members",
+            entity="pool",
+            entity_id=pool_id,
+            detail={"count": len(removed)},
+        )
+        return len(removed)
+
+
+def aimed_at(engine: Engine, pool_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The campaigns and the calendar items aimed at a pool, newest first."""
+    with read_session(engine) as session:
+        campaigns = [
+            dict(row._mapping)
+            for row in session.execute(
+                select(Campaign.id, Campaign.name, Campaign.status, Campaign.launched_at)
+                .where(Campaign.audience_pool_id == pool_id)
+                .order_by(Campaign.created_at.desc())
+            )
+        ]
+        items = [
+            dict(row._mapping)
+            for row in session.execute(
+                select(
+                    ContentItem.id,
+                    ContentItem.title,
+                    ContentItem.channel,
+                    ContentItem.status,
+                    ContentItem.scheduled_at,
+                )
+                .join(ContentItemPool, ContentItemPool.content_item_id == ContentItem.id)
+                .where(ContentItemPool.pool_id == pool_id)
+                .order_by(ContentItem.scheduled_at.desc())
+            )
+        ]
+    return campaigns, items
 
 
 def static_pools(engine: Engine) -> list[tuple[int, str]]:
@@ -348,3 +814,134 @@ def pool_names(engine: Engine) -> list[str]:
     """Every pool's name, for pickers (no sizes: counting is the slow part)."""
     with read_session(engine) as session:
         return list(session.scalars(select(Pool.name).order_by(Pool.name)))
+
+
+def add_matching(engine: Engine, *, actor: User, pool_id: int, filter_json: Any) -> int:
+    """Add everyone a filter matches now to a hand-kept list; returns how many."""
+    require_writer(actor)
+    with write_session(engine) as session:
+        pool = static_pool(session, pool_id)
+        ids = list(
+            session.scalars(
+                select(Candidate.id)
+                .where(compile_filter(session, filter_json))
+                .order_by(Candidate.id)
+            )
+        )
+        added = add_members(session, pool, ids, actor)
+        audit.record(
+            session,
+            actor=actor,
+            action="pool.add_members",
+            entity="pool",
+            entity_id=pool_id,
+            detail={"count": added, "filter": filter_json},
+        )
+        return added
+
+
+def static_pool(session: Session, pool_id: int) -> Pool:
+    """The hand-kept pool, locked for the change; one sentence if it is gone or dynamic."""
+    pool = session.get(Pool, pool_id, with_for_update=True)
+    if pool is None:
+        raise NotFound("That pool no longer exists.")
+    if pool.kind != "static":
+        raise ValidationError(f"{pool.name} is a dynamic pool: its filter decides who is in it.")
+    return pool
+
+
+def add_members(session: Session, pool: Pool, candidate_ids: Sequence[int], actor: User) -> int:
+    """Put people on a static pool's list (in its first stage) with "Added to POOL" on their
+    timelines; people already on it are left as they are. Returns how many were added."""
+    wanted = sorted(set(candidate_ids))
+    already = set(
+        session.scalars(select(PoolMember.candidate_id).where(PoolMember.pool_id == pool.id))
+    )
+    new = [cid for cid in wanted if cid not in already]
+    first_stage = pool.stages[0] if pool.stages else None
+    now = utcnow()
+    for start in range(0, len(new), 5000):
+        session.execute(
+            insert(PoolMember),
+            [
+                {
+                    "pool_id": pool.id,
+                    "candidate_id": cid,
+                    "stage": first_stage,
+                    "added_at": now,
+                    "added_by_id": actor.id,
+                }
+                for cid in new[start : start + 5000]
+            ],
+        )
+    activities.record(
+        session, actor=actor, candidate_ids=new, kind="pool", summary=f"Added to {pool.name}"
+    )
+    return len(new)
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """Values to offer in the filter builder (any other value can still be typed)."""
+
+    skills: list[str]
+    tags: list[str]
+    locations: list[str]
+    role_families: list[str]
+    sources: list[str]
+    owners: list[str]
+    pools: list[str]
+    custom_fields: list[tuple[str, str, str, list[str]]]  # key, label, kind, choices
+
+
+SUGGESTION_SAMPLE = 5000  # skills are suggested from the newest people, not a full scan
+_COMMON_SKILLS_SQLITE = (
+    "SELECT e.value FROM (SELECT skills FROM candidates ORDER BY id DESC LIMIT :sample) AS c, "
+    "json_each(c.skills) AS e GROUP BY e.value ORDER BY count(*) DESC, e.value LIMIT :limit"
+)
+_COMMON_SKILLS_POSTGRESQL = (
+    "SELECT e.value FROM (SELECT skills FROM candidates ORDER BY id DESC LIMIT :sample) AS c, "
+    "json_array_elements_text(c.skills::json) AS e(value) "
+    "GROUP BY e.value ORDER BY count(*) DESC, e.value LIMIT :limit"
+)
+
+
+def filter_options(engine: Engine, *, limit: int = 200) -> FilterOptions:
+    """The common values of each field, most used first."""
+    with read_session(engine) as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        query = _COMMON_SKILLS_POSTGRESQL if postgres else _COMMON_SKILLS_SQLITE
+        skills = [
+            value
+            for (value,) in session.execute(
+                text(query), {"sample": SUGGESTION_SAMPLE, "limit": limit}
+            )
+        ]
+
+        def common(column: Any) -> list[str]:
+            return [
+                value
+                for (value,) in session.execute(
+                    select(column)
+                    .where(column.is_not(None), column != "")
+                    .group_by(column)
+                    .order_by(func.count().desc(), column)
+                    .limit(limit)
+                )
+            ]
+
+        tags = common(CandidateTag.tag)
+        locations = common(Candidate.location)
+        role_families = common(Candidate.role_family)
+        sources = common(Candidate.source)
+        owners = list(
+            session.scalars(select(User.username).where(User.active).order_by(User.username))
+        )
+        pool_list = list(session.scalars(select(Pool.name).order_by(Pool.name)))
+        custom = [
+            (f.key, f.label, f.kind, list(f.choices or []))
+            for f in session.scalars(
+                select(CustomField).order_by(CustomField.position, CustomField.id)
+            )
+        ]
+    return FilterOptions(skills, tags, locations, role_families, sources, owners, pool_list, custom)

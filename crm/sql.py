@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float
+from sqlalchemy import Float, Integer, String, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+
+from crm.models import encode_items
 
 
 class days_between(FunctionElement[float]):  # named like the SQL function
@@ -38,3 +40,35 @@ def _days_between_postgresql(element: days_between, compiler: Any, **kw: Any) ->
         f"(EXTRACT(EPOCH FROM (CAST({compiler.process(later, **kw)} AS TIMESTAMP) - "
         f"CAST({compiler.process(earlier, **kw)} AS TIMESTAMP))) / 86400.0)"
     )
+
+
+class item_position(FunctionElement[int]):  # named like the SQL it stands for
+    """Where a TextList item's quoted JSON form starts in the column's text (0: absent)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "item_position"
+
+
+@compiles(item_position, "sqlite")
+def _item_position_sqlite(element: item_position, compiler: Any, **kw: Any) -> str:
+    column, needle = list(element.clauses)
+    return f"instr({compiler.process(column, **kw)}, {compiler.process(needle, **kw)})"
+
+
+@compiles(item_position, "postgresql")
+def _item_position_postgresql(element: item_position, compiler: Any, **kw: Any) -> str:
+    column, needle = list(element.clauses)
+    return f"strpos({compiler.process(column, **kw)}, {compiler.process(needle, **kw)})"
+
+
+def has_item(column: ColumnElement[Any], item: str) -> ColumnElement[bool]:
+    """True when a TextList column (crm.models.TextList) holds the item.
+
+    The stored text is compact JSON, so the item's quoted JSON form appears in it exactly
+    when the item is in the list: '"go"' is in '["go","rust"]' but not in '["golang"]'.
+    A plain substring search (instr / strpos), not LIKE: no wildcards to escape, no case
+    folding, and faster on a scan.
+    """
+    needle = literal(encode_items([item])[1:-1], String())
+    return item_position(column, needle) > 0

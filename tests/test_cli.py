@@ -126,3 +126,44 @@ def test_the_installed_command_runs_as_a_process(crm_env: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def test_pool_save_validates_then_lists_as_json(engine: Engine, users: dict[str, User]) -> None:
+    from crm import candidates
+
+    candidates.create_candidate(
+        engine,
+        actor=users["recruiter"],
+        fields={"first_name": "Ana", "email": "ana@x.io", "skills": "python"},
+    )
+    bad = crm("pool", "save", "Bad", "--filter-json", '{"field": "salary", "op": "gte"}')
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "Error: Unknown filter field 'salary'."
+    wrong_type = crm(
+        "pool",
+        "save",
+        "Bad",
+        "--filter-json",
+        '{"field": "years_experience", "op": "gte", "value": "five"}',
+    )
+    assert wrong_type.exit_code == 2 and "must be a number" in wrong_type.stderr
+    assert crm("pool", "save", "Bad", "--filter-json", "{oops").exit_code == 2
+    assert crm("pool", "save", "Neither").exit_code == 2
+    saved = crm(
+        "pool",
+        "save",
+        "Python",
+        "--filter-json",
+        '{"all": [{"field": "skills", "op": "has_any", "value": ["python"]}]}',
+    )
+    assert saved.exit_code == 0, saved.stderr
+    assert "Saved pool 'Python': 1 people now." in saved.stderr
+    assert crm("pool", "save", "Shortlist", "--static").exit_code == 0
+    listed = json.loads(crm("pool", "list", "--json").stdout)
+    assert [(p["name"], p["kind"], p["size"]) for p in listed] == [
+        ("Python", "dynamic", 1),
+        ("Shortlist", "static", 0),
+    ]
+    # Saving under an existing name updates that pool.
+    updated = crm("pool", "save", "Python", "--filter-json", '{"all": []}')
+    assert updated.exit_code == 0 and "Updated pool" in updated.stderr

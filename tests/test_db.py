@@ -13,7 +13,8 @@ from sqlalchemy import Engine, inspect, select
 
 from crm import db
 from crm.errors import ConfigError, DatabaseUnavailable, SchemaNotReady
-from crm.models import Base, Setting
+from crm.models import Base, Candidate, Setting
+from crm.sql import has_item
 from tests.conftest import BACKEND
 
 
@@ -150,3 +151,35 @@ def test_read_only_data_folder_is_refused_even_for_root(
 
 def test_postgresql_url_uses_psycopg_3() -> None:
     assert db.parse_url("postgresql://u@h/d").drivername == "postgresql+psycopg"
+
+
+def test_migration_0003_moves_skills_into_the_row_and_back(crm_env: str) -> None:
+    engine = db.create_engine_for(crm_env)
+    db.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO candidates (id, first_name, last_name, remote, consent_status, "
+            "custom_fields, version, created_at, updated_at) VALUES "
+            "(1, 'Ana', 'Lima', false, 'legitimate_interest', '{}', 1, "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00'), "
+            "(2, 'Ben', 'Ode', false, 'legitimate_interest', '{}', 1, "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO candidate_skills (candidate_id, skill) VALUES "
+            "(1, 'python'), (1, 'c\"quoted'), (1, 'müller tools')"
+        )
+    db.upgrade(engine)
+    with db.read_session(engine) as session:
+        skills = dict(session.execute(select(Candidate.id, Candidate.skills)).all())
+    assert sorted(skills[1]) == ['c"quoted', "müller tools", "python"]
+    assert skills[2] == []
+    with db.read_session(engine) as session:
+        assert session.scalar(select(Candidate.id).where(has_item(Candidate.skills, 'c"quoted')))
+    db.downgrade(engine, "0002")
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT candidate_id, skill FROM candidate_skills ORDER BY skill"
+        ).all()
+    assert rows == [(1, 'c"quoted'), (1, "müller tools"), (1, "python")]
+    engine.dispose()

@@ -20,7 +20,6 @@ from crm.models import (
     Application,
     Base,
     Candidate,
-    CandidateSkill,
     ContentItem,
     Job,
     OutboxMessage,
@@ -84,16 +83,8 @@ def engine(loaded: tuple[Engine, demo.DemoSummary, list[tuple[str, float]]]) -> 
 def candidate_fingerprint(engine: Engine) -> list[tuple[str, str, list[str]]]:
     """Every candidate's email, title and skills, in a stable order."""
     with read_session(engine) as session:
-        skills: dict[int, list[str]] = {}
-        for candidate_id, skill in session.execute(
-            select(CandidateSkill.candidate_id, CandidateSkill.skill)
-        ):
-            skills.setdefault(candidate_id, []).append(skill)
-        rows = session.execute(select(Candidate.id, Candidate.email, Candidate.title)).all()
-    return sorted(
-        (email or "", title or "", sorted(skills.get(candidate_id, [])))
-        for candidate_id, email, title in rows
-    )
+        rows = session.execute(select(Candidate.email, Candidate.title, Candidate.skills)).all()
+    return sorted((email or "", title or "", sorted(skills)) for email, title, skills in rows)
 
 
 def test_loader_creates_the_expected_data(loaded) -> None:

@@ -19,7 +19,7 @@ from crm.cli import app
 from crm.errors import NotFound
 from crm.exporter import EXPORT_COLUMNS, escape_cell
 from crm.mapping import CANDIDATE_FIELDS, auto_mapping
-from crm.models import AuditLog, Candidate, CandidateSkill, CandidateTag, Pool, PoolMember, User
+from crm.models import AuditLog, Candidate, CandidateTag, Pool, PoolMember, User
 
 runner = CliRunner()
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,7 +43,7 @@ def person(first_name: str = "", **fields: Any) -> Candidate:
     tags = fields.pop("tags", [])
     fields.setdefault("last_name", "Test")
     candidate = Candidate(first_name=first_name, **fields)
-    candidate.skills = [CandidateSkill(skill=s) for s in skills]
+    candidate.skills = list(skills)
     candidate.tags = [CandidateTag(tag=t) for t in tags]
     return candidate
 
@@ -331,12 +331,8 @@ def test_a_large_export_streams_without_a_query_per_row(engine: Engine) -> None:
         for i in range(total)
     ]
     with db.write_session(engine) as session:
-        session.execute(insert(Candidate), rows)
+        session.execute(insert(Candidate), [row | {"skills": ["python", "sql"]} for row in rows])
         ids = list(session.scalars(select(Candidate.id).order_by(Candidate.id)))
-        session.execute(
-            insert(CandidateSkill),
-            [{"candidate_id": i, "skill": s} for i in ids for s in ("python", "sql")],
-        )
         session.execute(insert(CandidateTag), [{"candidate_id": i, "tag": "bulk"} for i in ids])
     statements: list[str] = []
 

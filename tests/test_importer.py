@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from crm import db, identity, importer
+from crm import candidates, db, identity, importer
 from crm.cli import app
 from crm.errors import CrmError, InputUnusable, NotFound, PermissionDenied, ValidationError
 from crm.importer import ImportOptions
@@ -25,7 +25,6 @@ from crm.models import (
     Activity,
     AuditLog,
     Candidate,
-    CandidateSkill,
     CandidateTag,
     ImportBatch,
     ImportChange,
@@ -62,7 +61,7 @@ def counts(engine: Engine) -> tuple[int, int, int, int]:
     with db.read_session(engine) as session:
         return tuple(  # type: ignore[return-value]
             session.scalar(select(func.count()).select_from(model))
-            for model in (Candidate, ImportBatch, Activity, CandidateSkill)
+            for model in (Candidate, ImportBatch, Activity, CandidateTag)
         )
 
 
@@ -85,7 +84,7 @@ def add_person(engine: Engine, **fields: Any) -> int:
     tags = fields.pop("tags", [])
     with db.write_session(engine) as session:
         candidate = Candidate(**fields)
-        candidate.skills = [CandidateSkill(skill=s) for s in skills]
+        candidate.skills = list(skills)
         candidate.tags = [CandidateTag(tag=t) for t in tags]
         session.add(candidate)
         session.flush()
@@ -233,6 +232,23 @@ def test_linkedin_connections_with_notes_before_the_header(
     assert activity.summary == "Imported from Connections.csv (connected on 12 Mar 2024)"
     assert activity.details == {"batch_id": result.batch_id, "connected_on": "12 Mar 2024"}
     assert activity.actor_id == admin.id
+    imports = [e for e in candidates.timeline(engine, ana.id) if e.kind == "import"]
+    assert [e.summary for e in imports] == [activity.summary]  # not twice
+
+
+def test_the_timeline_shows_the_import_of_a_person_it_created(engine: Engine, admin: User) -> None:
+    data = csv_bytes([["Name", "Email"], ["Ana Lima", "ana@example.com"]])
+    result = run(engine, admin, data, filename="spring fair.csv")
+    ana = people(engine)["ana@example.com"]
+    (entry,) = candidates.timeline(engine, ana.id)
+    assert (entry.kind, entry.summary, entry.actor) == (
+        "import",
+        "Imported from spring fair.csv",
+        admin.display_name,
+    )
+    with db.read_session(engine) as session:
+        batch = session.get(ImportBatch, result.batch_id)
+        assert batch is not None and entry.at == batch.created_at
 
 
 def test_google_contacts_current_and_older_layouts(engine: Engine, admin: User) -> None:
@@ -358,7 +374,7 @@ def test_outlook_ats_german_and_french_files(engine: Engine, admin: User) -> Non
     )
     eloise = found["eloise@example.fr"]
     assert (eloise.first_name, eloise.location) == ("Éloïse", "Lyon")
-    assert sorted(s.skill for s in eloise.skills) == ["go", "sql"]
+    assert sorted(eloise.skills) == ["go", "sql"]
 
 
 def test_our_own_export_imports_back_unchanged(engine: Engine, admin: User) -> None:
@@ -424,7 +440,7 @@ def test_html_and_script_are_stored_as_plain_text(engine: Engine, admin: User) -
     ana = people(engine)["ana@example.com"]
     assert (ana.first_name, ana.last_name) == ("<img", "src=x onerror=alert(1)>")
     assert ana.title == evil
-    assert [s.skill for s in ana.skills] == ["<i>go"]
+    assert ana.skills == ["<i>go"]
     with db.read_session(engine) as session:
         summary = session.scalar(select(Activity.summary).where(Activity.kind == "import"))
     assert summary == "Imported from people.csv: <a href=x>hi</a>"
@@ -520,7 +536,7 @@ def test_the_same_person_twice_in_a_file_is_one_record(
     # The first row wins; later rows only fill what was still empty.
     assert (ana.first_name, ana.title, ana.company) == ("Ana", "Engineer", "Acme")
     assert ana.linkedin_normalized == "linkedin.com/in/ana"
-    assert [s.skill for s in ana.skills] == ["go"]
+    assert ana.skills == ["go"]
     assert found["bo@example.com"].linkedin_normalized == "linkedin.com/in/bo"
     with db.read_session(engine) as session:
         assert session.scalar(select(func.count()).select_from(ImportChange)) == 0
@@ -617,7 +633,7 @@ def test_update_empty_fills_only_empty_fields(engine: Engine, admin: User, ana: 
     person = people(engine)["ana@example.com"]
     assert (person.title, person.company, person.last_name) == ("Engineer", "Acme", "Lima")
     assert person.linkedin_normalized == "linkedin.com/in/ana"
-    assert [s.skill for s in person.skills] == ["python"]  # not empty: kept
+    assert person.skills == ["python"]  # not empty: kept
     assert (person.version, person.updated_by_id) == (2, admin.id)
     assert consent_of(person) == CONSENT
 
@@ -630,7 +646,7 @@ def test_update_all_never_touches_consent_or_unsubscribe(
     person = people(engine)["ana@example.com"]
     assert (person.title, person.company) == ("CTO", "Acme")
     assert person.last_name == "Lima"  # a blank cell never erases
-    assert sorted(s.skill for s in person.skills) == ["go", "rust"]
+    assert sorted(person.skills) == ["go", "rust"]
     assert [t.tag for t in person.tags] == ["alumni"]
     assert consent_of(person) == CONSENT
     again = run(engine, admin, UPDATE_FILE, on_duplicate="update_all")
@@ -651,7 +667,7 @@ def test_undo_removes_what_was_created_and_restores_what_changed(
     assert list(found) == ["ana@example.com"]
     person = found["ana@example.com"]
     assert (person.title, person.company, person.linkedin_normalized) == ("Engineer", None, None)
-    assert [s.skill for s in person.skills] == ["python"]
+    assert person.skills == ["python"]
     assert [t.tag for t in person.tags] == ["alumni"]
     assert consent_of(person) == CONSENT
     assert person.version == 3

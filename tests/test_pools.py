@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from crm import db, pools
 from crm.errors import ValidationError
-from crm.models import Candidate, CandidateSkill, CandidateTag, Pool, PoolMember
+from crm.models import Candidate, CandidateTag, Pool, PoolMember
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -18,7 +18,7 @@ def person(first: str, **fields: object) -> Candidate:
     skills = fields.pop("skills", [])
     tags = fields.pop("tags", [])
     candidate = Candidate(first_name=first, last_name="Test", **fields)
-    candidate.skills = [CandidateSkill(skill=s) for s in skills]
+    candidate.skills = list(skills)
     candidate.tags = [CandidateTag(tag=t) for t in tags]
     return candidate
 
@@ -53,6 +53,7 @@ def people(engine: Engine) -> Engine:
                     title="Staff 100% Engineer",
                 ),
                 person("Di", location="Paris", skills=[], title="O'Brien's designer"),
+                person("Ed", location="Oslo", skills=["golang", 'c"sharp', "50%_off"]),
             ]
         )
     return engine
@@ -71,20 +72,30 @@ def names(engine: Engine, filter_json: dict) -> set[str]:
     [
         ({"field": "skills", "op": "has_all", "value": ["python", "aws"]}, {"Ana"}),
         ({"field": "skills", "op": "has_any", "value": ["GO", "aws"]}, {"Ana", "Cy"}),
-        ({"field": "skills", "op": "has_none", "value": ["python"]}, {"Cy", "Di"}),
+        ({"field": "skills", "op": "has_none", "value": ["python"]}, {"Cy", "Di", "Ed"}),
+        # a skill is a whole item: "go" is not "golang", and quotes or wildcards are text
+        ({"field": "skills", "op": "has_any", "value": ["go"]}, {"Cy"}),
+        ({"field": "skills", "op": "has_any", "value": ["golang"]}, {"Ed"}),
+        ({"field": "skills", "op": "has_any", "value": ['c"sharp']}, {"Ed"}),
+        ({"field": "skills", "op": "has_any", "value": ["%"]}, set()),
+        ({"field": "skills", "op": "has_all", "value": ["50%_off", "golang"]}, {"Ed"}),
+        ({"field": "skills", "op": "is_not_empty"}, {"Ana", "Ben", "Cy", "Ed"}),
         ({"field": "skills", "op": "is_empty"}, {"Di"}),
         ({"field": "tags", "op": "has_any", "value": ["silver medalist"]}, {"Ben"}),
         ({"field": "location", "op": "in", "value": ["LONDON"]}, {"Ana", "Cy"}),
-        ({"field": "location", "op": "ne", "value": "london"}, {"Ben", "Di"}),
+        ({"field": "location", "op": "ne", "value": "london"}, {"Ben", "Di", "Ed"}),
         ({"field": "title", "op": "contains", "value": "100%"}, {"Cy"}),
         ({"field": "title", "op": "contains", "value": "o'brien"}, {"Di"}),
-        ({"field": "title", "op": "is_empty"}, {"Ana", "Ben"}),
+        ({"field": "title", "op": "is_empty"}, {"Ana", "Ben", "Ed"}),
         ({"field": "years_experience", "op": "gte", "value": 5}, {"Ana", "Cy"}),
         ({"field": "years_experience", "op": "between", "value": [3, 7]}, {"Ana", "Ben"}),
         ({"field": "remote", "op": "eq", "value": True}, {"Ben"}),
         ({"field": "last_contacted_at", "op": "within_days", "value": 30}, {"Ana"}),
         # never contacted counts as gone quiet
-        ({"field": "last_contacted_at", "op": "older_than_days", "value": 90}, {"Ben", "Cy", "Di"}),
+        (
+            {"field": "last_contacted_at", "op": "older_than_days", "value": 90},
+            {"Ben", "Cy", "Di", "Ed"},
+        ),
         (
             {
                 "all": [
@@ -101,7 +112,7 @@ def names(engine: Engine, filter_json: dict) -> set[str]:
             {"Ana", "Cy"},
         ),
         ({"any": []}, set()),
-        ({"all": []}, {"Ana", "Ben", "Cy", "Di"}),
+        ({"all": []}, {"Ana", "Ben", "Cy", "Di", "Ed"}),
     ],
 )
 def test_filters(people: Engine, filter_json: dict, expected: set[str]) -> None:
@@ -127,7 +138,7 @@ def test_bad_filters_name_the_problem(people: Engine, filter_json: dict, message
 def test_sql_in_values_is_just_a_value(people: Engine) -> None:
     hostile = {"field": "location", "op": "eq", "value": "x'; DROP TABLE candidates; --"}
     assert names(people, hostile) == set()
-    assert len(names(people, {"all": []})) == 4
+    assert len(names(people, {"all": []})) == 5
 
 
 def test_dynamic_pool_includes_people_added_later_and_static_lists_do_not(
@@ -166,3 +177,159 @@ def test_a_pool_with_a_broken_filter_is_reported_not_raised(people: Engine) -> N
     (summary,) = pools.list_pools(people)
     assert summary.size is None
     assert "no longer exists: 'Deleted pool'" in summary.problem
+
+
+# --- saving, insight, overlap, custom fields, engagement, pipeline ----------------------------
+
+
+def test_save_validates_and_names_are_unique(people: Engine, users) -> None:
+    actor = users["recruiter"]
+    with pytest.raises(ValidationError, match="Unknown operator 'near' for location"):
+        pools.save_pool(
+            people,
+            actor=actor,
+            name="Bad",
+            kind="dynamic",
+            filter_json={"field": "location", "op": "near", "value": "x"},
+        )
+    first = pools.save_pool(
+        people,
+        actor=actor,
+        name=" London ",
+        kind="dynamic",
+        filter_json={"field": "location", "op": "in", "value": ["london"]},
+    )
+    with pytest.raises(ValidationError, match="already a pool called 'London'"):
+        pools.save_pool(people, actor=actor, name="London", kind="static")
+    with pytest.raises(ValidationError, match="kind cannot change"):
+        pools.save_pool(people, actor=actor, name="London", kind="static", pool_id=first)
+    with pytest.raises(ValidationError, match="Give the pool a name"):
+        pools.save_pool(people, actor=actor, name="  ", kind="static")
+
+
+def test_list_shows_size_growth_engagement_and_last_touched(people: Engine, users) -> None:
+    actor = users["recruiter"]
+    pools.save_pool(people, actor=actor, name="All", kind="dynamic", filter_json={"all": []})
+    (summary,) = pools.list_pools(people)
+    assert (summary.size, summary.growth, summary.owner) == (5, 5, actor.display_name)
+    assert summary.engaged == 0 and summary.engagement_rate == 0
+    assert summary.last_touched is not None
+    assert abs((summary.last_touched - (NOW - dt.timedelta(days=10))).total_seconds()) < 1
+
+
+def test_overlap_and_static_lists(people: Engine, users) -> None:
+    actor = users["recruiter"]
+    london = pools.save_pool(
+        people,
+        actor=actor,
+        name="London",
+        kind="dynamic",
+        filter_json={"field": "location", "op": "in", "value": ["london"]},
+    )
+    aws = pools.save_pool(people, actor=actor, name="AWS", kind="static")
+    added = pools.add_matching(
+        people,
+        actor=actor,
+        pool_id=aws,
+        filter_json={"field": "skills", "op": "has_any", "value": ["aws"]},
+    )
+    assert added == 2
+    assert pools.overlap(people, london, aws) == pools.Overlap(2, 2, 2)
+    ids = pools.member_ids(people, aws)
+    assert pools.remove_members(people, actor=actor, pool_id=aws, candidate_ids=ids[:1]) == 1
+    assert pools.overlap(people, london, aws) == pools.Overlap(2, 1, 1)
+    with pytest.raises(ValidationError, match="dynamic pool"):
+        pools.remove_members(people, actor=actor, pool_id=london, candidate_ids=ids)
+
+
+def test_a_pool_used_by_another_filter_cannot_be_deleted(people: Engine, users) -> None:
+    actor = users["recruiter"]
+    base = pools.save_pool(people, actor=actor, name="Base", kind="static")
+    pools.save_pool(
+        people,
+        actor=actor,
+        name="Uses base",
+        kind="dynamic",
+        filter_json={"field": "pool", "op": "not_in", "value": ["Base"]},
+    )
+    with pytest.raises(ValidationError, match="used in the filter of Uses base"):
+        pools.delete_pool(people, actor=actor, pool_id=base)
+
+
+def test_custom_field_conditions_and_a_deleted_field(people: Engine, users) -> None:
+    from crm import custom_fields
+    from crm.models import CustomField
+
+    admin = users["admin"]
+    level = custom_fields.create_field(people, actor=admin, label="Level", kind="number")
+    custom_fields.create_field(
+        people, actor=admin, label="Visa", kind="choice", choices=["needed", "not needed"]
+    )
+    custom_fields.create_field(people, actor=admin, label="Available", kind="date")
+    with db.write_session(people) as session:
+        for candidate in session.query(Candidate):
+            if candidate.first_name == "Ana":
+                candidate.custom_fields = {"level": 4, "visa": "needed", "available": "2026-03-01"}
+            if candidate.first_name == "Ben":
+                candidate.custom_fields = {"level": 2, "visa": "not needed"}
+    assert names(people, {"field": "custom.level", "op": "gte", "value": 3}) == {"Ana"}
+    assert names(people, {"field": "custom.visa", "op": "in", "value": ["Not Needed"]}) == {"Ben"}
+    assert names(people, {"field": "custom.level", "op": "is_empty"}) == {"Cy", "Di", "Ed"}
+    assert names(people, {"field": "custom.available", "op": "before", "value": "2026-04-01"}) == {
+        "Ana"
+    }
+    with pytest.raises(ValidationError, match="must be a date"):
+        names(people, {"field": "custom.available", "op": "after", "value": "soon"})
+    with pytest.raises(ValidationError, match="Unknown operator 'has_any' for Level"):
+        names(people, {"field": "custom.level", "op": "has_any", "value": [1]})
+    with db.write_session(people) as session:
+        session.delete(session.get(CustomField, level.id))
+    # A saved pool that names the field is reported by list_pools, not raised.
+    with db.write_session(people) as session:
+        session.add(
+            Pool(
+                name="Levels",
+                kind="dynamic",
+                stages=[],
+                filter={"field": "custom.level", "op": "gte", "value": 3},
+            )
+        )
+    (summary,) = [p for p in pools.list_pools(people) if p.name == "Levels"]
+    assert summary.size is None
+    assert "custom field that no longer exists: 'level'" in (summary.problem or "")
+
+
+def test_engagement_and_pipeline_stage(people: Engine, users) -> None:
+    from crm.models import Application, Event, Job
+
+    with db.write_session(people) as session:
+        ids = {c.first_name: c.id for c in session.query(Candidate)}
+        session.add_all(
+            [
+                Event(kind="open", candidate_id=ids["Ana"], occurred_at=NOW - dt.timedelta(days=3)),
+                Event(
+                    kind="click", candidate_id=ids["Ben"], occurred_at=NOW - dt.timedelta(days=40)
+                ),
+                # a scanner's automatic open is not engagement
+                Event(kind="open", candidate_id=ids["Cy"], occurred_at=NOW, is_machine=True),
+                Event(kind="unsubscribe", candidate_id=None, occurred_at=NOW),
+            ]
+        )
+        job = Job(title="Backend engineer", opened_at=NOW)
+        session.add(job)
+        session.flush()
+        session.add(
+            Application(
+                candidate_id=ids["Ben"], job_id=job.id, source="talent_pool", stage="interview"
+            )
+        )
+    assert names(people, {"field": "engagement", "op": "opened_within_days", "value": 7}) == {"Ana"}
+    assert names(people, {"field": "engagement", "op": "engaged_within_days", "value": 60}) == {
+        "Ana",
+        "Ben",
+    }
+    assert names(people, {"field": "engagement", "op": "never_engaged"}) == {"Cy", "Di", "Ed"}
+    assert names(people, {"field": "pipeline_stage", "op": "in", "value": ["interview"]}) == {"Ben"}
+    assert len(names(people, {"field": "pipeline_stage", "op": "not_in", "value": ["hired"]})) == 5
+    with pytest.raises(ValidationError, match="Unknown pipeline stage 'won'"):
+        names(people, {"field": "pipeline_stage", "op": "in", "value": ["won"]})

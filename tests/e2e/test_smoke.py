@@ -66,3 +66,31 @@ def test_manager_lands_on_goals_and_admin_sees_settings(demo_server: Server, bro
         nav_text = page.locator("[data-testid=stSidebarNav]").inner_text()
         assert ("Settings" in nav_text) == (role == "admin")
         context.close()
+
+
+def test_recruiter_builds_a_pool_in_the_browser(demo_server: Server, browser) -> None:
+    username, password = DEMO_USERS["recruiter"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    sign_in(page, demo_server.url, username, password)
+    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Talent pools").click()
+    expect(page.locator("h1").first).to_contain_text("Talent pools", timeout=60_000)
+    settle(page)
+    page.locator("[data-testid=stButtonGroup]").get_by_text("Build a pool").click()
+    settle(page)
+    expect(page.get_by_text("People matching now")).to_be_visible(timeout=60_000)
+    everyone = page.locator("[data-testid=stMetricValue]").first.inner_text()
+    # Skills has any of: type a skill into the multiselect and pick it.
+    values = page.locator("[data-testid=stMultiSelect]").first
+    values.click()
+    page.keyboard.type("python")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    settle(page)
+    narrowed = page.locator("[data-testid=stMetricValue]").first.inner_text()
+    assert int(narrowed.replace(",", "")) < int(everyone.replace(",", ""))
+    page.get_by_label("Pool name").fill("Browser Pythonistas")
+    page.get_by_role("button", name="Save pool").click()
+    settle(page)
+    expect(page.get_by_text("Saved the pool Browser Pythonistas.")).to_be_visible(timeout=60_000)
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.close()

@@ -1,0 +1,369 @@
+"""Pool filters, checked against a second opinion: for random people and random filters,
+the SQL count, the members listed and a pandas evaluation of the same filter agree.
+
+The pandas evaluator below implements the documented semantics of crm.pools on its own
+(it shares no code with the compiler) and only for the fields in EVALUATED_FIELDS, so
+fields added to FIELD_OPS later are simply not drawn here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, delete, func, select
+
+from crm import db, pools
+from crm.models import CONSENT_STATUSES, Candidate, CandidateTag, Pool, PoolMember, User
+
+# One clock for the data and the filter; microseconds so precision slips would show.
+NOW = dt.datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
+LONG_AGO = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+
+# --- the people ---------------------------------------------------------------------------
+
+TEXT_VALUES: dict[str, list[str | None]] = {
+    "first_name": ["Ana", "ana", "ANA", "ana ", "Ben", "O'Neil", ""],  # NOT NULL
+    "location": [None, "", "London", "london", "LONDON", " London", "Berlin", "New York"],
+    "title": [
+        None,
+        "",
+        "Engineer",
+        "Staff 100% Engineer",
+        "1000 Engineer",
+        "O'Brien's designer",
+        "data_engineer",
+        "dataXengineer",
+        "C:\\Temp\\Lead",
+    ],
+    "role_family": [None, "", "Software Engineering", "software engineering", "Design"],
+    "source": [None, "", "LinkedIn", "linkedin", "Referral", "50%_off"],
+    "consent_status": list(CONSENT_STATUSES),  # NOT NULL, a CHECKed choice
+}
+# Skills are stored lower-cased as compact JSON text; "go"/"golang" and 'c"sharp'/"sharp"
+# would match each other under a naive substring test.
+SKILLS = ["go", "golang", "python", "aws", 'c"sharp', "sharp"]
+TAGS = ["silver medalist", "alumni", "vip"]
+USERNAMES = ["admin", "recruiter", "manager"]  # the users fixture
+DATE_FIELD_NAMES = ["last_contacted_at", "last_engaged_at", "created_at"]
+
+days_ago = st.builds(
+    lambda days, seconds: NOW - dt.timedelta(days=days, seconds=seconds),
+    st.integers(0, 400),
+    st.sampled_from([0, 0, 1, 43_200]),  # mostly whole days, to hit the cut-offs exactly
+)
+
+
+def sublist(items: list[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(items), unique=True, max_size=len(items))
+
+
+person = st.fixed_dictionaries(
+    {
+        **{field: st.sampled_from(values) for field, values in TEXT_VALUES.items()},
+        "remote": st.booleans(),
+        "years_experience": st.none() | st.integers(0, 30),
+        "skills": sublist(SKILLS),
+        "tags": sublist(TAGS),
+        "owner": st.none() | st.sampled_from(USERNAMES),
+        "last_contacted_at": st.none() | days_ago,
+        "last_engaged_at": st.none() | days_ago,
+        "created_at": days_ago,
+        "picked": st.booleans(),  # a member of the static pool "Picked"
+    }
+)
+
+# --- the filters --------------------------------------------------------------------------
+
+TEXT_OPS = {"eq", "ne", "in", "not_in", "contains", "is_empty", "is_not_empty"}
+NUMBER_OPS = {"eq", "ne", "gte", "lte", "between", "is_empty", "is_not_empty"}
+DATE_OPS = {"within_days", "older_than_days", "is_empty", "is_not_empty"}
+SET_OPS = {"has_any", "has_all", "has_none", "is_empty", "is_not_empty"}
+BOOL_OPS = {"eq", "ne"}
+OWNER_OPS = {"eq", "ne", "in", "is_empty", "is_not_empty"}
+POOL_OPS = {"in", "not_in"}
+
+# The fields (and their operators) the evaluator implements; only these are drawn.
+EVALUATED_FIELDS: dict[str, set[str]] = {
+    **dict.fromkeys(TEXT_VALUES, TEXT_OPS),
+    "years_experience": NUMBER_OPS,
+    **dict.fromkeys(DATE_FIELD_NAMES, DATE_OPS),
+    "skills": SET_OPS,
+    "tags": SET_OPS,
+    "remote": BOOL_OPS,
+    "owner": OWNER_OPS,
+    "pool": POOL_OPS,
+}
+POOL_NAMES = ["Picked", "Dynamic"]  # a static list and a dynamic pool, made per example
+
+TRICKY_TEXT = ["", "x'; drop table candidates; --", "%", "_", "'", "\\", "a_e", "100%", "nobody"]
+CASINGS: list[Callable[[str], str]] = [
+    str,
+    str.lower,
+    str.upper,
+    str.title,
+    lambda s: f"  {s} ",
+]
+
+
+def cased(values: list[str]) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda value, case: case(value), st.sampled_from(values), st.sampled_from(CASINGS)
+    )
+
+
+def text_value(field: str) -> st.SearchStrategy[str]:
+    present = [v for v in TEXT_VALUES[field] if v is not None]
+    return cased(present) | st.sampled_from(TRICKY_TEXT)
+
+
+def needle(field: str) -> st.SearchStrategy[str]:
+    """A piece of a stored value (any case), or text with LIKE wildcards and quotes."""
+    present = [v for v in TEXT_VALUES[field] if v]
+    piece = st.sampled_from(present).flatmap(
+        lambda s: st.tuples(st.integers(0, len(s)), st.integers(0, len(s))).map(
+            lambda ij: s[min(ij) : max(ij)]
+        )
+    )
+    return st.builds(lambda s, case: case(s), piece, st.sampled_from(CASINGS)) | st.sampled_from(
+        TRICKY_TEXT
+    )
+
+
+def one_or_list(item: st.SearchStrategy[str]) -> st.SearchStrategy[str | list[str]]:
+    return item | st.lists(item, min_size=1, max_size=3)
+
+
+def value_for(field: str, op: str) -> st.SearchStrategy[Any]:
+    if op in {"is_empty", "is_not_empty"}:
+        return st.none()
+    if field in TEXT_VALUES:
+        if op == "contains":
+            return needle(field)
+        if op in {"eq", "ne"}:
+            return text_value(field)
+        return one_or_list(text_value(field))
+    if field == "years_experience":
+        number = st.integers(-1, 31) | st.sampled_from([2.5, 7.5, 29.99])
+        if op == "between":
+            return st.lists(st.integers(-1, 31), min_size=2, max_size=2)
+        return number
+    if field in DATE_FIELD_NAMES:
+        return st.integers(0, 420) | st.sampled_from([0.5, 30.5, 89.99])
+    if field in {"skills", "tags"}:
+        known = SKILLS if field == "skills" else TAGS
+        # "go" and "sharp" are pieces of "golang" and 'c"sharp', so drawn more often
+        tricky = st.sampled_from(["go", "sharp", "o", "%", "rust", '"', "\\"])
+        return one_or_list(cased(known) | tricky)
+    if field == "remote":
+        return st.booleans()
+    if field == "owner":
+        name = cased(USERNAMES) | st.just("nobody")
+        return name if op in {"eq", "ne"} else one_or_list(name)
+    assert field == "pool"
+    return one_or_list(st.sampled_from(POOL_NAMES))
+
+
+def condition(fields: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    def for_field(field: str) -> st.SearchStrategy[dict[str, Any]]:
+        ops = sorted(EVALUATED_FIELDS[field] & pools.FIELD_OPS[field])
+        return st.sampled_from(ops).flatmap(
+            lambda op: value_for(field, op).map(
+                lambda value: {"field": field, "op": op, "value": value}
+            )
+        )
+
+    return st.sampled_from(fields).flatmap(for_field)
+
+
+def filters(depth: int, *, with_pool: bool) -> st.SearchStrategy[dict[str, Any]]:
+    fields = [f for f in EVALUATED_FIELDS if with_pool or f != "pool"]
+    leaf = condition(fields)
+    if depth == 0:
+        return leaf
+    group = st.builds(
+        lambda kind, children: {kind: children},
+        st.sampled_from(["all", "any"]),
+        st.lists(filters(depth - 1, with_pool=with_pool), max_size=4),
+    )
+    return leaf | group
+
+
+# --- the second opinion: the same filter over a DataFrame ---------------------------------
+
+
+def _texts(value: Any) -> list[str]:
+    return [item.strip().lower() for item in (value if isinstance(value, list) else [value])]
+
+
+def evaluate(frame: pd.DataFrame, node: dict[str, Any], pool_filters: dict) -> pd.Series:
+    if "all" in node or "any" in node:
+        kind = "all" if "all" in node else "any"
+        result = pd.Series(kind == "all", index=frame.index, dtype=bool)
+        for child in node[kind]:
+            part = evaluate(frame, child, pool_filters)
+            result = (result & part) if kind == "all" else (result | part)
+        return result
+    field, op, value = node["field"], node["op"], node.get("value")
+    if field == "pool":
+        result = pd.Series(False, index=frame.index, dtype=bool)
+        for name in value if isinstance(value, list) else [value]:
+            if name == "Picked":
+                result |= frame["picked"]
+            else:
+                result |= evaluate(frame, pool_filters[name], pool_filters)
+        return result if op == "in" else ~result
+    column = frame[field]
+    if field in TEXT_VALUES:
+        if op == "is_empty":
+            return column.isna() | (column == "")
+        if op == "is_not_empty":
+            return column.notna() & (column != "")
+        lowered = column.fillna("").str.lower()
+        if op == "contains":
+            return lowered.str.contains(_texts(value)[0], regex=False)
+        matched = lowered.isin(_texts(value))
+        return matched if op in {"eq", "in"} else ~matched
+    if field == "years_experience":
+        if op == "is_empty":
+            return column.isna()
+        if op == "is_not_empty":
+            return column.notna()
+        if op == "between":
+            low, high = value
+            return (column >= low) & (column <= high)
+        return {
+            "eq": column == value,
+            "ne": column.isna() | (column != value),  # an unknown number is "not 5"
+            "gte": column >= value,
+            "lte": column <= value,
+        }[op]
+    if field in DATE_FIELD_NAMES:
+        if op == "is_empty":
+            return column.isna()
+        if op == "is_not_empty":
+            return column.notna()
+        cutoff = pd.Timestamp(NOW - dt.timedelta(days=value))
+        if op == "within_days":
+            return column.notna() & (column >= cutoff)  # an empty date never matches
+        return column.isna() | (column < cutoff)  # never contacted counts as gone quiet
+    if field in {"skills", "tags"}:
+        if op == "is_empty":
+            return column.map(len) == 0
+        if op == "is_not_empty":
+            return column.map(len) > 0
+        wanted = set(_texts(value))
+        if op == "has_any":
+            return column.map(lambda items: bool(wanted & set(items)))
+        if op == "has_all":
+            return column.map(lambda items: wanted <= set(items))
+        return column.map(lambda items: not wanted & set(items))  # has_none
+    if field == "remote":
+        return column == value if op == "eq" else column != value
+    assert field == "owner"
+    if op == "is_empty":
+        return column.isna()
+    if op == "is_not_empty":
+        return column.notna()
+    named = column.isin(_texts(value))  # usernames are lower-case; NaN is in no list
+    return (column.isna() | ~named) if op == "ne" else named
+
+
+def parts(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The filter and every group and condition inside it, innermost first."""
+    children = node.get("all", node.get("any", []))
+    return [*(part for child in children for part in parts(child)), node]
+
+
+def as_bool(series: pd.Series) -> pd.Series:
+    return series.astype(bool)
+
+
+# --- the property -------------------------------------------------------------------------
+
+
+def store(engine: Engine, users: dict[str, User], people: list[dict], dynamic: dict) -> list[int]:
+    """Replace everyone (the fixture lives across examples) and return their ids in order."""
+    with db.write_session(engine) as session:
+        for table in (PoolMember, Pool, CandidateTag, Candidate):
+            session.execute(delete(table))
+        owner_ids = {user.username: user.id for user in users.values()}
+        rows = []
+        for fields in people:
+            candidate = Candidate(
+                **{field: fields[field] for field in TEXT_VALUES},
+                last_name="Test",
+                remote=fields["remote"],
+                years_experience=fields["years_experience"],
+                owner_id=owner_ids[fields["owner"]] if fields["owner"] else None,
+                **{field: fields[field] for field in DATE_FIELD_NAMES},
+            )
+            candidate.skills = list(fields["skills"])
+            candidate.tags = [CandidateTag(tag=tag) for tag in fields["tags"]]
+            rows.append(candidate)
+        session.add_all(rows)
+        picked = Pool(name="Picked", kind="static")
+        session.add_all([picked, Pool(name="Dynamic", kind="dynamic", filter=dynamic)])
+        session.flush()
+        session.add_all(
+            PoolMember(pool_id=picked.id, candidate_id=row.id)
+            for row, fields in zip(rows, people, strict=True)
+            if fields["picked"]
+        )
+        return [row.id for row in rows]
+
+
+def frame_of(people: list[dict], ids: list[int]) -> pd.DataFrame:
+    columns = [*TEXT_VALUES, "remote", "years_experience", "skills", "tags", "owner", "picked"]
+    index = pd.Index(ids, dtype="int64")
+    frame = pd.DataFrame(
+        {
+            column: pd.Series([p[column] for p in people], index=index, dtype=object)
+            for column in columns
+        },
+        index=index,
+    )
+    frame["years_experience"] = pd.to_numeric(frame["years_experience"]).astype("float64")
+    frame["remote"] = frame["remote"].astype(bool)
+    frame["picked"] = frame["picked"].astype(bool)
+    for field in DATE_FIELD_NAMES:
+        frame[field] = pd.to_datetime(
+            pd.Series([p[field] for p in people], index=frame.index, dtype=object), utc=True
+        )
+    return frame
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    people=st.lists(person, max_size=12),
+    filter_list=st.lists(filters(3, with_pool=True), min_size=1, max_size=4),
+    dynamic=filters(1, with_pool=False),
+)
+def test_sql_count_members_and_pandas_agree(
+    users: dict[str, User],
+    engine: Engine,
+    people: list[dict],
+    filter_list: list[dict],
+    dynamic: dict,
+) -> None:
+    note(f"filters: {filter_list!r}\npool 'Dynamic': {dynamic!r}")
+    ids = store(engine, users, people, dynamic)
+    frame = frame_of(people, ids)
+    # Every group and condition inside a filter is a filter too: check them all, so one
+    # example (one set of people) tests many filters, and a failure names the part that
+    # disagrees.
+    for node in [*(part for f in filter_list for part in parts(f)), *parts(dynamic)]:
+        with db.read_session(engine) as session:
+            where = pools.compile_filter(session, node, now=NOW)
+            count = session.scalar(select(func.count()).select_from(Candidate).where(where))
+            members = set(session.scalars(select(Candidate.id).where(where)))
+        matched = as_bool(evaluate(frame, node, {"Dynamic": dynamic}))
+        expected = {int(i) for i in matched[matched].index}
+        assert count == len(members) == len(expected), node
+        assert members == expected, node
