@@ -333,3 +333,27 @@ def test_engagement_and_pipeline_stage(people: Engine, users) -> None:
     assert len(names(people, {"field": "pipeline_stage", "op": "not_in", "value": ["hired"]})) == 5
     with pytest.raises(ValidationError, match="Unknown pipeline stage 'won'"):
         names(people, {"field": "pipeline_stage", "op": "in", "value": ["won"]})
+
+
+def test_a_saved_dynamic_pool_includes_someone_imported_afterwards(people: Engine, users) -> None:
+    from crm import importer
+
+    pool_id = pools.save_pool(
+        people,
+        actor=users["recruiter"],
+        name="Rust",
+        kind="dynamic",
+        filter_json={"field": "skills", "op": "has_any", "value": ["rust"]},
+    )
+    assert pools.member_ids(people, pool_id) == []
+    data = b'Name,Email,Skills\r\nFay Test,fay@x.io,"Rust, Go"\r\n'
+    importer.run_import(
+        people, data, importer.ImportOptions(), actor=users["recruiter"], filename="new.csv"
+    )
+    (fay,) = pools.member_ids(people, pool_id)
+    assert (
+        pools.preview_filter(people, {"field": "pool", "op": "in", "value": ["Rust"]}).sample[0][
+            "first_name"
+        ]
+        == "Fay"
+    )

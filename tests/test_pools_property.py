@@ -98,7 +98,9 @@ EVALUATED_FIELDS: dict[str, set[str]] = {
     "owner": OWNER_OPS,
     "pool": POOL_OPS,
 }
-POOL_NAMES = ["Picked", "Dynamic"]  # a static list and a dynamic pool, made per example
+# A static list and three dynamic pools, made afresh for each example.
+DYNAMIC_POOLS = ["Dynamic 1", "Dynamic 2", "Dynamic 3"]
+POOL_NAMES = ["Picked", *DYNAMIC_POOLS]
 
 TRICKY_TEXT = ["", "x'; drop table candidates; --", "%", "_", "'", "\\", "a_e", "100%", "nobody"]
 CASINGS: list[Callable[[str], str]] = [
@@ -286,7 +288,9 @@ def as_bool(series: pd.Series) -> pd.Series:
 # --- the property -------------------------------------------------------------------------
 
 
-def store(engine: Engine, users: dict[str, User], people: list[dict], dynamic: dict) -> list[int]:
+def store(
+    engine: Engine, users: dict[str, User], people: list[dict], dynamic: dict[str, dict]
+) -> list[int]:
     """Replace everyone (the fixture lives across examples) and return their ids in order."""
     with db.write_session(engine) as session:
         for table in (PoolMember, Pool, CandidateTag, Candidate):
@@ -307,7 +311,11 @@ def store(engine: Engine, users: dict[str, User], people: list[dict], dynamic: d
             rows.append(candidate)
         session.add_all(rows)
         picked = Pool(name="Picked", kind="static")
-        session.add_all([picked, Pool(name="Dynamic", kind="dynamic", filter=dynamic)])
+        session.add(picked)
+        session.add_all(
+            Pool(name=name, kind="dynamic", filter=filter_json)
+            for name, filter_json in dynamic.items()
+        )
         session.flush()
         session.add_all(
             PoolMember(pool_id=picked.id, candidate_id=row.id)
@@ -343,27 +351,30 @@ def frame_of(people: list[dict], ids: list[int]) -> pd.DataFrame:
 @given(
     people=st.lists(person, max_size=12),
     filter_list=st.lists(filters(3, with_pool=True), min_size=1, max_size=4),
-    dynamic=filters(1, with_pool=False),
+    dynamic_filters=st.lists(
+        filters(1, with_pool=False), min_size=len(DYNAMIC_POOLS), max_size=len(DYNAMIC_POOLS)
+    ),
 )
 def test_sql_count_members_and_pandas_agree(
     users: dict[str, User],
     engine: Engine,
     people: list[dict],
     filter_list: list[dict],
-    dynamic: dict,
+    dynamic_filters: list[dict],
 ) -> None:
-    note(f"filters: {filter_list!r}\npool 'Dynamic': {dynamic!r}")
+    dynamic = dict(zip(DYNAMIC_POOLS, dynamic_filters, strict=True))
+    note(f"filters: {filter_list!r}\ndynamic pools: {dynamic!r}")
     ids = store(engine, users, people, dynamic)
     frame = frame_of(people, ids)
     # Every group and condition inside a filter is a filter too: check them all, so one
     # example (one set of people) tests many filters, and a failure names the part that
     # disagrees.
-    for node in [*(part for f in filter_list for part in parts(f)), *parts(dynamic)]:
+    for node in [part for f in [*filter_list, *dynamic_filters] for part in parts(f)]:
         with db.read_session(engine) as session:
             where = pools.compile_filter(session, node, now=NOW)
             count = session.scalar(select(func.count()).select_from(Candidate).where(where))
             members = set(session.scalars(select(Candidate.id).where(where)))
-        matched = as_bool(evaluate(frame, node, {"Dynamic": dynamic}))
+        matched = as_bool(evaluate(frame, node, dynamic))
         expected = {int(i) for i in matched[matched].index}
         assert count == len(members) == len(expected), node
         assert members == expected, node
