@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Engine,
     Text,
@@ -174,6 +175,16 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+MAX_DAYS = 36_500  # a hundred years: "never" (LONG_AGO) stays older than any cutoff
+
+
+def _days(field: str, value: Any) -> float:
+    days = _number(field, value)
+    if not 0 <= days <= MAX_DAYS:
+        raise _fail(f"The number of days for {field} must be between 0 and {MAX_DAYS:,}.")
+    return days
+
+
 def _number(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail(f"The value of {field} must be a number.")
@@ -222,9 +233,7 @@ def _date_condition(field: str, op: str, value: Any, now: dt.datetime) -> Column
         return column.is_(None)
     if op == "is_not_empty":
         return column.is_not(None)
-    days = _number(field, value)
-    if days < 0:
-        raise _fail(f"The number of days for {field} cannot be negative.")
+    days = _days(field, value)
     cutoff = now - dt.timedelta(days=days)
     if op == "within_days":
         return column >= cutoff  # an empty date never matches
@@ -284,9 +293,7 @@ def _engagement_condition(op: str, value: Any, now: dt.datetime) -> ColumnElemen
     )
     if op == "never_engaged":
         return Candidate.id.not_in(engaged)
-    days = _number("engagement", value)
-    if days < 0:
-        raise _fail("The number of days for engagement cannot be negative.")
+    days = _days("engagement", value)
     return Candidate.id.in_(engaged.where(Event.occurred_at >= now - dt.timedelta(days=days)))
 
 
@@ -341,7 +348,7 @@ def _custom_condition(
         return and_(text.is_not(None), text != "")
     if definition.kind == "date":
         if op == "within_days":
-            days = _number(definition.label, value)
+            days = _days(definition.label, value)
             return text >= (now - dt.timedelta(days=days)).date().isoformat()
         bad_date = f"The value of {definition.label} must be a date like 2026-01-31."
         if not isinstance(value, str):
@@ -393,7 +400,11 @@ def _pool_condition(
             raise _fail(f"The pool {name!r} refers to itself through its filter.")
         memberships.append(membership_condition(session, pool, now=now, seen=seen | {pool.id}))
     matched = or_(*memberships)
-    return matched if op == "in" else not_(matched)
+    if op == "in":
+        return matched
+    # A dynamic pool's condition is unknown (NULL) for someone with an empty value it tests;
+    # they are not in that pool, so they must be in "not in" it.
+    return not_(func.coalesce(matched, false(), type_=Boolean()))
 
 
 def _compile(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, literal
+from sqlalchemy import Float, Integer, String, and_, literal, or_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -70,5 +70,11 @@ def has_item(column: ColumnElement[Any], item: str) -> ColumnElement[bool]:
     A plain substring search (instr / strpos), not LIKE: no wildcards to escape, no case
     folding, and faster on a scan.
     """
-    needle = literal(encode_items([item])[1:-1], String())
-    return item_position(column, needle) > 0
+    quoted = encode_items([item])[1:-1]
+    # The quoted item can also sit inside an escaped longer one ('"sharp"' in '["c\\"sharp"]'),
+    # so a match must start an element: right after '[' or ','. The plain test comes first
+    # because it rules out almost every row with one search.
+    anywhere = item_position(column, literal(quoted, String())) > 0
+    first = item_position(column, literal("[" + quoted, String())) > 0
+    later = item_position(column, literal("," + quoted, String())) > 0
+    return and_(anywhere, or_(first, later))

@@ -77,6 +77,8 @@ def names(engine: Engine, filter_json: dict) -> set[str]:
         ({"field": "skills", "op": "has_any", "value": ["go"]}, {"Cy"}),
         ({"field": "skills", "op": "has_any", "value": ["golang"]}, {"Ed"}),
         ({"field": "skills", "op": "has_any", "value": ['c"sharp']}, {"Ed"}),
+        # "sharp" sits inside Ed's escaped 'c\"sharp' but is not one of his skills
+        ({"field": "skills", "op": "has_any", "value": ["sharp"]}, set()),
         ({"field": "skills", "op": "has_any", "value": ["%"]}, set()),
         ({"field": "skills", "op": "has_all", "value": ["50%_off", "golang"]}, {"Ed"}),
         ({"field": "skills", "op": "is_not_empty"}, {"Ana", "Ben", "Cy", "Ed"}),
@@ -357,3 +359,27 @@ def test_a_saved_dynamic_pool_includes_someone_imported_afterwards(people: Engin
         ]
         == "Fay"
     )
+
+
+def test_not_in_a_pool_includes_people_its_filter_cannot_judge(people: Engine) -> None:
+    # Di and Ed have no years of experience: they are not seniors, so they are "not in" it.
+    with db.write_session(people) as session:
+        session.add(
+            Pool(
+                name="Seniors",
+                kind="dynamic",
+                filter={"field": "years_experience", "op": "gte", "value": 10},
+            )
+        )
+    assert names(people, {"field": "pool", "op": "in", "value": ["Seniors"]}) == {"Cy"}
+    assert names(people, {"field": "pool", "op": "not_in", "value": ["Seniors"]}) == {
+        "Ana",
+        "Ben",
+        "Di",
+        "Ed",
+    }
+
+
+def test_days_are_bounded_with_a_sentence(people: Engine) -> None:
+    with pytest.raises(ValidationError, match="between 0 and 36,500"):
+        names(people, {"field": "last_contacted_at", "op": "older_than_days", "value": 10**6})

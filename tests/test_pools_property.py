@@ -22,7 +22,6 @@ from crm.models import CONSENT_STATUSES, Candidate, CandidateTag, Pool, PoolMemb
 
 # One clock for the data and the filter; microseconds so precision slips would show.
 NOW = dt.datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
-LONG_AGO = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 
 # --- the people ---------------------------------------------------------------------------
 
@@ -59,7 +58,9 @@ days_ago = st.builds(
 
 
 def sublist(items: list[str]) -> st.SearchStrategy[list[str]]:
-    return st.lists(st.sampled_from(items), unique=True, max_size=len(items))
+    """Some of the items, in order; a yes/no per item, so each shrinks away on its own."""
+    flags = st.lists(st.booleans(), min_size=len(items), max_size=len(items))
+    return flags.map(lambda keep: [item for item, kept in zip(items, keep, strict=True) if kept])
 
 
 person = st.fixed_dictionaries(
@@ -170,29 +171,42 @@ def value_for(field: str, op: str) -> st.SearchStrategy[Any]:
     return one_or_list(st.sampled_from(POOL_NAMES))
 
 
-def condition(fields: list[str]) -> st.SearchStrategy[dict[str, Any]]:
-    def for_field(field: str) -> st.SearchStrategy[dict[str, Any]]:
-        ops = sorted(EVALUATED_FIELDS[field] & pools.FIELD_OPS[field])
-        return st.sampled_from(ops).flatmap(
-            lambda op: value_for(field, op).map(
-                lambda value: {"field": field, "op": op, "value": value}
-            )
-        )
+# Fields by the semantics they share; a kind is drawn first, so the six text fields do not
+# crowd out numbers, dates, sets, owners and pools.
+FIELD_KINDS = [
+    list(TEXT_VALUES),
+    ["years_experience"],
+    DATE_FIELD_NAMES,
+    ["skills", "tags"],
+    ["remote"],
+    ["owner"],
+    ["pool"],
+]
+assert sorted(f for kind in FIELD_KINDS for f in kind) == sorted(EVALUATED_FIELDS)
 
-    return st.sampled_from(fields).flatmap(for_field)
+
+def pick(options: list[st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each as likely (st.one_of would flatten nested choices)."""
+    return st.sampled_from(options).flatmap(lambda chosen: chosen)
+
+
+def condition(field: str) -> st.SearchStrategy[dict[str, Any]]:
+    ops = sorted(EVALUATED_FIELDS[field] & pools.FIELD_OPS[field])
+    return pick(
+        [
+            st.builds(dict, field=st.just(field), op=st.just(op), value=value_for(field, op))
+            for op in ops
+        ]
+    )
 
 
 def filters(depth: int, *, with_pool: bool) -> st.SearchStrategy[dict[str, Any]]:
-    fields = [f for f in EVALUATED_FIELDS if with_pool or f != "pool"]
-    leaf = condition(fields)
+    kinds = [kind for kind in FIELD_KINDS if with_pool or kind != ["pool"]]
+    leaf = pick([pick([condition(field) for field in kind]) for kind in kinds])
     if depth == 0:
         return leaf
-    group = st.builds(
-        lambda kind, children: {kind: children},
-        st.sampled_from(["all", "any"]),
-        st.lists(filters(depth - 1, with_pool=with_pool), max_size=4),
-    )
-    return leaf | group
+    children = st.lists(filters(depth - 1, with_pool=with_pool), max_size=4)
+    return leaf | st.builds(dict, all=children) | st.builds(dict, any=children)
 
 
 # --- the second opinion: the same filter over a DataFrame ---------------------------------
@@ -203,6 +217,11 @@ def _texts(value: Any) -> list[str]:
 
 
 def evaluate(frame: pd.DataFrame, node: dict[str, Any], pool_filters: dict) -> pd.Series:
+    """Who matches the filter, as a boolean Series over the frame's rows.
+
+    Two-valued on purpose: a condition on an unknown value is simply true or false, as the
+    filter's documented semantics say, whatever SQL's NULL logic would make of it.
+    """
     if "all" in node or "any" in node:
         kind = "all" if "all" in node else "any"
         result = pd.Series(kind == "all", index=frame.index, dtype=bool)
@@ -281,8 +300,14 @@ def parts(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [*(part for child in children for part in parts(child)), node]
 
 
-def as_bool(series: pd.Series) -> pd.Series:
-    return series.astype(bool)
+def disagreement(
+    node: dict, people: list[dict], ids: list[int], members: set[int], expected: set[int]
+) -> str:
+    """The filter part and the people SQL and pandas disagree on, for the failure report."""
+    lines = [f"filter {node!r}"]
+    for label, side in (("SQL only", members - expected), ("pandas only", expected - members)):
+        lines += [f"{label}: {people[ids.index(i)]!r}" for i in sorted(side)]
+    return "\n".join(lines)
 
 
 # --- the property -------------------------------------------------------------------------
@@ -326,23 +351,22 @@ def store(
 
 
 def frame_of(people: list[dict], ids: list[int]) -> pd.DataFrame:
-    columns = [*TEXT_VALUES, "remote", "years_experience", "skills", "tags", "owner", "picked"]
+    """The people as inserted, one row per id: NaN for an unknown number, NaT for a date."""
     index = pd.Index(ids, dtype="int64")
-    frame = pd.DataFrame(
+
+    def column(name: str, dtype: Any = object) -> pd.Series:
+        return pd.Series([p[name] for p in people], index=index, dtype=dtype)
+
+    return pd.DataFrame(
         {
-            column: pd.Series([p[column] for p in people], index=index, dtype=object)
-            for column in columns
+            **{name: column(name) for name in [*TEXT_VALUES, "skills", "tags", "owner"]},
+            "remote": column("remote", bool),
+            "picked": column("picked", bool),
+            "years_experience": column("years_experience", "float64"),
+            **{name: pd.to_datetime(column(name), utc=True) for name in DATE_FIELD_NAMES},
         },
         index=index,
     )
-    frame["years_experience"] = pd.to_numeric(frame["years_experience"]).astype("float64")
-    frame["remote"] = frame["remote"].astype(bool)
-    frame["picked"] = frame["picked"].astype(bool)
-    for field in DATE_FIELD_NAMES:
-        frame[field] = pd.to_datetime(
-            pd.Series([p[field] for p in people], index=frame.index, dtype=object), utc=True
-        )
-    return frame
 
 
 @settings(
@@ -369,12 +393,12 @@ def test_sql_count_members_and_pandas_agree(
     # Every group and condition inside a filter is a filter too: check them all, so one
     # example (one set of people) tests many filters, and a failure names the part that
     # disagrees.
-    for node in [part for f in [*filter_list, *dynamic_filters] for part in parts(f)]:
-        with db.read_session(engine) as session:
+    with db.read_session(engine) as session:
+        for node in [part for f in [*filter_list, *dynamic_filters] for part in parts(f)]:
             where = pools.compile_filter(session, node, now=NOW)
             count = session.scalar(select(func.count()).select_from(Candidate).where(where))
             members = set(session.scalars(select(Candidate.id).where(where)))
-        matched = as_bool(evaluate(frame, node, dynamic))
-        expected = {int(i) for i in matched[matched].index}
-        assert count == len(members) == len(expected), node
-        assert members == expected, node
+            matched = evaluate(frame, node, dynamic).astype(bool)
+            expected = {int(i) for i in matched[matched].index}
+            assert members == expected, disagreement(node, people, ids, members, expected)
+            assert count == len(members) == len(expected), f"count {count} for {node!r}"
