@@ -121,6 +121,7 @@ def pools_view() -> None:
             "New (90 days)": [s.growth for s in summaries],
             "Engaged (90 days)": [s.engagement_rate for s in summaries],
             "Last touched": [ago_or_never(s.last_touched) for s in summaries],
+            "Hires (12 months)": [s.hires for s in summaries],
             "Owner": [s.owner or "" for s in summaries],
             "About": [s.description or "" for s in summaries],
         }
@@ -168,7 +169,10 @@ def pool_detail(summary: pools.PoolSummary) -> None:
     st.subheader(pool.name, anchor=False, divider="gray")
     size = f"{summary.size:,} people" if summary.size is not None else "size unknown"
     kind = "Dynamic: stays current" if pool.kind == "dynamic" else "Static list"
-    st.caption(f"{kind} · {size} · owner {common.md(summary.owner or 'nobody')}")
+    st.caption(
+        f"{kind} · {size} · owner {common.md(summary.owner or 'nobody')} · "
+        f"{summary.hires} hire(s) from it in 12 months"
+    )
     if pool.description:
         st.write(common.md(pool.description))
     if pool.kind == "dynamic":

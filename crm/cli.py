@@ -354,6 +354,7 @@ def pool_list(
             "engagement_rate": s.engagement_rate,
             "last_touched": s.last_touched.isoformat() if s.last_touched else None,
             "owner": s.owner,
+            "hires_12_months": s.hires,
             "problem": s.problem,
         }
         for s in summaries

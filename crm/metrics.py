@@ -208,3 +208,21 @@ def compute(
         },
         total_cost=total_cost,
     )
+
+
+def hires_by_pool(engine: Engine, *, start: dt.date, end: dt.date) -> dict[int, int]:
+    """Hires in the period (hired_at, as for `hires`) by the talent pool they came from."""
+    low, high = _bounds(start, end)
+    with read_session(engine) as session:
+        return {
+            pool_id: count
+            for pool_id, count in session.execute(
+                select(Application.pool_id, func.count())
+                .where(
+                    Application.pool_id.is_not(None),
+                    Application.hired_at >= low,
+                    Application.hired_at < high,
+                )
+                .group_by(Application.pool_id)
+            )
+        }

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import activities, audit
+from crm import activities, audit, metrics
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
@@ -119,6 +119,7 @@ FIELD_OPS: dict[str, set[str]] = {
 
 
 INSIGHT_DAYS = 90  # the window of "growth" and "engagement rate"
+HIRES_DAYS = 365  # the window of "hires from the pool"
 MAX_NAME = 120
 MAX_SAMPLE = 50
 
@@ -137,6 +138,7 @@ class PoolSummary:
     growth: int | None = None
     engaged: int | None = None  # members who opened, clicked or replied in INSIGHT_DAYS
     last_touched: dt.datetime | None = None  # the latest contact with any member
+    hires: int = 0  # hires in the last HIRES_DAYS that came from this pool
 
     @property
     def engagement_rate(self) -> float | None:
@@ -542,6 +544,10 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
             found = session.execute(select(*columns).select_from(Candidate)).one()
             for index, pool_id in enumerate(conditions):
                 dynamic[pool_id] = tuple(found[index * 4 : index * 4 + 4])
+    today = now.date()
+    hires = metrics.hires_by_pool(
+        engine, start=today - dt.timedelta(days=HIRES_DAYS - 1), end=today
+    )
     summaries = []
     for pool in all_pools:
         if pool.id in problems:
@@ -563,6 +569,7 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
                 growth,
                 engaged_count,
                 _aware(touched),
+                hires.get(pool.id, 0),
             )
         )
     return summaries

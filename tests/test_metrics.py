@@ -157,3 +157,36 @@ def test_costs_without_hires_give_no_cost_per_hire(pipeline: Engine) -> None:
 def test_period_must_not_end_before_it_starts(pipeline: Engine) -> None:
     with pytest.raises(ValueError):
         metrics.compute(pipeline, start=dt.date(2026, 2, 1), end=dt.date(2026, 1, 1))
+
+
+def test_hires_by_pool_counts_hires_in_the_period_per_pool(engine) -> None:
+    import datetime as dt
+
+    from crm import db, metrics, pools
+    from crm.models import Application, Candidate, Job, Pool
+
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    with db.write_session(engine) as session:
+        pool = Pool(name="Backend", kind="static", stages=[])
+        job = Job(title="Engineer", opened_at=now - dt.timedelta(days=90))
+        people = [Candidate(first_name=f"P{i}", email=f"p{i}@x.io") for i in range(3)]
+        session.add_all([pool, job, *people])
+        session.flush()
+        for person, hired in zip(people, (now, now - dt.timedelta(days=400), None), strict=True):
+            session.add(
+                Application(
+                    candidate_id=person.id,
+                    job_id=job.id,
+                    source="talent_pool",
+                    pool_id=pool.id,
+                    stage="hired" if hired else "interview",
+                    hired_at=hired,
+                )
+            )
+        pool_id = pool.id
+    today = dt.datetime.now(dt.UTC).date()
+    found = metrics.hires_by_pool(engine, start=today - dt.timedelta(days=60), end=today)
+    assert found == {pool_id: 1}
+    assert metrics.hires_by_pool(engine, start=today - dt.timedelta(days=10), end=today) == {}
+    # The pools list counts the last 12 months: the hire 430 days ago is out.
+    assert pools.list_pools(engine)[0].hires == 1
