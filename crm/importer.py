@@ -29,14 +29,12 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     Integer,
     String,
@@ -892,7 +890,7 @@ class _Import:
                 row["remote"] = bool(row.get("remote"))
                 row["skills"] = person.skills
                 candidates.add(row, ("remote", "skills"))
-            self._queue(candidates.take())
+            candidates.flush()
             tags.add_rows([(p.id, item) for p in new for item in p.tags])
             for person in new:
                 # The timeline shows "Imported from FILE" from the person's import batch
@@ -932,11 +930,7 @@ class _Import:
             if person.origin == "seen" and person.id is not None:
                 self.touched.setdefault(person.id, False)
         for name in ("tags", "activities", "changes"):
-            self._queue(writers[name].take())
-
-    def _queue(self, write: Callable[[Connection], None] | None) -> None:
-        if write is not None:
-            write(self.session.connection())
+            writers[name].flush()
 
     def _update(self, people: list[_Person]) -> None:
         statement = _update_statement()
@@ -951,12 +945,12 @@ class _Import:
             entry["b_updated_by_id"] = self.actor.id if self.actor else None
             parameters.append(entry)
         if parameters:
-            self._queue(partial(_execute, statement, parameters))
+            self.session.execute(statement, parameters)
         tag_table = CandidateTag.__table__
         ids = [p.id for p in people if p.prev_lists and "tags" in p.prev_lists]
         if ids:  # the new tags are inserted with the chunk's other rows
             held = _among(tag_table.c.candidate_id, ids, postgres=self.postgres)
-            self._queue(partial(_execute, delete(tag_table).where(held), None))
+            self.session.execute(delete(tag_table).where(held))
 
     def _remember(self, persons: list[_Person]) -> None:
         """A dry run keeps what the chunk decided, as the database would have."""
@@ -1005,11 +999,6 @@ def _among(column: Any, values: Iterable[Any], *, postgres: bool) -> ColumnEleme
 
 def _email_order(person: _Person) -> str:
     return person.values.get("email_normalized") or "\uffff"
-
-
-def _execute(statement: Any, parameters: Any, connection: Connection) -> None:
-    """One statement on the import's connection (queued for its writer thread)."""
-    connection.execute(statement, parameters)
 
 
 def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -1073,12 +1062,12 @@ class _BulkInsert:
         """Queue rows given as tuples in table column order, needing no processing."""
         self.rows.extend(rows)
 
-    def take(self) -> Callable[[Connection], None] | None:
-        """The queued rows as one write for the import's writer thread, and a fresh queue."""
+    def flush(self) -> None:
+        """Write the queued rows in one executemany (SQLite) or COPY (PostgreSQL)."""
         rows, self.rows = self.rows, []
-        return partial(self._send, rows) if rows else None
-
-    def _send(self, rows: list[tuple[Any, ...]], connection: Connection) -> None:
+        if not rows:
+            return
+        connection = self.session.connection()
         if self.copy:
             cursor = connection.connection.cursor()  # the transaction's own connection
             try:
