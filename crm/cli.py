@@ -31,6 +31,8 @@ user_app = typer.Typer(no_args_is_help=True, help="Manage the people who sign in
 pool_app = typer.Typer(no_args_is_help=True, help="Talent pools.")
 app.add_typer(user_app, name="user")
 app.add_typer(pool_app, name="pool")
+campaign_app = typer.Typer(no_args_is_help=True, help="Email campaigns as files.")
+app.add_typer(campaign_app, name="campaign")
 
 _debug = False
 F = TypeVar("F", bound=Callable[..., Any])
@@ -516,6 +518,164 @@ def metrics(
         return
     for key, value in report.items():
         typer.echo(f"{key:<32} {'no data' if value is None else value}")
+
+
+@campaign_app.command("import")
+@handled
+def campaign_import(
+    file: Annotated[str, typer.Argument(help="A campaign file in TOML (see DESIGN.md).")],
+) -> None:
+    """Save the campaign a TOML file describes as a draft (a draft of that name is replaced)."""
+    from pathlib import Path
+
+    from crm import campaigns
+
+    path = Path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputUnusable(f"There is no file {file}.") from None
+    except UnicodeDecodeError:
+        raise InputUnusable(f"{file} is not UTF-8 text.") from None
+    except OSError as error:
+        raise InputUnusable(f"{file} cannot be read ({error.strerror}).") from None
+    engine = ready_engine()
+    campaign_id = campaigns.import_campaign_file(
+        engine, actor=_operator(engine, "import campaigns"), text=text
+    )
+    detail = campaigns.get_campaign(engine, campaign_id)
+    say(
+        f"Saved the draft campaign {detail.name!r}: "
+        f"{len(detail.steps)} steps for {detail.audience}."
+    )
+
+
+@campaign_app.command("list")
+@handled
+def campaign_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the campaigns with their status and delivery counts."""
+    from crm import campaigns
+
+    rows = [
+        {
+            "name": s.name,
+            "status": s.status,
+            "audience": s.audience,
+            "steps": s.steps,
+            "queued": s.queued,
+            "sent": s.sent,
+            "failed": s.failed,
+            "launched_at": s.launched_at.isoformat() if s.launched_at else None,
+        }
+        for s in campaigns.list_campaigns(ready_engine())
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        say("No campaigns yet; write one on the Campaigns page or `crm campaign import FILE`.")
+    for row in rows:
+        typer.echo(
+            f"{row['name']:<40} {row['status']:<10} sent {row['sent']:>6,}  "
+            f"queued {row['queued']:>6,}  failed {row['failed']:>4,}"
+        )
+
+
+def _campaign_named(engine: Any, name: str) -> int:
+    from crm import campaigns
+
+    campaign_id = campaigns.campaign_id_by_name(engine, name)
+    if campaign_id is None:
+        raise CrmError(f"There is no campaign called {name!r}; `crm campaign list` shows them.")
+    return campaign_id
+
+
+@campaign_app.command("launch")
+@handled
+def campaign_launch(name: Annotated[str, typer.Argument(help="The campaign's name.")]) -> None:
+    """Enroll the audience as it is now and queue every step's messages."""
+    from crm import campaigns
+
+    engine = ready_engine()
+    campaign_id = _campaign_named(engine, name)
+    check = campaigns.launch_check(engine, campaign_id)
+    if check.blocked:
+        raise CrmError(check.blocked)
+    result = campaigns.launch(
+        engine, actor=_operator(engine, "launch campaigns"), campaign_id=campaign_id
+    )
+    skipped = ", ".join(
+        f"{count} {campaigns.SKIP_REASONS[reason]}" for reason, count in result.skipped.items()
+    )
+    say(
+        f"Launched {name!r}: {result.enrolled:,} people enrolled, {result.messages:,} messages "
+        f"queued" + (f"; skipped {skipped}." if skipped else ".")
+    )
+
+
+@campaign_app.command("report")
+@handled
+def campaign_report(
+    name: Annotated[str, typer.Argument(help="The campaign's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per step and overall: delivery, opens, clicks, replies, unsubscribes, bounces."""
+    from crm import campaigns
+
+    engine = ready_engine()
+    result = campaigns.report(engine, _campaign_named(engine, name))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"name": result["name"], "steps": result["steps"], "totals": result["totals"]}
+            )
+        )
+        return
+    typer.echo(f"{result['name']} ({result['status']})")
+    header = "".join(f"{key:>14}" for key in campaigns.REPORT_COUNTERS)
+    typer.echo(f"{'step':<8}{header}")
+    for row in [*result["steps"], {"step": "total", **result["totals"]}]:
+        typer.echo(
+            f"{row['step']!s:<8}" + "".join(f"{row[key]:>14,}" for key in campaigns.REPORT_COUNTERS)
+        )
+
+
+@app.command()
+@handled
+def send(
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, then exit.")
+    ] = False,
+) -> None:
+    """Deliver due campaign messages (a worker; `crm serve` does this too unless CRM_WORKER=off)."""
+    import signal
+    import threading
+
+    from crm import outbox
+
+    settings = load_settings()
+    if settings.smtp is None:
+        raise CrmError("Sending is not set up: set CRM_SMTP_HOST (see the README).")
+    engine = ready_engine()
+    if once:
+        report = outbox.deliver_due(engine, settings=settings)
+        say(
+            f"Sent {report.sent:,}; failed {report.failed:,}; retry later {report.retried:,}; "
+            f"deferred {report.deferred:,}; needs review {report.needs_review:,}; "
+            f"cancelled {report.cancelled:,}."
+        )
+        for name in report.paused:
+            say(f"Paused {name!r}; see its page for the reason.")
+        if report.problem:
+            raise CrmError(f"sending stopped: {report.problem}")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    say("Delivering due messages; stop with Ctrl+C.")
+    outbox.run_forever(engine, stop=stop)
 
 
 def main() -> None:

@@ -66,6 +66,7 @@ COST_CATEGORIES = ("job_ads", "agency_fees", "tools", "recruiter_time", "events"
 CAMPAIGN_STATUSES = ("draft", "active", "paused", "completed", "cancelled")
 ENROLLMENT_STATUSES = ("active", "completed", "stopped")
 OUTBOX_STATUSES = (
+    "waiting",  # a later step, scheduled once the step before it is sent
     "queued",
     "sending",
     "sent",
@@ -507,6 +508,10 @@ class Campaign(Timestamped, Base):
     pause_reason: Mapped[str | None] = mapped_column(String(300))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     launched_at: Mapped[dt.datetime | None]
+    # Failed attempts in a row; the campaign pauses itself when this reaches the limit.
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Who launch enrolled and who it skipped, by reason (the campaign page shows it).
+    launch_summary: Mapped[dict[str, Any] | None]
 
     steps: Mapped[list[CampaignStep]] = relationship(
         back_populates="campaign", cascade="all, delete-orphan", order_by="CampaignStep.position"
@@ -582,6 +587,37 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # What this person got, kept once sent ("what each person got" on the campaign page).
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    # Why the row waits longer than planned (frequency cap, retry after a 4xx).
+    note: Mapped[str | None] = mapped_column(String(300))
+
+
+class CampaignRecipient(Base):
+    """A hand-picked person in a campaign's audience (when it is not aimed at a pool)."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (Index(None, "candidate_id"),)
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class EmailTemplate(Timestamped, Base):
+    """A saved subject and body to start a campaign step from."""
+
+    __tablename__ = "email_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    body_markdown: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Link(Base):

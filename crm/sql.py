@@ -78,3 +78,8 @@ def has_item(column: ColumnElement[Any], item: str) -> ColumnElement[bool]:
     first = item_position(column, literal("[" + quoted, String())) > 0
     later = item_position(column, literal("," + quoted, String())) > 0
     return and_(anywhere, or_(first, later))
+
+
+def escape_like(text: str) -> str:
+    """Text for a LIKE pattern with its wildcards taken literally (use escape="\\\\")."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

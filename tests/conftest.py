@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from crm import auth, db
 from crm.models import User
+from tests.smtp_server import FaultySmtpServer
 
 POSTGRES_URL = os.environ.get(
     "CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -104,3 +105,17 @@ def users(engine: Engine) -> dict[str, User]:
             actor=created["admin"],
         )
     return created
+
+
+@pytest.fixture
+def smtp(crm_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultySmtpServer]:
+    """A real SMTP server on loopback, and the app's settings pointing at it."""
+    with FaultySmtpServer() as server:
+        monkeypatch.setenv("CRM_SMTP_HOST", server.host)
+        monkeypatch.setenv("CRM_SMTP_PORT", str(server.port))
+        monkeypatch.setenv("CRM_SMTP_SECURITY", "none")
+        monkeypatch.setenv("CRM_FROM", "Acme Talent <talent@acme.example>")
+        monkeypatch.setenv("CRM_SEND_RATE", "1000")
+        monkeypatch.setenv("CRM_RETRY_BASE", "0")
+        monkeypatch.setenv("CRM_PUBLIC_URL", "https://crm.acme.example")
+        yield server
