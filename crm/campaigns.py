@@ -1293,3 +1293,58 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
             "steps": [{"step": s.position, **counters(s.id)} for s in steps],
             "totals": totals,
         }
+
+
+def send_test(
+    engine: Engine, *, actor: User, campaign_id: int, step: int, candidate_id: int
+) -> str:
+    """Send one step, rendered for one person, to the signed-in user; returns the address."""
+    require_writer(actor)
+    settings = load_settings()
+    if settings.smtp is None:
+        raise ValidationError("Sending is not set up (CRM_SMTP_HOST is empty).")
+    if not actor.email:
+        raise ValidationError("Your user has no email address; an admin can add one in Settings.")
+    rendered = preview(engine, campaign_id, step=step, candidate_id=candidate_id)
+    with read_session(engine) as session:
+        name, address = sender_of(_campaign(session, campaign_id), settings)
+    if not address:
+        raise ValidationError("Give the campaign a sender address (or set CRM_FROM).")
+    test = mailer.RenderedEmail(f"[Test] {rendered.subject}", rendered.text, rendered.html)
+    message = mailer.build_message(
+        test,
+        sender=mailer.format_sender(name, address),
+        to=actor.email,
+        message_id=mailer.new_message_id(0, address),
+        unsubscribe_url="",
+    )
+    connection = mailer.MailConnection(settings.smtp)
+    try:
+        result = connection.send(message)
+    finally:
+        connection.close()
+    if result.outcome != mailer.SendOutcome.SENT:
+        raise ValidationError(f"The test was not sent: the mail server said {result.reply}")
+    return actor.email
+
+
+def tag_fields(engine: Engine) -> dict[str, str]:
+    """The merge-tag picker's fields: name -> label."""
+    with read_session(engine) as session:
+        return allowed_tags(session)
+
+
+def people_labels(engine: Engine, candidate_ids: list[int]) -> list[tuple[int, str]]:
+    """(id, "Name <email>") for hand-picked people, in the order given."""
+    if not candidate_ids:
+        return []
+    with read_session(engine) as session:
+        rows = {
+            cid: f"{first} {last}".strip() + (f" <{email}>" if email else " (no email)")
+            for cid, first, last, email in session.execute(
+                select(
+                    Candidate.id, Candidate.first_name, Candidate.last_name, Candidate.email
+                ).where(Candidate.id.in_(candidate_ids))
+            )
+        }
+    return [(cid, rows[cid]) for cid in candidate_ids if cid in rows]

@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -266,3 +266,14 @@ def write_session(engine: Engine) -> Iterator[Session]:
         return
     with _factory(engine)() as session, session.begin():
         yield session
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A short Core write transaction (BEGIN IMMEDIATE on SQLite), for hot paths that do
+    not need the ORM: the delivery loop commits twice per message."""
+    with engine.connect() as connection:
+        if engine.url.get_backend_name() == "sqlite":
+            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection

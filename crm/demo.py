@@ -1208,7 +1208,7 @@ class _Loader:
                         due = due + dt.timedelta(days=step.delay_days, minutes=rng.randint(0, 90))
                     row = {
                         "id": message_id,
-                        "unique_key": f"{campaign.id}:{step.id}:{person.id}",
+                        "unique_key": f"{campaign.id}:{step.position}:{person.id}",
                         "campaign_id": campaign.id,
                         "step_id": step.id,
                         "enrollment_id": enrollment_id,
@@ -1232,7 +1232,21 @@ class _Loader:
                     messages.append(row)
                     message_id += 1
                     if due >= self.now:
-                        break  # the next step waits in the queue; later ones do not exist yet
+                        # Later steps wait until this one is sent (crm.outbox.schedule_next).
+                        for later in steps[position + 1 :]:
+                            messages.append(
+                                {
+                                    **row,
+                                    "id": message_id,
+                                    "unique_key": f"{campaign.id}:{later.position}:{person.id}",
+                                    "step_id": later.id,
+                                    "subject": None,
+                                    "status": "waiting",
+                                    "created_at": enrolled_at,
+                                }
+                            )
+                            message_id += 1
+                        break
                     row["attempts"] = 1
                     if position == 0 and rng.random() < 0.02:
                         row.update(

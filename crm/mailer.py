@@ -44,40 +44,74 @@ def _one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def render(
-    subject: Template, body: Template, values: Mapping[str, str | None], *, footer: str
-) -> RenderedEmail:
-    """Subject, plain text and HTML for one person; the same function feeds preview and send.
+@dataclass(frozen=True)
+class PreparedBody:
+    """A step's Markdown rendered once, with a placeholder where each tag goes.
 
-    The Markdown is rendered with a random placeholder for each tag and the escaped values
-    go in afterwards, so nothing in a candidate's record is ever read as Markdown or HTML.
+    Rendering per person is then a substitution of escaped values, so a batch of
+    thousands renders its Markdown once per step, and nothing in a candidate's record is
+    ever read as Markdown or HTML.
     """
-    subject_text = _one_line(subject.render({k: v and _one_line(v) for k, v in values.items()}))
-    text = body.render(values).replace("\r\n", "\n").strip()
-    text = _INLINE_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
-    unsubscribe_url = values.get("unsubscribe_url") or ""
-    text = f"{text}\n\n-- \n{footer}\nUnsubscribe: {unsubscribe_url}\n"
 
-    nonce = secrets.token_hex(6)
-    placeholders: dict[str, str] = {}
+    template: Template
+    skeleton: str  # sanitized HTML with the placeholders
+    pattern: re.Pattern[str]
+    tag_at: dict[str, int]  # placeholder -> index into template.tags
+    in_attribute: bool  # a tag inside a link: sanitize again once the value is in
+
+
+def prepare_body(body: Template) -> PreparedBody:
+    nonce = secrets.token_hex(8)
     pieces: list[str] = []
+    tag_at: dict[str, int] = {}
     position = 0
     for index, tag in enumerate(body.tags):
         pieces.append(body.text[position : tag.start])
         marker = f"mergetag{index}x{nonce}"
-        value = values.get(tag.field) or tag.fallback or ""
-        placeholders[marker] = html.escape(value, quote=True)
+        tag_at[marker] = index
         pieces.append(marker)
         position = tag.end
     pieces.append(body.text[position:])
-    body_html = _markdown.render("".join(pieces))
-    for marker, value in placeholders.items():
-        body_html = body_html.replace(marker, value)
+    skeleton = sanitize(_markdown.render("".join(pieces)))
+    in_attribute = bool(tag_at) and re.search(rf'="[^"]*mergetag\d+x{nonce}', skeleton) is not None
+    return PreparedBody(
+        template=body,
+        skeleton=skeleton,
+        pattern=re.compile(rf"mergetag\d+x{nonce}"),
+        tag_at=tag_at,
+        in_attribute=in_attribute,
+    )
+
+
+def render(
+    subject: Template,
+    body: Template | PreparedBody,
+    values: Mapping[str, str | None],
+    *,
+    footer: str,
+) -> RenderedEmail:
+    """Subject, plain text and HTML for one person; the same function feeds preview and send."""
+    prepared = body if isinstance(body, PreparedBody) else prepare_body(body)
+    template = prepared.template
+    subject_text = _one_line(subject.render({k: v and _one_line(v) for k, v in values.items()}))
+    text = template.render(values).replace("\r\n", "\n").strip()
+    text = _INLINE_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
+    unsubscribe_url = values.get("unsubscribe_url") or ""
+    text = f"{text}\n\n-- \n{footer}\nUnsubscribe: {unsubscribe_url}\n"
+
+    def value_of(match: re.Match[str]) -> str:
+        tag = template.tags[prepared.tag_at[match.group()]]
+        return html.escape(values.get(tag.field) or tag.fallback or "", quote=True)
+
+    # One pass: a value that happens to look like a placeholder is never expanded.
+    body_html = prepared.pattern.sub(value_of, prepared.skeleton)
+    if prepared.in_attribute:
+        body_html = sanitize(body_html)
     unsubscribe = html.escape(unsubscribe_url, quote=True)
     document = (
         '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
         '<body style="font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5">'
-        f"{sanitize(body_html)}"
+        f"{body_html}"
         '<p style="font-size:12px;color:#666;margin-top:24px">'
         f'{html.escape(footer)} <a href="{unsubscribe}">Unsubscribe</a></p>'
         "</body></html>"

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from crm import mailer, send_window
+from crm import mailer, merge_tags, send_window
 from crm.config import Settings, load_settings
-from crm.db import write_session
+from crm.db import read_session, write_connection, write_session
 from crm.identity import address_hash
 from crm.models import (
     Activity,
@@ -185,56 +185,6 @@ def claim(engine: Engine, *, worker: str, now: dt.datetime, limit: int = BATCH_S
 # --- one message -----------------------------------------------------------------------
 
 
-@dataclass
-class Prepared:
-    outbox_id: int
-    campaign_id: int
-    message: object  # EmailMessage
-
-
-def _stop_reason(
-    session: Session, row: OutboxMessage, step: CampaignStep, candidate: Candidate | None
-) -> str | None:
-    """Why this message must not go out now (None: it may)."""
-    if candidate is None:
-        return "person erased"
-    if not candidate.email_normalized:
-        return "no email address"
-    if candidate.unsubscribed_at is not None:
-        return "unsubscribed"
-    if candidate.consent_status == "do_not_contact":
-        return "do not contact"
-    if session.scalar(
-        select(Suppression.id).where(
-            Suppression.address_hash == address_hash(candidate.email_normalized)
-        )
-    ):
-        return "suppressed"
-    enrollment = session.get(Enrollment, row.enrollment_id)
-    since = enrollment.enrolled_at if enrollment else row.created_at
-    if step.stop_on_reply and session.scalar(
-        select(Event.id).where(
-            Event.candidate_id == candidate.id, Event.kind == "reply", Event.occurred_at >= since
-        )
-    ):
-        return "replied"
-    if step.stop_on_click and session.scalar(
-        select(Event.id).where(
-            Event.candidate_id == candidate.id,
-            Event.kind == "click",
-            Event.campaign_id == row.campaign_id,
-        )
-    ):
-        return "clicked"
-    if step.stop_on_pipeline and session.scalar(
-        select(Application.id).where(
-            Application.candidate_id == candidate.id, Application.created_at >= since
-        )
-    ):
-        return "entered a job's pipeline"
-    return None
-
-
 def stop_enrollment(session: Session, enrollment_id: int, reason: str) -> int:
     """Cancel what is left of one person's sequence; returns the messages cancelled."""
     cancelled = session.execute(
@@ -251,85 +201,6 @@ def stop_enrollment(session: Session, enrollment_id: int, reason: str) -> int:
         .values(status="stopped", stopped_reason=reason)
     )
     return cancelled
-
-
-def _cap_deferral(session: Session, candidate_id: int, now: dt.datetime) -> dt.datetime | None:
-    """When the frequency cap lets this person hear from us again (None: now is fine)."""
-    emails, days = frequency_cap(session)
-    since = now - dt.timedelta(days=days)
-    recent = list(
-        session.scalars(
-            select(OutboxMessage.sent_at)
-            .where(
-                OutboxMessage.candidate_id == candidate_id,
-                OutboxMessage.status.in_(("sent", "sending", "needs_review")),
-                OutboxMessage.sent_at >= since,
-            )
-            .order_by(OutboxMessage.sent_at.desc())
-            .limit(emails)
-        )
-    )
-    if len(recent) < emails:
-        return None
-    return recent[-1] + dt.timedelta(days=days)
-
-
-def _prepare(
-    engine: Engine, outbox_id: int, *, worker: str, settings: Settings, report: DeliveryReport
-) -> Prepared | None:
-    """Check, render and mark "sending" in one short transaction; None when not sending."""
-    from crm import campaigns
-
-    now = utcnow()
-    with write_session(engine) as session:
-        row = session.get(OutboxMessage, outbox_id)
-        if row is None or row.status != "queued" or row.leased_by != worker:
-            return None
-        campaign = session.get(Campaign, row.campaign_id)
-        step = session.get(CampaignStep, row.step_id)
-        if campaign is None or step is None or campaign.status != "active":
-            row.lease_until = None
-            row.leased_by = None
-            return None
-        candidate = session.get(Candidate, row.candidate_id) if row.candidate_id else None
-        reason = _stop_reason(session, row, step, candidate)
-        if reason is not None:
-            report.cancelled += stop_enrollment(session, row.enrollment_id, reason)
-            return None
-        assert candidate is not None
-        later = _cap_deferral(session, candidate.id, now)
-        if later is not None:
-            row.due_at = send_window.next_send_time(
-                send_window.parse_window(step.send_window), later
-            )
-            row.lease_until = None
-            row.leased_by = None
-            row.note = "Deferred by the frequency cap"
-            report.deferred += 1
-            return None
-        unsubscribe = campaigns.unsubscribe_url(row.id, settings)
-        rendered = campaigns.render_for(
-            session, campaign, step, candidate, unsubscribe=unsubscribe, settings=settings
-        )
-        name, address = campaigns.sender_of(campaign, settings)
-        message_id = mailer.new_message_id(row.id, address)
-        message = mailer.build_message(
-            rendered,
-            sender=mailer.format_sender(name, address),
-            to=candidate.email or "",
-            message_id=message_id,
-            unsubscribe_url=unsubscribe,
-        )
-        row.status = "sending"
-        row.attempts += 1
-        row.to_address = candidate.email
-        row.subject = rendered.subject
-        row.body_text = rendered.text
-        row.body_html = rendered.html
-        row.message_id = message_id
-        row.sent_at = now  # when it went out; kept if the outcome is unknown
-        row.lease_until = now + LEASE
-        return Prepared(row.id, campaign.id, message)
 
 
 def schedule_next(session: Session, row: OutboxMessage, *, sent_at: dt.datetime) -> None:
@@ -370,59 +241,20 @@ def schedule_next(session: Session, row: OutboxMessage, *, sent_at: dt.datetime)
     )
 
 
-def _record_sent(engine: Engine, prepared: Prepared, result: mailer.AttemptResult) -> None:
-    now = utcnow()
-    with write_session(engine) as session:
-        row = session.get(OutboxMessage, prepared.outbox_id)
-        if row is None:
-            return
-        row.status = "sent"
-        row.sent_at = now
-        row.smtp_reply = result.reply[:500]
-        row.lease_until = None
-        row.last_error = None
-        schedule_next(session, row, sent_at=now)
-        campaign = session.get(Campaign, row.campaign_id)
-        if campaign is not None and campaign.consecutive_failures:
-            campaign.consecutive_failures = 0
-        if row.candidate_id is not None:
-            session.add(
-                Activity(
-                    candidate_id=row.candidate_id,
-                    kind="email_sent",
-                    channel="email",
-                    occurred_at=now,
-                    actor_id=campaign.created_by_id if campaign else None,
-                    summary=f"Email sent: {row.subject}",
-                    campaign_id=row.campaign_id,
-                    details={"outbox_id": row.id},
-                )
-            )
-            session.execute(
-                update(Candidate)
-                .where(Candidate.id == row.candidate_id)
-                .values(
-                    last_contacted_at=now,
-                    last_contacted_by_id=campaign.created_by_id if campaign else None,
-                    last_contact_channel="email",
-                )
-                .execution_options(synchronize_session=False)
-            )
-
-
 def _record_failure(
     engine: Engine,
-    prepared: Prepared,
+    outbox_id: int,
     result: mailer.AttemptResult,
     *,
     settings: Settings,
     report: DeliveryReport,
-) -> None:
+) -> tuple[str, int] | None:
+    """Record a failed attempt; returns the campaign's (status, failures in a row) after it."""
     now = utcnow()
     with write_session(engine) as session:
-        row = session.get(OutboxMessage, prepared.outbox_id)
+        row = session.get(OutboxMessage, outbox_id)
         if row is None:
-            return
+            return None
         row.lease_until = None
         if result.outcome == mailer.SendOutcome.UNKNOWN:
             row.status = "needs_review"
@@ -458,6 +290,8 @@ def _record_failure(
                     f"row; the last: {result.reply}"
                 )[:300]
                 report.paused.append(campaign.name)
+            return campaign.status, campaign.consecutive_failures
+        return None
 
 
 def _suppress_bounced(session: Session, row: OutboxMessage, reply: str, now: dt.datetime) -> None:
@@ -542,6 +376,343 @@ def _complete_finished_campaigns(engine: Engine) -> None:
         )
 
 
+# --- the fast path: one read per batch, Core writes per message --------------------------
+
+
+@dataclass
+class _Due:
+    id: int
+    campaign_id: int
+    step_id: int
+    enrollment_id: int
+    candidate_id: int | None
+    attempts: int
+    enrolled_at: dt.datetime
+
+
+@dataclass
+class _Batch:
+    """Everything the messages of one claimed batch need, read in a handful of queries."""
+
+    rows: list[_Due]
+    candidates: dict[int, Candidate]
+    campaigns: dict[int, Campaign]
+    steps: dict[int, CampaignStep]
+    next_step: dict[int, CampaignStep | None]
+    suppressed: set[str]
+    last_reply: dict[int, dt.datetime]
+    clicked: set[tuple[int, int]]
+    last_application: dict[int, dt.datetime]
+    recent_sends: dict[int, list[dt.datetime]]
+    cap: tuple[int, int]
+    templates: dict[int, tuple[merge_tags.Template, mailer.PreparedBody]]
+    windows: dict[int, send_window.SendWindow | None]
+    rendered_subjects: dict[int, str] = field(default_factory=dict)
+
+
+def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
+    from crm import campaigns as campaign_service
+
+    with read_session(engine) as session:
+        rows = [
+            _Due(*row)
+            for row in session.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.campaign_id,
+                    OutboxMessage.step_id,
+                    OutboxMessage.enrollment_id,
+                    OutboxMessage.candidate_id,
+                    OutboxMessage.attempts,
+                    Enrollment.enrolled_at,
+                )
+                .join(Enrollment, Enrollment.id == OutboxMessage.enrollment_id)
+                .where(OutboxMessage.id.in_(ids))
+                .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            )
+        ]
+        people = sorted({row.candidate_id for row in rows if row.candidate_id is not None})
+        candidates = {
+            c.id: c for c in session.scalars(select(Candidate).where(Candidate.id.in_(people)))
+        }
+        campaign_ids = {row.campaign_id for row in rows}
+        campaigns = {
+            c.id: c for c in session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))
+        }
+        all_steps = list(
+            session.scalars(
+                select(CampaignStep)
+                .where(CampaignStep.campaign_id.in_(campaign_ids))
+                .order_by(CampaignStep.campaign_id, CampaignStep.position)
+            )
+        )
+        next_step: dict[int, CampaignStep | None] = {}
+        for step, following in zip(all_steps, [*all_steps[1:], None], strict=True):
+            same = following is not None and following.campaign_id == step.campaign_id
+            next_step[step.id] = following if same else None
+        keys = {c.email_normalized for c in candidates.values() if c.email_normalized}
+        hashes = {address_hash(key) for key in keys}
+        suppressed = set(
+            session.scalars(
+                select(Suppression.address_hash).where(Suppression.address_hash.in_(hashes))
+            )
+        )
+        last_reply = dict(
+            session.execute(
+                select(Event.candidate_id, func.max(Event.occurred_at))
+                .where(Event.kind == "reply", Event.candidate_id.in_(people))
+                .group_by(Event.candidate_id)
+            ).all()
+        )
+        clicked = {
+            (cid, campaign_id)
+            for cid, campaign_id in session.execute(
+                select(Event.candidate_id, Event.campaign_id)
+                .where(Event.kind == "click", Event.candidate_id.in_(people))
+                .distinct()
+            )
+        }
+        last_application = dict(
+            session.execute(
+                select(Application.candidate_id, func.max(Application.created_at))
+                .where(Application.candidate_id.in_(people))
+                .group_by(Application.candidate_id)
+            ).all()
+        )
+        cap = frequency_cap(session)
+        recent: dict[int, list[dt.datetime]] = {}
+        for cid, sent_at in session.execute(
+            select(OutboxMessage.candidate_id, OutboxMessage.sent_at).where(
+                OutboxMessage.candidate_id.in_(people),
+                OutboxMessage.status.in_(("sent", "sending", "needs_review")),
+                OutboxMessage.sent_at >= now - dt.timedelta(days=cap[1]),
+            )
+        ):
+            recent.setdefault(cid, []).append(sent_at)
+        allowed = campaign_service.allowed_tags(session)
+        templates = {
+            step.id: (
+                merge_tags.parse(step.subject, allowed=allowed),
+                mailer.prepare_body(merge_tags.parse(step.body_markdown, allowed=allowed)),
+            )
+            for step in all_steps
+        }
+    return _Batch(
+        rows=rows,
+        candidates=candidates,
+        campaigns=campaigns,
+        steps={step.id: step for step in all_steps},
+        next_step=next_step,
+        suppressed=suppressed,
+        last_reply=last_reply,
+        clicked=clicked,
+        last_application=last_application,
+        recent_sends=recent,
+        cap=cap,
+        templates=templates,
+        windows={step.id: send_window.parse_window(step.send_window) for step in all_steps},
+    )
+
+
+def _decide(batch: _Batch, row: _Due, now: dt.datetime) -> tuple[str, object]:
+    """("send", None), ("stop", reason) or ("defer", until), from the batch's facts."""
+    step = batch.steps[row.step_id]
+    candidate = batch.candidates.get(row.candidate_id) if row.candidate_id else None
+    if candidate is None:
+        return "stop", "person erased"
+    if not candidate.email_normalized:
+        return "stop", "no email address"
+    if candidate.unsubscribed_at is not None:
+        return "stop", "unsubscribed"
+    if candidate.consent_status == "do_not_contact":
+        return "stop", "do not contact"
+    if address_hash(candidate.email_normalized) in batch.suppressed:
+        return "stop", "suppressed"
+    replied = batch.last_reply.get(candidate.id)
+    if step.stop_on_reply and replied is not None and replied >= row.enrolled_at:
+        return "stop", "replied"
+    if step.stop_on_click and (candidate.id, row.campaign_id) in batch.clicked:
+        return "stop", "clicked"
+    applied = batch.last_application.get(candidate.id)
+    if step.stop_on_pipeline and applied is not None and applied >= row.enrolled_at:
+        return "stop", "entered a job's pipeline"
+    emails, days = batch.cap
+    recent = sorted(batch.recent_sends.get(candidate.id, []), reverse=True)
+    if len(recent) >= emails:
+        return "defer", recent[emails - 1] + dt.timedelta(days=days)
+    return "send", None
+
+
+def _stop_row(engine: Engine, row: _Due, reason: str) -> int:
+    with write_session(engine) as session:
+        return stop_enrollment(session, row.enrollment_id, reason)
+
+
+def _defer_row(engine: Engine, row: _Due, step: CampaignStep, until: dt.datetime) -> None:
+    with write_connection(engine) as connection:
+        connection.execute(
+            update(OutboxMessage.__table__)
+            .where(OutboxMessage.__table__.c.id == row.id)
+            .values(
+                due_at=send_window.next_send_time(
+                    send_window.parse_window(step.send_window), until
+                ),
+                lease_until=None,
+                leased_by=None,
+                note="Deferred by the frequency cap",
+            )
+        )
+
+
+# Statements of the hot path, built once: per message only their parameters change.
+_OUTBOX = OutboxMessage.__table__
+_PEOPLE = Candidate.__table__
+_MARK_SENDING = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == bindparam("p_row_id"),
+        _OUTBOX.c.status == "queued",
+        _OUTBOX.c.leased_by == bindparam("p_worker"),
+        # The person may have opted out since the batch was read: checked at the last moment.
+        select(_PEOPLE.c.id)
+        .where(
+            _PEOPLE.c.id == bindparam("p_candidate_id"),
+            _PEOPLE.c.unsubscribed_at.is_(None),
+            _PEOPLE.c.consent_status != "do_not_contact",
+        )
+        .exists(),
+        ~select(Suppression.__table__.c.id)
+        .where(Suppression.__table__.c.address_hash == bindparam("p_address_hash"))
+        .exists(),
+    )
+    .values(
+        status="sending",
+        attempts=_OUTBOX.c.attempts + 1,
+        to_address=bindparam("p_to_address"),
+        subject=bindparam("p_subject"),
+        body_text=bindparam("p_body_text"),
+        body_html=bindparam("p_body_html"),
+        message_id=bindparam("p_message_id"),
+        sent_at=bindparam("p_now"),
+        lease_until=bindparam("p_lease_until"),
+    )
+)
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("p_row_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("p_now"),
+        smtp_reply=bindparam("p_reply"),
+        lease_until=None,
+        last_error=None,
+    )
+)
+_QUEUE_NEXT = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.enrollment_id == bindparam("p_enrollment_id"),
+        _OUTBOX.c.step_id == bindparam("p_next_step_id"),
+        _OUTBOX.c.status == "waiting",
+    )
+    .values(status="queued", due_at=bindparam("p_due"))
+)
+_COMPLETE_ENROLLMENT = (
+    update(Enrollment.__table__)
+    .where(
+        Enrollment.__table__.c.id == bindparam("p_enrollment_id"),
+        Enrollment.__table__.c.status == "active",
+    )
+    .values(status="completed")
+)
+_RECORD_ACTIVITY = insert(Activity.__table__)
+_TOUCH_PERSON = (
+    update(_PEOPLE)
+    .where(_PEOPLE.c.id == bindparam("p_candidate_id"))
+    .values(
+        last_contacted_at=bindparam("p_now"),
+        last_contacted_by_id=bindparam("p_by"),
+        last_contact_channel="email",
+    )
+)
+
+
+def _mark_sending(
+    connection: Connection,
+    row: _Due,
+    candidate: Candidate,
+    *,
+    worker: str,
+    now: dt.datetime,
+    rendered: mailer.RenderedEmail,
+    message_id: str,
+) -> bool:
+    """Claim this one message for the wire, unless the person opted out a moment ago."""
+    result = connection.execute(
+        _MARK_SENDING,
+        {
+            "p_row_id": row.id,
+            "p_worker": worker,
+            "p_candidate_id": row.candidate_id,
+            "p_address_hash": address_hash(candidate.email_normalized or ""),
+            "p_to_address": candidate.email,
+            "p_subject": rendered.subject,
+            "p_body_text": rendered.text,
+            "p_body_html": rendered.html,
+            "p_message_id": message_id,
+            "p_now": now,
+            "p_lease_until": now + LEASE,
+        },
+    )
+    return result.rowcount == 1
+
+
+def _mark_sent(
+    connection: Connection, batch: _Batch, row: _Due, result: mailer.AttemptResult, now: dt.datetime
+) -> None:
+    connection.execute(
+        _MARK_SENT, {"p_row_id": row.id, "p_now": now, "p_reply": result.reply[:500]}
+    )
+    following = batch.next_step.get(row.step_id)
+    if following is not None:
+        due = send_window.next_send_time(
+            batch.windows.get(following.id), now + dt.timedelta(days=following.delay_days)
+        )
+        connection.execute(
+            _QUEUE_NEXT,
+            {"p_enrollment_id": row.enrollment_id, "p_next_step_id": following.id, "p_due": due},
+        )
+    else:
+        connection.execute(_COMPLETE_ENROLLMENT, {"p_enrollment_id": row.enrollment_id})
+    campaign = batch.campaigns[row.campaign_id]
+    if campaign.consecutive_failures:
+        connection.execute(
+            update(Campaign.__table__)
+            .where(Campaign.__table__.c.id == campaign.id)
+            .values(consecutive_failures=0)
+        )
+        campaign.consecutive_failures = 0
+    if row.candidate_id is not None:
+        connection.execute(
+            _RECORD_ACTIVITY,
+            {
+                "candidate_id": row.candidate_id,
+                "kind": "email_sent",
+                "channel": "email",
+                "occurred_at": now,
+                "actor_id": campaign.created_by_id,
+                "summary": f"Email sent: {batch.rendered_subjects.get(row.id, '')}",
+                "campaign_id": row.campaign_id,
+                "details": {"outbox_id": row.id},
+            },
+        )
+        connection.execute(
+            _TOUCH_PERSON,
+            {"p_candidate_id": row.candidate_id, "p_now": now, "p_by": campaign.created_by_id},
+        )
+        batch.recent_sends.setdefault(row.candidate_id, []).append(now)
+
+
 # --- the loop --------------------------------------------------------------------------
 
 
@@ -552,9 +723,10 @@ def deliver_due(
     worker: str | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[DeliveryReport], None] | None = None,
-    connection_factory: Callable[[], mailer.MailConnection] | None = None,
 ) -> DeliveryReport:
     """Send everything due now (and retries that fall due while this runs), then return."""
+    from crm import campaigns as campaign_service
+
     settings = settings or load_settings()
     report = DeliveryReport()
     if settings.smtp is None:
@@ -563,38 +735,89 @@ def deliver_due(
     worker = worker or worker_name()
     recover_stale(engine)
     interval = 1.0 / settings.send_rate
-    connection = (connection_factory or (lambda: mailer.MailConnection(settings.smtp)))()
+    connection = mailer.MailConnection(settings.smtp)
     next_slot = time.monotonic()
     try:
         while not (stop and stop.is_set()):
             ids = claim(engine, worker=worker, now=utcnow())
             if not ids:
                 break
-            for index, outbox_id in enumerate(ids):
+            batch = _load_batch(engine, ids, utcnow())
+            for index, row in enumerate(batch.rows):
                 if stop and stop.is_set():
-                    _release(engine, ids[index:], worker)
+                    _release(engine, [r.id for r in batch.rows[index:]], worker)
                     return report
-                prepared = _prepare(
-                    engine, outbox_id, worker=worker, settings=settings, report=report
-                )
-                if prepared is None:
+                now = utcnow()
+                campaign = batch.campaigns[row.campaign_id]
+                if campaign.status != "active":
+                    _release(engine, [row.id], worker)
                     continue
+                verdict, detail = _decide(batch, row, now)
+                if verdict == "stop":
+                    report.cancelled += _stop_row(engine, row, str(detail))
+                    continue
+                step = batch.steps[row.step_id]
+                if verdict == "defer":
+                    _defer_row(engine, row, step, detail)  # type: ignore[arg-type]
+                    report.deferred += 1
+                    continue
+                candidate = batch.candidates[row.candidate_id]  # type: ignore[index]
+                unsubscribe = campaign_service.unsubscribe_url(row.id, settings)
+                name, address = campaign_service.sender_of(campaign, settings)
+                subject, body = batch.templates[step.id]
+                values = merge_tags.values_for(
+                    candidate,
+                    custom_fields=candidate.custom_fields,
+                    sender_name=name,
+                    sender_email=address,
+                    unsubscribe_url=unsubscribe,
+                )
+                rendered = mailer.render(subject, body, values, footer=campaign_service.FOOTER)
+                message_id = mailer.new_message_id(row.id, address)
+                message = mailer.build_message(
+                    rendered,
+                    sender=mailer.format_sender(name, address),
+                    to=candidate.email or "",
+                    message_id=message_id,
+                    unsubscribe_url=unsubscribe,
+                )
+                with write_connection(engine) as db_connection:
+                    marked = _mark_sending(
+                        db_connection,
+                        row,
+                        candidate,
+                        worker=worker,
+                        now=now,
+                        rendered=rendered,
+                        message_id=message_id,
+                    )
+                if not marked:
+                    # Changed since the batch was read (opted out, cancelled): let the
+                    # next claim look at it afresh.
+                    _release(engine, [row.id], worker)
+                    continue
+                batch.rendered_subjects[row.id] = rendered.subject
                 wait = next_slot - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
                 next_slot = max(next_slot, time.monotonic() - interval) + interval
-                result = connection.send(prepared.message)  # type: ignore[arg-type]
+                result = connection.send(message)
                 if result.outcome == mailer.SendOutcome.SENT:
-                    _record_sent(engine, prepared, result)
+                    with write_connection(engine) as db_connection:
+                        _mark_sent(db_connection, batch, row, result, utcnow())
                     report.sent += 1
                 elif result.outcome == mailer.SendOutcome.CONNECTION:
                     # Nothing went out: put this one back and stop the batch.
-                    _unsend(engine, prepared.outbox_id)
-                    _release(engine, ids[index + 1 :], worker)
+                    _unsend(engine, row.id)
+                    _release(engine, [r.id for r in batch.rows[index + 1 :]], worker)
                     _connection_failed(engine, ids, result, report)
                     return report
                 else:
-                    _record_failure(engine, prepared, result, settings=settings, report=report)
+                    after = _record_failure(
+                        engine, row.id, result, settings=settings, report=report
+                    )
+                    if after is not None:
+                        campaign.status, campaign.consecutive_failures = after
                 if progress is not None:
                     progress(report)
     finally:

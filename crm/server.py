@@ -1,14 +1,19 @@
 """The ASGI app: the Streamlit UI (app.py) and, on the same port, the public routes.
 
 `crm serve` runs this module through Streamlit's own launcher, which finds `app` below.
-The tracking and unsubscribe routes and the in-process delivery loop attach here as they
-are built (CRM_WORKER decides whether this process also delivers mail).
+The in-process delivery loop runs here (CRM_WORKER decides whether this process also
+delivers mail); the tracking and unsubscribe routes attach here too.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 from starlette.requests import Request
@@ -59,9 +64,36 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+@asynccontextmanager
+async def lifespan(_app: Any) -> AsyncIterator[None]:
+    """Deliver campaign mail in this process unless CRM_WORKER=off (separate `crm send`)."""
+    from crm import outbox
+    from crm.db import get_engine
+
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    settings = load_settings()
+    if settings.worker_enabled and settings.smtp_configured:
+        engine = get_engine(settings.database_url)
+        thread = threading.Thread(
+            target=outbox.run_forever,
+            kwargs={"engine": engine, "stop": stop},
+            name="crm-delivery",
+            daemon=True,
+        )
+        thread.start()
+        logging.getLogger(__name__).info("Delivering campaign mail in this process.")
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=30)
+
+
 routes = [Route("/api/version", version)]
 
-app = st.App(str(APP_SCRIPT), routes=routes)
+app = st.App(str(APP_SCRIPT), routes=routes, lifespan=lifespan)
 _freeze_startup_objects()
 
 

@@ -145,3 +145,23 @@ def test_values_for_accepts_a_candidate_like_object() -> None:
     values = merge_tags.values_for(SimpleNamespace(first_name=" Ana ", skills=[]))
     assert values["first_name"] == "Ana"
     assert values["skills"] is None
+
+
+def test_a_tag_inside_a_link_is_checked_once_its_value_is_in() -> None:
+    allowed = merge_tags.available_fields(["site"])
+    body = mailer.prepare_body(merge_tags.parse("[My site]({{site}})", allowed=allowed))
+    assert body.in_attribute
+    subject = merge_tags.parse("x", allowed=allowed)
+    bad = mailer.render(subject, body, {"site": "javascript:alert(1)"}, footer="f")
+    good = mailer.render(subject, body, {"site": "https://ana.example"}, footer="f")
+    assert "javascript" not in bad.html
+    assert 'href="https://ana.example"' in good.html
+
+
+def test_prepared_and_unprepared_bodies_render_the_same() -> None:
+    template = merge_tags.parse("Hi **{{first_name}}** {{company|you}}", allowed=ALLOWED)
+    subject = merge_tags.parse("s", allowed=ALLOWED)
+    values = {"first_name": "mergetag1xdeadbeef <b>", "unsubscribe_url": "u"}
+    once = mailer.render(subject, mailer.prepare_body(template), values, footer="f")
+    assert once == mailer.render(subject, template, values, footer="f")
+    assert "<strong>mergetag1xdeadbeef &lt;b&gt;</strong> you" in once.html

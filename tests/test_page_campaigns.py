@@ -1,0 +1,171 @@
+"""The Campaigns page under AppTest: compose with the tag picker, preview, launch, follow."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, select
+
+from crm import campaigns, candidates, db, outbox, pools
+from crm.models import Campaign, OutboxMessage, User
+from tests.smtp_server import FaultySmtpServer
+from tests.test_app import app_as
+
+
+def audience(engine: Engine, users: dict[str, User]) -> int:
+    for first, company in (("Ana", "Acme"), ("Ben", None)):
+        candidates.create_candidate(
+            engine,
+            actor=users["recruiter"],
+            fields={
+                "first_name": first,
+                "last_name": "Test",
+                "email": f"{first.lower()}@x.io",
+                "skills": "python",
+                "location": "London",
+                "company": company,
+            },
+        )
+    return pools.save_pool(
+        engine,
+        actor=users["recruiter"],
+        name="London",
+        kind="dynamic",
+        filter_json={"field": "location", "op": "eq", "value": "London"},
+    )
+
+
+def open_page(user: User):
+    at = app_as(user).run()
+    at.switch_page("app_pages/campaigns.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_empty_page_says_what_to_do_and_sending_is_off(users: dict[str, User]) -> None:
+    at = open_page(users["recruiter"])
+    assert "No campaigns yet" in at.info[0].value
+    assert "Sending is off" in at.warning[0].value
+
+
+def test_compose_with_the_picker_and_save(
+    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
+) -> None:
+    pool_id = audience(engine, users)
+    at = open_page(users["recruiter"])
+    at.segmented_control(key="campaigns_view").set_value("Compose").run()
+    assert not at.exception, at.exception
+    at.text_input(key="compose_name").input("Hello London")
+    at.selectbox(key="compose_pool").set_value(pool_id)
+    at.text_input(key="cstep_0_subject").input("Hi {{first_name|there}}")
+    at.text_area(key="cstep_0_body").input("We liked your work at")
+    at.selectbox(key="compose_tag").set_value("company")
+    at.text_input(key="compose_tag_fallback").input("your company")
+    [insert] = [b for b in at.button if b.label == "Insert"]
+    insert.click().run()
+    assert at.text_area(key="cstep_0_body").value == (
+        "We liked your work at {{company|your company}}"
+    )
+    [add] = [b for b in at.button if b.label == "Add a step"]
+    add.click().run()
+    at.text_input(key="cstep_1_subject").input("Re: hello")
+    at.text_area(key="cstep_1_body").input("Following up.")
+    at.checkbox(key="cstep_1_windowed").check().run()
+    [save] = [b for b in at.button if b.label == "Save draft"]
+    save.click().run()
+    assert not at.exception, at.exception
+    assert "Saved 'Hello London'" in at.success[0].value
+    campaign_id = campaigns.campaign_id_by_name(engine, "Hello London")
+    detail = campaigns.get_campaign(engine, campaign_id)
+    assert detail.steps[1].delay_days == 4
+    assert detail.steps[1].send_window["timezone"] == "Europe/London"
+
+
+def test_unknown_tag_is_refused_on_the_page(users: dict[str, User], engine: Engine) -> None:
+    pool_id = audience(engine, users)
+    at = open_page(users["recruiter"])
+    at.segmented_control(key="campaigns_view").set_value("Compose").run()
+    at.text_input(key="compose_name").input("Broken")
+    at.selectbox(key="compose_pool").set_value(pool_id)
+    at.text_input(key="cstep_0_subject").input("Hi")
+    at.text_area(key="cstep_0_body").input("Hello\n{{frist_name}}")
+    [save] = [b for b in at.button if b.label == "Save draft"]
+    save.click().run()
+    assert "Step 1's message, line 2: unknown merge tag {{frist_name}}" in at.error[0].value
+    with db.read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def test_preview_check_and_launch_once(
+    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
+) -> None:
+    pool_id = audience(engine, users)
+    campaigns.save_campaign(
+        engine,
+        actor=users["recruiter"],
+        draft=campaigns.CampaignDraft(
+            name="Spring",
+            audience_pool_id=pool_id,
+            steps=[campaigns.StepDraft(subject="Hi {{first_name}}", body="At {{company}}?")],
+        ),
+    )
+    at = open_page(users["recruiter"])
+    # Select the campaign (as a click on its row does).
+    at.session_state["campaigns_selected"] = campaigns.campaign_id_by_name(engine, "Spring")
+    at.run()
+    assert not at.exception, at.exception
+    subject = [t for t in at.text_input if t.label == "Subject"][0]
+    assert subject.value in {"Hi Ana", "Hi Ben"}
+    # Ben has no company and the tag has no fallback: launch is blocked, and he is named.
+    assert "1 people would get an empty merge tag" in at.error[0].value
+    launch = [b for b in at.button if b.label == "Launch…"][0]
+    assert launch.disabled
+    # A fallback fixes it.
+    campaign_id = campaigns.campaign_id_by_name(engine, "Spring")
+    campaigns.save_campaign(
+        engine,
+        actor=users["recruiter"],
+        campaign_id=campaign_id,
+        draft=campaigns.CampaignDraft(
+            name="Spring",
+            audience_pool_id=pool_id,
+            steps=[
+                campaigns.StepDraft(subject="Hi {{first_name}}", body="At {{company|your team}}?")
+            ],
+        ),
+    )
+    at.run()
+    launch = [b for b in at.button if b.label == "Launch…"][0]
+    assert not launch.disabled
+    launch.click().run()
+    [confirm] = [b for b in at.button if b.label == "Launch"]
+    confirm.click().run()
+    assert not at.exception, at.exception
+    assert "Launched: 2 people enrolled, 2 messages queued." in at.success[0].value
+    with db.read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+    outbox.deliver_due(engine)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(smtp.received) == 2
+
+
+def test_manager_reads_but_cannot_compose_or_launch(
+    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
+) -> None:
+    pool_id = audience(engine, users)
+    campaign_id = campaigns.save_campaign(
+        engine,
+        actor=users["recruiter"],
+        draft=campaigns.CampaignDraft(
+            name="Spring",
+            audience_pool_id=pool_id,
+            steps=[campaigns.StepDraft(subject="Hi", body="Hello {{first_name}}")],
+        ),
+    )
+    at = open_page(users["manager"])
+    assert "read-only" in at.caption[0].value
+    assert [b for b in at.button if b.label == "New campaign"] == []
+    at.session_state["campaigns_selected"] = campaign_id
+    at.run()
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.label == "Launch…"][0].disabled
+    assert not [b for b in at.button if b.label.startswith("Send a test")]
