@@ -54,6 +54,7 @@ bench: $(VENV)/.installed-test chromium
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.import_speed
 	$(BIN)/python -m benchmarks.pool_count
+	$(BIN)/python -m benchmarks.campaign_speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

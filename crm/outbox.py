@@ -19,10 +19,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import mailer, merge_tags, send_window
@@ -30,7 +31,6 @@ from crm.config import Settings, load_settings
 from crm.db import read_session, write_connection, write_session
 from crm.identity import address_hash
 from crm.models import (
-    Activity,
     Application,
     Campaign,
     CampaignStep,
@@ -407,7 +407,6 @@ class _Batch:
     cap: tuple[int, int]
     templates: dict[int, tuple[merge_tags.Template, mailer.PreparedBody]]
     windows: dict[int, send_window.SendWindow | None]
-    rendered_subjects: dict[int, str] = field(default_factory=dict)
 
 
 def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
@@ -584,6 +583,13 @@ _MARK_SENDING = (
         ~select(Suppression.__table__.c.id)
         .where(Suppression.__table__.c.address_hash == bindparam("p_address_hash"))
         .exists(),
+        # A pause or cancel on the page takes effect from the next message.
+        select(Campaign.__table__.c.id)
+        .where(
+            Campaign.__table__.c.id == _OUTBOX.c.campaign_id,
+            Campaign.__table__.c.status == "active",
+        )
+        .exists(),
     )
     .values(
         status="sending",
@@ -625,7 +631,6 @@ _COMPLETE_ENROLLMENT = (
     )
     .values(status="completed")
 )
-_RECORD_ACTIVITY = insert(Activity.__table__)
 _TOUCH_PERSON = (
     update(_PEOPLE)
     .where(_PEOPLE.c.id == bindparam("p_candidate_id"))
@@ -693,19 +698,7 @@ def _mark_sent(
         )
         campaign.consecutive_failures = 0
     if row.candidate_id is not None:
-        connection.execute(
-            _RECORD_ACTIVITY,
-            {
-                "candidate_id": row.candidate_id,
-                "kind": "email_sent",
-                "channel": "email",
-                "occurred_at": now,
-                "actor_id": campaign.created_by_id,
-                "summary": f"Email sent: {batch.rendered_subjects.get(row.id, '')}",
-                "campaign_id": row.campaign_id,
-                "details": {"outbox_id": row.id},
-            },
-        )
+        # No timeline row: the timeline reads sent messages from the outbox itself.
         connection.execute(
             _TOUCH_PERSON,
             {"p_candidate_id": row.candidate_id, "p_now": now, "p_by": campaign.created_by_id},
@@ -716,6 +709,86 @@ def _mark_sent(
 # --- the loop --------------------------------------------------------------------------
 
 
+@dataclass
+class _Ready:
+    """One message rendered and built, waiting for its turn on the wire."""
+
+    row: _Due
+    candidate: Candidate
+    rendered: mailer.RenderedEmail
+    message_id: str
+    message: EmailMessage
+    marked: bool = False
+
+
+def _ready_messages(
+    engine: Engine,
+    batch: _Batch,
+    *,
+    worker: str,
+    settings: Settings,
+    report: DeliveryReport,
+    stop: threading.Event | None,
+) -> Iterator[_Ready]:
+    """The batch's messages that should go out now, built one at a time.
+
+    Stops and frequency-cap deferrals are written as they are met (each in its own short
+    transaction); nothing here touches the SMTP connection.
+    """
+    from crm import campaigns as campaign_service
+
+    for row in batch.rows:
+        if stop and stop.is_set():
+            return
+        campaign = batch.campaigns[row.campaign_id]
+        if campaign.status != "active":
+            continue  # released with the rest of the batch
+        now = utcnow()
+        verdict, detail = _decide(batch, row, now)
+        if verdict == "stop":
+            report.cancelled += _stop_row(engine, row, str(detail))
+            continue
+        step = batch.steps[row.step_id]
+        if verdict == "defer":
+            _defer_row(engine, row, step, detail)  # type: ignore[arg-type]
+            report.deferred += 1
+            continue
+        candidate = batch.candidates[row.candidate_id]  # type: ignore[index]
+        unsubscribe = campaign_service.unsubscribe_url(row.id, settings)
+        name, address = campaign_service.sender_of(campaign, settings)
+        subject, body = batch.templates[step.id]
+        values = merge_tags.values_for(
+            candidate,
+            custom_fields=candidate.custom_fields,
+            sender_name=name,
+            sender_email=address,
+            unsubscribe_url=unsubscribe,
+        )
+        rendered = mailer.render(subject, body, values, footer=campaign_service.FOOTER)
+        message_id = mailer.new_message_id(row.id, address)
+        message = mailer.build_message(
+            rendered,
+            sender=mailer.format_sender(name, address),
+            to=candidate.email or "",
+            message_id=message_id,
+            unsubscribe_url=unsubscribe,
+        )
+        yield _Ready(row, candidate, rendered, message_id, message)
+
+
+def _mark(connection: Connection, ready: _Ready, *, worker: str) -> bool:
+    ready.marked = _mark_sending(
+        connection,
+        ready.row,
+        ready.candidate,
+        worker=worker,
+        now=utcnow(),
+        rendered=ready.rendered,
+        message_id=ready.message_id,
+    )
+    return ready.marked
+
+
 def deliver_due(
     engine: Engine,
     *,
@@ -724,9 +797,12 @@ def deliver_due(
     stop: threading.Event | None = None,
     progress: Callable[[DeliveryReport], None] | None = None,
 ) -> DeliveryReport:
-    """Send everything due now (and retries that fall due while this runs), then return."""
-    from crm import campaigns as campaign_service
+    """Send everything due now (and retries that fall due while this runs), then return.
 
+    The next message is built while nothing is in flight, so that when the server accepts
+    one message, one commit marks it sent and marks the next one "sending": a worker never
+    has more than one message whose fate a crash could leave unknown.
+    """
     settings = settings or load_settings()
     report = DeliveryReport()
     if settings.smtp is None:
@@ -737,89 +813,68 @@ def deliver_due(
     interval = 1.0 / settings.send_rate
     connection = mailer.MailConnection(settings.smtp)
     next_slot = time.monotonic()
+
+    def mark_alone(ready: _Ready | None) -> None:
+        if ready is not None:
+            with write_connection(engine) as db_connection:
+                _mark(db_connection, ready, worker=worker)
+
     try:
         while not (stop and stop.is_set()):
             ids = claim(engine, worker=worker, now=utcnow())
             if not ids:
                 break
             batch = _load_batch(engine, ids, utcnow())
-            for index, row in enumerate(batch.rows):
-                if stop and stop.is_set():
-                    _release(engine, [r.id for r in batch.rows[index:]], worker)
-                    return report
-                now = utcnow()
-                campaign = batch.campaigns[row.campaign_id]
-                if campaign.status != "active":
-                    _release(engine, [row.id], worker)
-                    continue
-                verdict, detail = _decide(batch, row, now)
-                if verdict == "stop":
-                    report.cancelled += _stop_row(engine, row, str(detail))
-                    continue
-                step = batch.steps[row.step_id]
-                if verdict == "defer":
-                    _defer_row(engine, row, step, detail)  # type: ignore[arg-type]
-                    report.deferred += 1
-                    continue
-                candidate = batch.candidates[row.candidate_id]  # type: ignore[index]
-                unsubscribe = campaign_service.unsubscribe_url(row.id, settings)
-                name, address = campaign_service.sender_of(campaign, settings)
-                subject, body = batch.templates[step.id]
-                values = merge_tags.values_for(
-                    candidate,
-                    custom_fields=candidate.custom_fields,
-                    sender_name=name,
-                    sender_email=address,
-                    unsubscribe_url=unsubscribe,
+            try:
+                pending = _ready_messages(
+                    engine, batch, worker=worker, settings=settings, report=report, stop=stop
                 )
-                rendered = mailer.render(subject, body, values, footer=campaign_service.FOOTER)
-                message_id = mailer.new_message_id(row.id, address)
-                message = mailer.build_message(
-                    rendered,
-                    sender=mailer.format_sender(name, address),
-                    to=candidate.email or "",
-                    message_id=message_id,
-                    unsubscribe_url=unsubscribe,
-                )
-                with write_connection(engine) as db_connection:
-                    marked = _mark_sending(
-                        db_connection,
-                        row,
-                        candidate,
-                        worker=worker,
-                        now=now,
-                        rendered=rendered,
-                        message_id=message_id,
-                    )
-                if not marked:
-                    # Changed since the batch was read (opted out, cancelled): let the
-                    # next claim look at it afresh.
-                    _release(engine, [row.id], worker)
-                    continue
-                batch.rendered_subjects[row.id] = rendered.subject
-                wait = next_slot - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                next_slot = max(next_slot, time.monotonic() - interval) + interval
-                result = connection.send(message)
-                if result.outcome == mailer.SendOutcome.SENT:
-                    with write_connection(engine) as db_connection:
-                        _mark_sent(db_connection, batch, row, result, utcnow())
-                    report.sent += 1
-                elif result.outcome == mailer.SendOutcome.CONNECTION:
-                    # Nothing went out: put this one back and stop the batch.
-                    _unsend(engine, row.id)
-                    _release(engine, [r.id for r in batch.rows[index + 1 :]], worker)
-                    _connection_failed(engine, ids, result, report)
-                    return report
-                else:
-                    after = _record_failure(
-                        engine, row.id, result, settings=settings, report=report
-                    )
-                    if after is not None:
-                        campaign.status, campaign.consecutive_failures = after
-                if progress is not None:
-                    progress(report)
+                current = next(pending, None)
+                mark_alone(current)
+                while current is not None:
+                    if not current.marked:
+                        # Changed since the batch was read (opted out, paused, cancelled):
+                        # released below, so the next claim looks at it afresh.
+                        current = next(pending, None)
+                        mark_alone(current)
+                        continue
+                    upcoming = next(pending, None)
+                    wait = next_slot - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    next_slot = max(next_slot, time.monotonic() - interval) + interval
+                    row = current.row
+                    result = connection.send(current.message)
+                    if result.outcome == mailer.SendOutcome.SENT:
+                        with write_connection(engine) as db_connection:
+                            _mark_sent(db_connection, batch, row, result, utcnow())
+                            if upcoming is not None:
+                                _mark(db_connection, upcoming, worker=worker)
+                        report.sent += 1
+                    elif result.outcome == mailer.SendOutcome.CONNECTION:
+                        # Nothing went out: put this one back and stop; the rest of the
+                        # batch is released below.
+                        _unsend(engine, row.id)
+                        _connection_failed(engine, ids, result, report)
+                        return report
+                    else:
+                        after = _record_failure(
+                            engine, row.id, result, settings=settings, report=report
+                        )
+                        if after is not None:
+                            batch.campaigns[row.campaign_id].status = after[0]
+                            batch.campaigns[row.campaign_id].consecutive_failures = after[1]
+                        if (
+                            upcoming is not None
+                            and batch.campaigns[upcoming.row.campaign_id].status == "active"
+                        ):
+                            mark_alone(upcoming)
+                    current = upcoming
+                    if progress is not None:
+                        progress(report)
+            finally:
+                # Whatever of this batch was not sent, stopped or deferred goes back.
+                _release(engine, ids, worker)
     finally:
         connection.close()
         _complete_finished_campaigns(engine)

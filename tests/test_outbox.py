@@ -19,10 +19,9 @@ import time
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from crm import campaigns, db, outbox, pools
+from crm import campaigns, candidates, db, outbox, pools
 from crm.identity import address_hash
 from crm.models import (
-    Activity,
     Campaign,
     Candidate,
     Event,
@@ -91,7 +90,9 @@ def test_sends_due_messages_and_schedules_the_next_step_in_its_window(
     assert statuses(engine, campaign_id) == {"sent": 3, "queued": 3}
     received = smtp.received[0].message
     assert received["From"] == "Acme Talent <talent@acme.example>"
-    assert received["List-Unsubscribe"].strip().startswith("<https://crm.acme.example/unsubscribe?t=")
+    assert (
+        received["List-Unsubscribe"].strip().startswith("<https://crm.acme.example/unsubscribe?t=")
+    )
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert len({m.message["Message-ID"] for m in smtp.received}) == 3
     with db.read_session(engine) as session:
@@ -104,8 +105,8 @@ def test_sends_due_messages_and_schedules_the_next_step_in_its_window(
         person = session.scalar(select(Candidate).where(Candidate.email == "p0@example.com"))
         assert person.last_contact_channel == "email"
         assert person.last_contacted_at is not None
-        entry = session.scalar(select(Activity).where(Activity.candidate_id == person.id))
-        assert entry.kind == "email_sent" and entry.summary == "Email sent: Hi P0"
+    entries = candidates.timeline(engine, person.id)
+    assert [(e.kind, e.summary) for e in entries] == [("email_sent", "Sent “Hi P0” (C)")]
     # Nothing else is due: a second run sends nothing.
     assert outbox.deliver_due(engine).sent == 0
 
