@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import audit, mailer, merge_tags, pools, send_window, tokens
+from crm import audit, engagement, mailer, merge_tags, pools, send_window, tokens
 from crm.auth import require_writer
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_session
@@ -558,6 +558,18 @@ def sender_of(campaign: Campaign, settings: Settings | None = None) -> tuple[str
 def unsubscribe_url(outbox_id: int, settings: Settings | None = None) -> str:
     base = (settings or load_settings()).public_url
     return f"{base}/unsubscribe?t={tokens.sign('unsubscribe', outbox_id)}"
+
+
+def open_url(outbox_id: int, settings: Settings | None = None) -> str:
+    base = (settings or load_settings()).public_url
+    return f"{base}/o/{tokens.sign('open', outbox_id)}.gif"
+
+
+def click_url(outbox_id: int, position: int, settings: Settings | None = None) -> str:
+    """The tracked form of a message's link; the token names the message and the position."""
+    base = (settings or load_settings()).public_url
+    ident = outbox_id * engagement.LINK_POSITION_LIMIT + position
+    return f"{base}/c/{tokens.sign('click', ident)}"
 
 
 def render_for(

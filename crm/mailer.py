@@ -14,7 +14,7 @@ import re
 import secrets
 import smtplib
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
@@ -351,3 +351,36 @@ def is_hard_bounce(result: AttemptResult) -> bool:
     if len(detail) > 1 and detail[1].startswith("5.1."):
         return True
     return result.code in {550, 551, 553}
+
+
+_HREF = re.compile(r'<a href="([^"]*)"')
+
+
+def add_tracking(
+    document: str,
+    *,
+    click_url: Callable[[int], str],
+    open_url: str,
+    skip: set[str],
+) -> tuple[str, list[tuple[int, str]]]:
+    """The HTML with each web link sent through the click route, plus the open pixel.
+
+    Returns the new HTML and the (position, original URL) of each tracked link; the click
+    route redirects only to these stored URLs. Links in `skip` (the unsubscribe link) and
+    mailto: links stay as they are.
+    """
+    links: list[tuple[int, str]] = []
+
+    def swap(match: re.Match[str]) -> str:
+        escaped = match.group(1)
+        url = html.unescape(escaped)
+        if url in skip or not url.lower().startswith(("http://", "https://")):
+            return match.group(0)
+        position = len(links)
+        links.append((position, url))
+        return f'<a href="{html.escape(click_url(position), quote=True)}"'
+
+    tracked = _HREF.sub(swap, document)
+    pixel = f'<img src="{html.escape(open_url, quote=True)}" width="1" height="1" alt="">'
+    tracked = tracked.replace("</body>", pixel + "</body>", 1)
+    return tracked, links

@@ -23,7 +23,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from crm import mailer, merge_tags, send_window
@@ -37,6 +48,7 @@ from crm.models import (
     Candidate,
     Enrollment,
     Event,
+    Link,
     OutboxMessage,
     Setting,
     Suppression,
@@ -467,7 +479,11 @@ def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
             (cid, campaign_id)
             for cid, campaign_id in session.execute(
                 select(Event.candidate_id, Event.campaign_id)
-                .where(Event.kind == "click", Event.candidate_id.in_(people))
+                .where(
+                    Event.kind == "click",
+                    Event.is_machine.is_(False),
+                    Event.candidate_id.in_(people),
+                )
                 .distinct()
             )
         }
@@ -631,6 +647,10 @@ _COMPLETE_ENROLLMENT = (
     )
     .values(status="completed")
 )
+_STORE_LINK = insert(Link.__table__)
+_FORGET_LINKS = delete(Link.__table__).where(
+    Link.__table__.c.outbox_message_id == bindparam("p_outbox_id")
+)
 _TOUCH_PERSON = (
     update(_PEOPLE)
     .where(_PEOPLE.c.id == bindparam("p_candidate_id"))
@@ -718,6 +738,7 @@ class _Ready:
     rendered: mailer.RenderedEmail
     message_id: str
     message: EmailMessage
+    links: list[tuple[int, str]]
     marked: bool = False
 
 
@@ -765,6 +786,15 @@ def _ready_messages(
             unsubscribe_url=unsubscribe,
         )
         rendered = mailer.render(subject, body, values, footer=campaign_service.FOOTER)
+        tracked_html, links = mailer.add_tracking(
+            rendered.html,
+            click_url=lambda position, outbox_id=row.id: campaign_service.click_url(
+                outbox_id, position, settings
+            ),
+            open_url=campaign_service.open_url(row.id, settings),
+            skip={unsubscribe},
+        )
+        rendered = mailer.RenderedEmail(rendered.subject, rendered.text, tracked_html)
         message_id = mailer.new_message_id(row.id, address)
         message = mailer.build_message(
             rendered,
@@ -773,7 +803,7 @@ def _ready_messages(
             message_id=message_id,
             unsubscribe_url=unsubscribe,
         )
-        yield _Ready(row, candidate, rendered, message_id, message)
+        yield _Ready(row, candidate, rendered, message_id, message, links)
 
 
 def _mark(connection: Connection, ready: _Ready, *, worker: str) -> bool:
@@ -786,6 +816,16 @@ def _mark(connection: Connection, ready: _Ready, *, worker: str) -> bool:
         rendered=ready.rendered,
         message_id=ready.message_id,
     )
+    if ready.marked and ready.links:
+        # The click route redirects only to these (a retry replaces an earlier attempt's).
+        connection.execute(_FORGET_LINKS, {"p_outbox_id": ready.row.id})
+        connection.execute(
+            _STORE_LINK,
+            [
+                {"outbox_message_id": ready.row.id, "position": position, "url": url}
+                for position, url in ready.links
+            ],
+        )
     return ready.marked
 
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crm import __version__
+from crm import __version__, tracking
 from crm.config import load_settings, raw_setting
 from crm.db import parse_url
 
@@ -91,7 +91,7 @@ async def lifespan(_app: Any) -> AsyncIterator[None]:
             thread.join(timeout=30)
 
 
-routes = [Route("/api/version", version)]
+routes = [Route("/api/version", version), *tracking.routes]
 
 app = st.App(str(APP_SCRIPT), routes=routes, lifespan=lifespan)
 _freeze_startup_objects()

@@ -1,0 +1,190 @@
+"""Engagement: what opens, clicks, unsubscribes, replies and bounces change, and the
+rules that tell people from machines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from crm import campaigns, db, engagement, outbox
+from crm.identity import address_hash
+from crm.models import Candidate, Event, Link, OutboxMessage, Suppression, User, utcnow
+from tests.smtp_server import FaultySmtpServer
+from tests.test_outbox import TWO_STEPS, launched, statuses
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124 Safari/537.36"
+LINKS = [
+    campaigns.StepDraft(
+        subject="Hi {{first_name}}",
+        body="See [jobs](https://acme.example/jobs) and [blog](https://acme.example/blog).",
+    ),
+    campaigns.StepDraft(subject="Again", body="Still here.", delay_days=4, stop_on_click=True),
+]
+
+
+def sent_rows(engine: Engine) -> list[OutboxMessage]:
+    with db.read_session(engine) as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == "sent")
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def age_messages(engine: Engine, seconds: int = 3600) -> None:
+    """Move send times back, as if the messages went out a while ago."""
+    with db.write_session(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_not(None))
+            .values(sent_at=utcnow() - dt.timedelta(seconds=seconds))
+        )
+
+
+def make_due(engine: Engine) -> None:
+    with db.write_session(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "queued")
+            .values(due_at=utcnow() - dt.timedelta(seconds=1))
+        )
+
+
+def events(engine: Engine, kind: str) -> list[Event]:
+    with db.read_session(engine) as session:
+        return list(session.scalars(select(Event).where(Event.kind == kind).order_by(Event.id)))
+
+
+def test_sent_html_tracks_links_and_opens(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    launched(engine, users["admin"], 1, steps=LINKS)
+    outbox.deliver_due(engine)
+    (row,) = sent_rows(engine)
+    html = smtp.received[0].message.get_body(("html",)).get_content()
+    assert 'href="https://acme.example/jobs"' not in html
+    assert html.count("https://crm.acme.example/c/") == 2
+    assert f'src="{campaigns.open_url(row.id)}"' in html
+    assert "https://crm.acme.example/unsubscribe?t=" in html
+    text = smtp.received[0].message.get_body(("plain",)).get_content()
+    assert "jobs (https://acme.example/jobs)" in text
+    with db.read_session(engine) as session:
+        links = session.execute(
+            select(Link.position, Link.url).where(Link.outbox_message_id == row.id)
+        ).all()
+    assert sorted(links) == [(0, "https://acme.example/jobs"), (1, "https://acme.example/blog")]
+
+
+def test_open_rules(engine: Engine, users: dict[str, User], smtp: FaultySmtpServer) -> None:
+    launched(engine, users["admin"], 1, steps=LINKS)
+    outbox.deliver_due(engine)
+    (row,) = sent_rows(engine)
+    # Seconds after delivery: a scanner or a proxy fetched it.
+    assert engagement.record_open(engine, row.id, user_agent=BROWSER)
+    age_messages(engine)
+    assert engagement.record_open(
+        engine, row.id, user_agent="Mozilla/5.0 (via ggpht.com GoogleImageProxy)"
+    )
+    assert engagement.record_open(engine, row.id, user_agent=BROWSER)
+    assert [e.is_machine for e in events(engine, "open")] == [True, True, False]
+    with db.read_session(engine) as session:
+        assert session.get(Candidate, row.candidate_id).last_engaged_at is not None
+    assert not engagement.record_open(engine, 999_999, user_agent=BROWSER)
+
+
+def test_clicking_every_link_at_once_is_a_scanner(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    campaign_id = launched(engine, users["admin"], 1, steps=LINKS)
+    outbox.deliver_due(engine)
+    (row,) = sent_rows(engine)
+    age_messages(engine)
+    first = engagement.record_click(engine, row.id, 0, user_agent=BROWSER)
+    second = engagement.record_click(engine, row.id, 1, user_agent=BROWSER)
+    assert (first, second) == ("https://acme.example/jobs", "https://acme.example/blog")
+    assert [e.is_machine for e in events(engine, "click")] == [True, True]
+    # Scanner clicks stop nothing: the next step still goes out.
+    make_due(engine)
+    assert outbox.deliver_due(engine).sent == 1
+    assert statuses(engine, campaign_id) == {"sent": 2}
+    assert engagement.record_click(engine, row.id, 7, user_agent=BROWSER) is None
+
+
+def test_a_human_click_stops_a_step_that_says_so(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    campaign_id = launched(engine, users["admin"], 1, steps=LINKS)
+    outbox.deliver_due(engine)
+    (row,) = sent_rows(engine)
+    age_messages(engine)
+    engagement.record_click(engine, row.id, 0, user_agent=BROWSER)
+    assert [e.is_machine for e in events(engine, "click")] == [False]
+    make_due(engine)
+    outbox.deliver_due(engine)
+    assert statuses(engine, campaign_id) == {"sent": 1, "cancelled": 1}
+    assert campaigns.step_counts(engine, campaign_id)[1].skip_reasons == {"clicked": 1}
+
+
+def test_unsubscribe_stops_every_campaign_at_once_and_is_idempotent(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    first = launched(engine, users["admin"], 1, steps=TWO_STEPS, name="A")
+    outbox.deliver_due(engine)
+    (row,) = sent_rows(engine)
+    assert engagement.unsubscribe(engine, row.id, how="one-click")
+    assert engagement.unsubscribe(engine, row.id, how="page")
+    assert len(events(engine, "unsubscribe")) == 1
+    assert statuses(engine, first) == {"sent": 1, "cancelled": 1}
+    with db.read_session(engine) as session:
+        person = session.get(Candidate, row.candidate_id)
+        assert person.unsubscribed_at is not None
+        assert (
+            session.scalar(
+                select(Suppression.reason).where(
+                    Suppression.address_hash == address_hash(person.email_normalized)
+                )
+            )
+            == "unsubscribe"
+        )
+    assert not engagement.unsubscribe(engine, 424242, how="page")
+
+
+def test_reply_by_hand_stops_the_sequence_and_counts_interest(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    campaign_id = launched(engine, users["admin"], 2, steps=TWO_STEPS)
+    outbox.deliver_due(engine)
+    result = engagement.mark_replies_from_addresses(
+        engine,
+        actor=users["recruiter"],
+        addresses=[" P0@Example.com ", "nobody@example.com", "not an address"],
+        answer="interested",
+    )
+    assert result.marked == 1
+    assert sorted(result.unknown) == ["nobody@example.com", "not an address"]
+    assert statuses(engine, campaign_id) == {"sent": 2, "queued": 1, "cancelled": 1}
+    report = campaigns.report(engine, campaign_id)
+    assert (report["totals"]["replies"], report["totals"]["interested"]) == (1, 1)
+    with pytest.raises(Exception, match="read-only|permission|cannot"):
+        engagement.record_reply(engine, candidate_id=1, actor=users["manager"])
+
+
+def test_hard_bounce_suppresses_and_soft_does_not(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    campaign_id = launched(engine, users["admin"], 2, steps=TWO_STEPS)
+    outbox.deliver_due(engine)
+    soft, hard = sent_rows(engine)
+    assert engagement.record_bounce(engine, outbox_id=soft.id, hard=False, reason="4.2.2 full")
+    assert engagement.record_bounce(
+        engine, address=hard.to_address, hard=True, reason="5.1.1 unknown"
+    )
+    with db.read_session(engine) as session:
+        reasons = dict(session.execute(select(Suppression.address_hash, Suppression.reason)).all())
+    assert reasons == {address_hash(hard.to_address): "hard_bounce"}
+    assert statuses(engine, campaign_id) == {"sent": 2, "queued": 1, "cancelled": 1}
+    assert [e.detail["hard"] for e in events(engine, "bounce")] == [False, True]
