@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import zoneinfo
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import campaigns, candidates, mailer, merge_tags, pools, send_window
+from crm import campaigns, candidates, engagement, mailer, merge_tags, pools, send_window
 from crm.config import load_settings
 from crm.errors import CrmError
 
@@ -496,6 +497,155 @@ def launch_section(detail: campaigns.CampaignDetail) -> None:
         st.rerun()
 
 
+@st.cache_data(ttl=15, show_spinner=False)
+def load_report(url: str, campaign_id: int) -> dict:
+    return campaigns.report(common.engine(), campaign_id)
+
+
+def percent(part: int, whole: int) -> str:
+    share = campaigns.rate(part, whole)
+    return "–" if share is None else f"{share:.0%}"
+
+
+def report_section(detail: campaigns.CampaignDetail) -> None:
+    """The honest numbers: replies and interest first, machine opens apart."""
+    st.subheader("Results", anchor=False)
+    result = load_report(common.database_key(), detail.id)
+    totals = result["totals"]
+    delivered = totals["delivered"]
+    cards = st.columns(6)
+    cards[0].metric(
+        "Reply rate",
+        percent(totals["replies"], delivered),
+        f"{totals['replies']:,} people",
+        delta_color="off",
+    )
+    cards[1].metric(
+        "Interested",
+        percent(totals["interested"], delivered),
+        f"{totals['interested']:,} people",
+        delta_color="off",
+    )
+    cards[2].metric(
+        "Opened (people)",
+        percent(totals["opens_human"], delivered),
+        f"{totals['opens_human']:,}",
+        delta_color="off",
+    )
+    cards[3].metric(
+        "Clicked", percent(totals["clicks"], delivered), f"{totals['clicks']:,}", delta_color="off"
+    )
+    cards[4].metric("Unsubscribed", f"{totals['unsubscribes']:,}")
+    cards[5].metric("Bounced", f"{totals['bounces']:,}")
+    st.caption(
+        f"Rates are of the {delivered:,} people whose message was delivered. "
+        f"{totals['opens_machine']:,} automatic opens by mail scanners and image proxies are "
+        "not counted as people opening; a click counts as an open."
+    )
+    rows = [*result["steps"], {"step": "All", **totals}]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Step": [str(r["step"]) for r in rows],
+                "Sent": [r["sent"] for r in rows],
+                "Delivered": [r["delivered"] for r in rows],
+                "Opened": [r["opens_human"] for r in rows],
+                "Machine opens": [r["opens_machine"] for r in rows],
+                "Clicked": [r["clicks"] for r in rows],
+                "Replied": [r["replies"] for r in rows],
+                "Reply rate": [percent(r["replies"], r["delivered"]) for r in rows],
+                "Interested": [r["interested"] for r in rows],
+                "Unsubscribed": [r["unsubscribes"] for r in rows],
+                "Bounced": [r["bounces"] for r in rows],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    funnel = pd.DataFrame(
+        {
+            "stage": ["Delivered", "Opened", "Clicked", "Replied", "Applied", "Hired"],
+            "people": [
+                delivered,
+                totals["opens_human"],
+                totals["clicks"],
+                totals["replies"],
+                result["applications"],
+                result["hires"],
+            ],
+        }
+    )
+    chart = (
+        alt.Chart(funnel)
+        .mark_bar(cornerRadiusEnd=3)
+        .encode(
+            y=alt.Y("stage:N", sort=list(funnel["stage"]), title=None),
+            x=alt.X("people:Q", title="People"),
+            tooltip=["stage", "people"],
+        )
+        .properties(height=220)
+    )
+    labels = chart.mark_text(align="left", dx=4).encode(text="people:Q")
+    st.altair_chart(chart + labels, width="stretch")
+    attributed = campaigns.attributed_applications(engine, detail.id)
+    if attributed:
+        st.markdown(f"**Applications from this campaign** ({result['applications']:,}, "
+                    f"{result['hires']:,} hired)")  # fmt: skip
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Person": [a.name for a in attributed],
+                    "Job": [a.job for a in attributed],
+                    "Stage": [a.stage for a in attributed],
+                    "Applied": [a.applied_at for a in attributed],
+                    "Hired": [a.hired_at for a in attributed],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption(
+            "No applications are attributed to this campaign yet: when someone it reached "
+            "applies, record the application with this campaign as its source."
+        )
+    if writable:
+        with st.expander("Mark replies by hand", icon=":material/mark_email_read:"):
+            st.caption(
+                "Without a mailbox connection (CRM_IMAP_HOST) the app cannot see replies. "
+                "Paste the addresses of people who answered, one per line, or upload a CSV "
+                "with an email column."
+            )
+            pasted = st.text_area("Addresses", key=f"replies_text_{detail.id}")
+            upload = st.file_uploader("Or a CSV file", type=["csv"], key=f"replies_csv_{detail.id}")
+            answer = st.segmented_control(
+                "They said", ["replied", "interested", "not now"], default="replied",
+                key=f"replies_answer_{detail.id}",
+            )  # fmt: skip
+            if st.button("Mark replies", key=f"replies_go_{detail.id}"):
+                addresses = [line.strip() for line in pasted.splitlines() if line.strip()]
+                if upload is not None:
+                    addresses += campaigns.addresses_in_csv(upload.getvalue())
+                if not addresses:
+                    st.warning("Paste some addresses or upload a CSV first.")
+                else:
+                    marked = engagement.mark_replies_from_addresses(
+                        engine,
+                        actor=user,
+                        addresses=addresses,
+                        answer={"interested": "interested", "not now": "not_now"}.get(answer or ""),
+                    )
+                    message = f"Marked {marked.marked:,} replies."
+                    if marked.unknown:
+                        message += (
+                            f" {len(marked.unknown):,} addresses matched nobody: "
+                            + ", ".join(marked.unknown[:10])
+                            + ("…" if len(marked.unknown) > 10 else "")
+                        )
+                    load_report.clear()
+                    finish(message)
+
+
 def progress_section(detail: campaigns.CampaignDetail) -> None:
     st.subheader("Steps", anchor=False)
     rows = campaigns.step_counts(engine, detail.id)
@@ -682,6 +832,7 @@ def campaign_section(campaign_id: int) -> None:
         preview_section(detail)
         launch_section(detail)
     else:
+        report_section(detail)
         progress_section(detail)
         with st.expander("Preview a step for someone in the audience"):
             preview_section(detail)

@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import auth, candidates, custom_fields
+from crm import auth, candidates, custom_fields, engagement
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -293,6 +293,33 @@ with timeline_tab:
                     "Reminder cleared." if clear_it else "Reminder set; it shows on Home when due."
                 )
                 st.rerun()
+    with st.container(border=True):
+        st.markdown(
+            "**They answered an email** · replies are read from the mailbox when it is set "
+            "up (CRM_IMAP_HOST); otherwise say so here. A reply stops the sequences whose "
+            "next step says so."
+        )
+        answers = {"replied": None, "interested": "interested", "not now": "not_now"}
+        columns = st.columns(len(answers))
+        for column, (label, answer) in zip(columns, answers.items(), strict=True):
+            if column.button(
+                f"Mark {label}", key=f"profile_{cid}_reply_{label}", disabled=not writable
+            ):
+                try:
+                    marked = engagement.record_reply(
+                        engine,
+                        candidate_id=cid,
+                        answer=answer,
+                        actor=user,
+                        source="marked by hand",
+                    )
+                except CrmError as error:
+                    st.error(str(error))
+                else:
+                    st.session_state[f"profile_notice_{cid}"] = (
+                        f"Marked as {label}." if marked else "This person no longer exists."
+                    )
+                    st.rerun()
     entries = candidates.timeline(engine, cid)
     if not entries:
         st.caption("Nothing on the timeline yet.")

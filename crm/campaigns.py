@@ -29,6 +29,7 @@ from crm.db import read_session, write_session
 from crm.errors import InputUnusable, NotFound, ValidationError
 from crm.identity import address_hash, clean_text, normalize_email
 from crm.models import (
+    Application,
     Campaign,
     CampaignRecipient,
     CampaignStep,
@@ -37,6 +38,7 @@ from crm.models import (
     EmailTemplate,
     Enrollment,
     Event,
+    Job,
     OutboxMessage,
     Pool,
     Suppression,
@@ -1240,8 +1242,10 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
     """Per step and overall counts, in the form of `crm campaign report --json`.
 
     Message counters count messages; engagement counters count people (someone who
-    opened twice counts once). A click counts as an open: a person who clicked without the
-    pixel loading still opened the message.
+    opened twice counts once). A human click counts as an open: the person read it even
+    if the pixel never loaded. Machine opens (scanners, image proxies) are counted apart.
+    "delivered" is what the server accepted minus what bounced afterwards. Applications
+    and hires are those attributed to the campaign.
     """
     with read_session(engine) as session:
         campaign = _campaign(session, campaign_id)
@@ -1254,57 +1258,138 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
                 .group_by(OutboxMessage.step_id, OutboxMessage.status)
             )
         }
-
-        def people(
-            kinds: tuple[str, ...], *, step_id: int | None, machine: bool | None = None
-        ) -> int:
-            query = select(func.count(func.distinct(Event.candidate_id))).where(
-                Event.campaign_id == campaign_id, Event.kind.in_(kinds)
+        people = func.count(func.distinct(Event.candidate_id))
+        by_step: dict[tuple[int | None, str, bool], int] = {
+            (step_id, kind, bool(machine)): count
+            for step_id, kind, machine, count in session.execute(
+                select(Event.step_id, Event.kind, Event.is_machine, people)
+                .where(Event.campaign_id == campaign_id)
+                .group_by(Event.step_id, Event.kind, Event.is_machine)
             )
-            if step_id is not None:
-                query = query.where(Event.step_id == step_id)
-            if machine is not None:
-                query = query.where(Event.is_machine.is_(machine))
-            return int(session.scalar(query) or 0)
-
-        def counters(step_id: int | None) -> dict[str, int]:
-            ids = [s.id for s in steps] if step_id is None else [step_id]
-
-            def status(name: str) -> int:
-                return sum(outbox_counts.get((i, name), 0) for i in ids)
-
-            bounces = people(("bounce",), step_id=step_id)
-            human_opens = people(("open",), step_id=step_id, machine=False)
-            clicked = people(("click",), step_id=step_id, machine=False)
-            return {
-                "queued": status("queued") + status("waiting") + status("sending"),
-                "sent": status("sent"),
-                "failed": status("failed"),
-                "needs_review": status("needs_review"),
-                "skipped": status("skipped") + status("cancelled"),
-                "delivered": max(status("sent") - bounces, 0),
-                "opens_human": max(human_opens, clicked) if human_opens or clicked else 0,
-                "opens_machine": people(("open",), step_id=step_id, machine=True),
-                "clicks": clicked,
-                "replies": people(("reply",), step_id=step_id),
-                "interested": people(("interested",), step_id=step_id),
-                "unsubscribes": people(("unsubscribe",), step_id=step_id),
-                "bounces": bounces,
-            }
-
-        totals = counters(None)
-        if steps:
-            # A person counts once overall even if they opened two steps.
-            totals["opens_human"] = max(
-                people(("open",), step_id=None, machine=False),
-                people(("click",), step_id=None, machine=False),
-            )
-        return {
-            "name": campaign.name,
-            "status": campaign.status,
-            "steps": [{"step": s.position, **counters(s.id)} for s in steps],
-            "totals": totals,
         }
+        overall: dict[tuple[str, bool], int] = {
+            (kind, bool(machine)): count
+            for kind, machine, count in session.execute(
+                select(Event.kind, Event.is_machine, people)
+                .where(Event.campaign_id == campaign_id)
+                .group_by(Event.kind, Event.is_machine)
+            )
+        }
+        human_read = (
+            (Event.campaign_id == campaign_id)
+            & Event.kind.in_(("open", "click"))
+            & (Event.is_machine.is_(False))
+        )
+        read_by_step = dict(
+            session.execute(
+                select(Event.step_id, people).where(human_read).group_by(Event.step_id)
+            ).all()
+        )
+        read_overall = int(session.scalar(select(people).where(human_read)) or 0)
+        applied, hired = session.execute(
+            select(
+                func.count(Application.id),
+                func.count(Application.hired_at),
+            ).where(Application.campaign_id == campaign_id)
+        ).one()
+
+    def counters(
+        statuses: dict[str, int], events: dict[tuple[str, bool], int], read: int
+    ) -> dict[str, int]:
+        def event(kind: str, machine: bool | None = None) -> int:
+            if machine is None:
+                return events.get((kind, False), 0) + events.get((kind, True), 0)
+            return events.get((kind, machine), 0)
+
+        sent = statuses.get("sent", 0)
+        return {
+            "queued": statuses.get("queued", 0)
+            + statuses.get("waiting", 0)
+            + statuses.get("sending", 0),
+            "sent": sent,
+            "failed": statuses.get("failed", 0),
+            "needs_review": statuses.get("needs_review", 0),
+            "skipped": statuses.get("skipped", 0) + statuses.get("cancelled", 0),
+            "delivered": max(sent - event("bounce"), 0),
+            "opens_human": read,
+            "opens_machine": event("open", True),
+            "clicks": event("click", False),
+            "replies": event("reply"),
+            "interested": event("interested"),
+            "unsubscribes": event("unsubscribe"),
+            "bounces": event("bounce"),
+        }
+
+    step_rows = []
+    total_statuses: dict[str, int] = {}
+    for step in steps:
+        statuses = {
+            status: count
+            for (step_id, status), count in outbox_counts.items()
+            if step_id == step.id
+        }
+        for status, count in statuses.items():
+            total_statuses[status] = total_statuses.get(status, 0) + count
+        events = {
+            (kind, machine): count
+            for (step_id, kind, machine), count in by_step.items()
+            if step_id == step.id
+        }
+        step_rows.append(
+            {"step": step.position, **counters(statuses, events, read_by_step.get(step.id, 0))}
+        )
+    return {
+        "name": campaign.name,
+        "status": campaign.status,
+        "steps": step_rows,
+        "totals": counters(total_statuses, overall, read_overall),
+        "applications": int(applied or 0),
+        "hires": int(hired or 0),
+    }
+
+
+def rate(part: int, whole: int) -> float | None:
+    """A share from 0 to 1, or None when there is nothing to divide by."""
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class Attributed:
+    candidate_id: int | None
+    name: str
+    job: str
+    stage: str
+    applied_at: dt.datetime | None
+    hired_at: dt.datetime | None
+
+
+def attributed_applications(
+    engine: Engine, campaign_id: int, *, limit: int = 200
+) -> list[Attributed]:
+    """Applications that came from the campaign, newest first."""
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(
+                Application.candidate_id,
+                Candidate.first_name,
+                Candidate.last_name,
+                Job.title,
+                Application.stage,
+                Application.applied_at,
+                Application.hired_at,
+            )
+            .join(Job, Job.id == Application.job_id)
+            .outerjoin(Candidate, Candidate.id == Application.candidate_id)
+            .where(Application.campaign_id == campaign_id)
+            .order_by(Application.applied_at.desc().nulls_last(), Application.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        Attributed(
+            cid, f"{first or ''} {last or ''}".strip() or "(erased)", title, stage, applied, hired
+        )
+        for cid, first, last, title, stage, applied, hired in rows
+    ]
 
 
 def send_test(
@@ -1360,3 +1445,19 @@ def people_labels(engine: Engine, candidate_ids: list[int]) -> list[tuple[int, s
             )
         }
     return [(cid, rows[cid]) for cid in candidate_ids if cid in rows]
+
+
+def addresses_in_csv(data: bytes) -> list[str]:
+    """Every cell that looks like an email address in an uploaded CSV (any column)."""
+    import csv
+    import io
+
+    text = data.decode("utf-8-sig", errors="replace")
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    found: list[str] = []
+    for row in csv.reader(io.StringIO(text), dialect):
+        found.extend(cell.strip() for cell in row if "@" in cell and len(cell) <= 254)
+    return found

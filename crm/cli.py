@@ -627,11 +627,8 @@ def campaign_report(
     engine = ready_engine()
     result = campaigns.report(engine, _campaign_named(engine, name))
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"name": result["name"], "steps": result["steps"], "totals": result["totals"]}
-            )
-        )
+        keys = ("name", "steps", "totals", "applications", "hires")
+        typer.echo(json.dumps({key: result[key] for key in keys}))
         return
     typer.echo(f"{result['name']} ({result['status']})")
     header = "".join(f"{key:>14}" for key in campaigns.REPORT_COUNTERS)

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from crm import campaigns, db, pools
 from crm.errors import InputUnusable, PermissionDenied, ValidationError
@@ -15,6 +15,7 @@ from crm.models import (
     Campaign,
     Candidate,
     Enrollment,
+    Link,
     OutboxMessage,
     Suppression,
     User,
@@ -322,3 +323,65 @@ def test_templates_are_checked_and_reusable(engine: Engine, users: dict[str, Use
     campaigns.save_template(engine, actor=users["admin"], name="Hello", subject="Hi", body="B2")
     (saved,) = campaigns.list_templates(engine)
     assert saved.body == "B2"
+
+
+def test_report_numbers_against_a_hand_computed_fixture(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    """Four people, two steps; what each did is below, and the report must say exactly so."""
+    from crm import engagement, outbox
+    from crm.models import Application, Job
+
+    campaign_id = campaigns.save_campaign(
+        engine, actor=users["admin"], draft=draft(None, candidate_ids=add_people(engine, 4))
+    )
+    campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id)
+    assert outbox.deliver_due(engine).sent == 4
+    with db.write_session(engine) as session:
+        rows = {
+            row.to_address: row.id
+            for row in session.scalars(select(OutboxMessage).where(OutboxMessage.status == "sent"))
+        }
+        session.execute(
+            update(OutboxMessage).values(sent_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        )
+    browser = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1.15"
+    p0, p1, p2, p3 = (rows[f"p{n}@example.com"] for n in range(4))
+    engagement.record_open(engine, p0, user_agent=browser)  # p0 opens twice: one person
+    engagement.record_open(engine, p0, user_agent=browser)
+    engagement.record_open(engine, p1, user_agent="Mozilla/5.0 GoogleImageProxy")  # machine
+    with db.write_session(engine) as session:  # p2 clicks without the pixel loading
+        session.add(Link(outbox_message_id=p2, url="https://acme.example", position=0))
+    engagement.record_click(engine, p2, 0, user_agent=browser)
+    engagement.record_bounce(engine, outbox_id=p3, hard=True, reason="5.1.1 unknown")
+    engagement.record_reply(engine, outbox_id=p0, answer="interested")
+    engagement.unsubscribe(engine, p1, how="page")
+    with db.write_session(engine) as session:
+        job = Job(title="Backend engineer", opened_at=dt.date(2026, 11, 1))
+        session.add(job)
+        session.flush()
+        p0_person = session.scalar(select(Candidate.id).where(Candidate.email == "p0@example.com"))
+        session.add(
+            Application(
+                candidate_id=p0_person, job_id=job.id, source="campaign", campaign_id=campaign_id,
+                stage="hired", applied_at=dt.datetime.now(dt.UTC),
+                hired_at=dt.datetime.now(dt.UTC),
+            )
+        )  # fmt: skip
+    result = campaigns.report(engine, campaign_id)
+    expected_step_1 = {
+        "step": 1, "queued": 0, "sent": 4, "failed": 0, "needs_review": 0, "skipped": 0,
+        "delivered": 3, "opens_human": 2, "opens_machine": 1, "clicks": 1, "replies": 1,
+        "interested": 1, "unsubscribes": 1, "bounces": 1,
+    }  # fmt: skip
+    assert result["steps"][0] == expected_step_1
+    # Step 2: p0 replied, p1 unsubscribed, p3 bounced; only p2 is still to hear from us.
+    assert (result["steps"][1]["queued"], result["steps"][1]["skipped"]) == (1, 3)
+    assert result["totals"]["opens_human"] == 2 and result["totals"]["sent"] == 4
+    assert (result["applications"], result["hires"]) == (1, 1)
+    (attributed,) = campaigns.attributed_applications(engine, campaign_id)
+    assert (attributed.name, attributed.job, attributed.stage) == (
+        "P0 Test",
+        "Backend engineer",
+        "hired",
+    )

@@ -169,3 +169,35 @@ def test_manager_reads_but_cannot_compose_or_launch(
     assert not at.exception, at.exception
     assert [b for b in at.button if b.label == "Launch…"][0].disabled
     assert not [b for b in at.button if b.label.startswith("Send a test")]
+
+
+def test_results_and_replies_marked_by_hand(
+    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
+) -> None:
+    pool_id = audience(engine, users)
+    campaign_id = campaigns.save_campaign(
+        engine,
+        actor=users["recruiter"],
+        draft=campaigns.CampaignDraft(
+            name="Spring",
+            audience_pool_id=pool_id,
+            steps=[campaigns.StepDraft(subject="Hi", body="Hello {{first_name}}")],
+        ),
+    )
+    campaigns.launch(engine, actor=users["recruiter"], campaign_id=campaign_id)
+    outbox.deliver_due(engine)
+    at = open_page(users["recruiter"])
+    at.session_state["campaigns_selected"] = campaign_id
+    at.run()
+    assert not at.exception, at.exception
+    assert "Results" in [s.value for s in at.subheader]
+    reply_rate = [m for m in at.metric if m.label == "Reply rate"][0]
+    assert reply_rate.value == "0%"
+    at.text_area(key=f"replies_text_{campaign_id}").input("ana@x.io\nzed@nowhere.io")
+    at.segmented_control(key=f"replies_answer_{campaign_id}").set_value("interested")
+    [mark] = [b for b in at.button if b.label == "Mark replies"]
+    mark.click().run()
+    assert not at.exception, at.exception
+    assert "Marked 1 replies. 1 addresses matched nobody: zed@nowhere.io" in at.success[0].value
+    assert [m for m in at.metric if m.label == "Reply rate"][0].value == "50%"
+    assert [m for m in at.metric if m.label == "Interested"][0].value == "50%"

@@ -102,3 +102,16 @@ def test_manager_cannot_save(users: dict[str, User], engine: Engine) -> None:
 def test_missing_candidate(users: dict[str, User], engine: Engine) -> None:
     at = open_profile(users["recruiter"], 12345)
     assert "does not exist" in at.warning[0].value
+
+
+def test_mark_a_reply_by_hand(users: dict[str, User], engine: Engine) -> None:
+    person = make_ana(engine, users)
+    at = open_profile(users["recruiter"], person)
+    [button] = [b for b in at.button if b.label == "Mark interested"]
+    button.click().run()
+    assert not at.exception
+    assert "Marked as interested." in at.success[0].value
+    kinds = [entry.kind for entry in candidates.timeline(engine, person)]
+    assert kinds.count("email_reply") == 1 and kinds.count("email_interested") == 1
+    manager = open_profile(users["manager"], person)
+    assert [b for b in manager.button if b.label == "Mark interested"][0].disabled
