@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-test chromium
 	$(BIN)/python -m benchmarks.import_speed
 	$(BIN)/python -m benchmarks.pool_count
 	$(BIN)/python -m benchmarks.campaign_speed
+	$(BIN)/python -m benchmarks.tracking_speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm import audit
@@ -207,23 +207,159 @@ def _suppress(session: Session, email_key: str | None, reason: str, note: str | 
 # --- opens and clicks -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Hit:
+    """An open (pixel fetched) or a click (link_id set), as the route saw it."""
+
+    outbox_id: int
+    at: dt.datetime
+    user_agent: str | None
+    link_id: int | None = None
+
+
+def record_hits(engine: Engine, hits: list[Hit]) -> int:
+    """Record opens and clicks in one transaction; returns how many were for real messages.
+
+    A hit is a machine's when it comes within seconds of delivery, from a known proxy or
+    scanner, or (for clicks) when every link of the message was clicked within a few
+    seconds. Human hits move the person's engagement date.
+    """
+    if not hits:
+        return 0
+    with write_session(engine) as session:
+        ids = sorted({hit.outbox_id for hit in hits})
+        messages = {
+            row.id: row
+            for row in (
+                _Message(*values)
+                for values in session.execute(
+                    select(
+                        OutboxMessage.id,
+                        OutboxMessage.campaign_id,
+                        OutboxMessage.step_id,
+                        OutboxMessage.enrollment_id,
+                        OutboxMessage.candidate_id,
+                        OutboxMessage.sent_at,
+                    ).where(
+                        OutboxMessage.id.in_(ids),
+                        OutboxMessage.status.in_(("sent", "needs_review")),
+                    )
+                )
+            )
+        }
+        rows: list[dict[str, Any]] = []
+        engaged: dict[int, dt.datetime] = {}
+        for hit in hits:
+            message = messages.get(hit.outbox_id)
+            if message is None:
+                continue
+            limit = MACHINE_CLICK_SECONDS if hit.link_id else MACHINE_OPEN_SECONDS
+            soon = message.sent_at is not None and (hit.at - message.sent_at).total_seconds() < (
+                limit
+            )
+            machine = soon or looks_automatic(hit.user_agent)
+            rows.append(
+                {
+                    "kind": "click" if hit.link_id else "open",
+                    "occurred_at": hit.at,
+                    "candidate_id": message.candidate_id,
+                    "campaign_id": message.campaign_id,
+                    "step_id": message.step_id,
+                    "outbox_message_id": message.id,
+                    "link_id": hit.link_id,
+                    "is_machine": machine,
+                    "user_agent": (hit.user_agent or None) and hit.user_agent[:400],
+                    "detail": None,
+                }
+            )
+            if not machine and message.candidate_id is not None:
+                engaged[message.candidate_id] = max(
+                    hit.at, engaged.get(message.candidate_id, hit.at)
+                )
+        if not rows:
+            return 0
+        session.execute(insert(Event), rows)
+        clicked = {row["outbox_message_id"] for row in rows if row["kind"] == "click"}
+        scanned = _scanned_messages(session, clicked, min(hit.at for hit in hits))
+        if scanned:
+            session.execute(
+                update(Event)
+                .where(
+                    Event.outbox_message_id.in_(scanned),
+                    Event.kind == "click",
+                    Event.occurred_at
+                    >= min(hit.at for hit in hits) - dt.timedelta(seconds=ALL_LINKS_SECONDS),
+                )
+                .values(is_machine=True)
+                .execution_options(synchronize_session=False)
+            )
+            for outbox_id in scanned:
+                person = messages[outbox_id].candidate_id
+                if person is not None and not any(
+                    row["candidate_id"] == person
+                    and not row["is_machine"]
+                    and row["kind"] == "open"
+                    for row in rows
+                ):
+                    engaged.pop(person, None)
+        if engaged:
+            people = Candidate.__table__
+            session.execute(
+                update(people)
+                .where(
+                    people.c.id == bindparam("p_id"),
+                    (people.c.last_engaged_at.is_(None))
+                    | (people.c.last_engaged_at < bindparam("p_at")),
+                )
+                .values(last_engaged_at=bindparam("p_at")),
+                [{"p_id": person, "p_at": at} for person, at in engaged.items()],
+            )
+        return len(rows)
+
+
+def _scanned_messages(session: Session, outbox_ids: set[int], since: dt.datetime) -> set[int]:
+    """Messages (of these) whose every link, two or more, was clicked within seconds."""
+    if not outbox_ids:
+        return set()
+    links = dict(
+        session.execute(
+            select(Link.outbox_message_id, func.count())
+            .where(Link.outbox_message_id.in_(outbox_ids))
+            .group_by(Link.outbox_message_id)
+        ).all()
+    )
+    several = [outbox_id for outbox_id, count in links.items() if count >= 2]
+    if not several:
+        return set()
+    clicked = session.execute(
+        select(Event.outbox_message_id, func.count(func.distinct(Event.link_id)))
+        .where(
+            Event.outbox_message_id.in_(several),
+            Event.kind == "click",
+            Event.occurred_at >= since - dt.timedelta(seconds=ALL_LINKS_SECONDS),
+        )
+        .group_by(Event.outbox_message_id)
+    ).all()
+    return {outbox_id for outbox_id, count in clicked if count == links[outbox_id]}
+
+
+def link_target(engine: Engine, outbox_id: int, position: int) -> tuple[int, str] | None:
+    """(link id, URL) of a stored link in a sent message, or None."""
+    links = Link.__table__
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(links.c.id, links.c.url).where(
+                links.c.outbox_message_id == outbox_id, links.c.position == position
+            )
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
 def record_open(
     engine: Engine, outbox_id: int, *, user_agent: str | None, now: dt.datetime | None = None
 ) -> bool:
     """Record the open pixel being fetched; False when the message is not one we sent."""
-    now = now or utcnow()
-    with write_session(engine) as session:
-        message = _message(session, outbox_id)
-        if message is None:
-            return False
-        soon = message.sent_at is not None and (now - message.sent_at).total_seconds() < (
-            MACHINE_OPEN_SECONDS
-        )
-        machine = soon or looks_automatic(user_agent)
-        _event(session, "open", message, now=now, machine=machine, user_agent=user_agent)
-        if not machine:
-            _engaged(session, message.candidate_id, now)
-        return True
+    return record_hits(engine, [Hit(outbox_id, now or utcnow(), user_agent)]) == 1
 
 
 def record_click(
@@ -235,65 +371,67 @@ def record_click(
     now: dt.datetime | None = None,
 ) -> str | None:
     """Record a click on a stored link and return where it goes (None: no such link)."""
-    now = now or utcnow()
-    with write_session(engine) as session:
-        link = session.execute(
-            select(Link.id, Link.url).where(
-                Link.outbox_message_id == outbox_id, Link.position == position
-            )
-        ).first()
-        if link is None:
-            return None
-        message = _message(session, outbox_id)
-        if message is None:
-            return link.url  # the link is real; the person or message is gone: just go
-        soon = message.sent_at is not None and (now - message.sent_at).total_seconds() < (
-            MACHINE_CLICK_SECONDS
-        )
-        machine = soon or looks_automatic(user_agent)
-        _event(
-            session,
-            "click",
-            message,
-            now=now,
-            machine=machine,
-            user_agent=user_agent,
-            link_id=link.id,
-        )
-        session.flush()
-        if not machine and _every_link_clicked_at_once(session, outbox_id, now):
-            machine = True
-            session.execute(
-                update(Event)
-                .where(
-                    Event.outbox_message_id == outbox_id,
-                    Event.kind == "click",
-                    Event.occurred_at >= now - dt.timedelta(seconds=ALL_LINKS_SECONDS),
-                )
-                .values(is_machine=True)
-                .execution_options(synchronize_session=False)
-            )
-        if not machine and message.candidate_id is not None:
-            # A step that stops on a click checks for human clicks when it falls due:
-            # by then a link scanner has given itself away by clicking every link.
-            _engaged(session, message.candidate_id, now)
-        return link.url
+    target = link_target(engine, outbox_id, position)
+    if target is None:
+        return None
+    record_hits(engine, [Hit(outbox_id, now or utcnow(), user_agent, link_id=target[0])])
+    return target[1]
 
 
-def _every_link_clicked_at_once(session: Session, outbox_id: int, now: dt.datetime) -> bool:
-    links = session.scalar(
-        select(func.count()).select_from(Link).where(Link.outbox_message_id == outbox_id)
-    )
-    if not links or links < 2:
-        return False
-    clicked = session.scalar(
-        select(func.count(func.distinct(Event.link_id))).where(
-            Event.outbox_message_id == outbox_id,
-            Event.kind == "click",
-            Event.occurred_at >= now - dt.timedelta(seconds=ALL_LINKS_SECONDS),
-        )
-    )
-    return clicked == links
+class HitBuffer:
+    """Opens and clicks queued by the routes and written by one thread in batches.
+
+    The routes answer at once (a pixel never waits for the database), and one write
+    transaction records a whole batch instead of one per request. Batches are written
+    every `interval` seconds; whatever is queued is written when the server stops.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 0.1, max_batch: int = 2000) -> None:
+        import queue
+        import threading
+
+        self.engine = engine
+        self.interval = interval
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Hit] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crm-tracking", daemon=True)
+
+    def add(self, hit: Hit) -> None:
+        self._queue.put(hit)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.flush()
+
+    def flush(self) -> int:
+        import queue
+
+        written = 0
+        while True:
+            batch: list[Hit] = []
+            try:
+                while len(batch) < self.max_batch:
+                    batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            if not batch:
+                return written
+            try:
+                written += record_hits(self.engine, batch)
+            except Exception:
+                log.exception("Could not record %d opens and clicks; retrying.", len(batch))
+                for hit in batch:
+                    self._queue.put(hit)
+                return written
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
 
 
 # --- unsubscribes, replies, bounces -----------------------------------------------------

@@ -87,10 +87,40 @@ async def lifespan(_app: Any) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
+        tracking.shutdown()  # write the opens and clicks still queued
         if thread is not None:
             thread.join(timeout=30)
 
 
+def _no_delay_on_accepted_connections() -> None:
+    """Answer small responses without the 40 ms Nagle/delayed-ACK stall.
+
+    Streamlit binds its listening socket itself with protocol 0, so asyncio's own
+    TCP_NODELAY (applied only to sockets whose protocol is IPPROTO_TCP) never reaches the
+    accepted connections: every response written in two parts (headers, then body) waited
+    for the client's delayed ACK, 40 ms each. On Linux an accepted socket inherits
+    TCP_NODELAY from the listening one, so setting it there fixes every connection.
+    """
+    import socket
+
+    try:
+        from streamlit.web.server.starlette import starlette_server
+    except ImportError:  # another server implementation: nothing to fix
+        return
+    original = getattr(starlette_server, "_bind_socket", None)
+    if original is None or getattr(original, "crm_no_delay", False):
+        return
+
+    def bind_socket(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = original(*args, **kwargs)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    bind_socket.crm_no_delay = True  # type: ignore[attr-defined]
+    starlette_server._bind_socket = bind_socket
+
+
+_no_delay_on_accepted_connections()
 routes = [Route("/api/version", version), *tracking.routes]
 
 app = st.App(str(APP_SCRIPT), routes=routes, lifespan=lifespan)

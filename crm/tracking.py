@@ -3,14 +3,16 @@
 Thin handlers over crm.engagement (as listmonk keeps its public handlers in one file).
 They need no login and set no cookies. Every token is signed (crm.tokens) and names one
 message or one stored link: a forged or altered token gets a plain 404 and changes
-nothing, and a click can only ever go to a URL stored when the message was sent. Database
-work runs in a thread, so a slow write never blocks the server's event loop.
+nothing, and a click can only ever go to a URL stored when the message was sent. Opens
+and clicks are queued and written in batches by one thread (crm.engagement.HitBuffer);
+the other database work runs in a thread pool, so nothing blocks the event loop.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import threading
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +23,7 @@ from starlette.routing import Route
 from crm import engagement, tokens
 from crm.config import load_settings
 from crm.db import get_engine
+from crm.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +62,35 @@ def _not_found() -> PlainTextResponse:
     return PlainTextResponse("Not found", status_code=404, headers=NO_STORE)
 
 
+_buffer: engagement.HitBuffer | None = None
+_buffer_lock = threading.Lock()
+
+
+def hits() -> engagement.HitBuffer:
+    """The process's queue of opens and clicks, written in batches by one thread."""
+    global _buffer
+    with _buffer_lock:
+        if _buffer is None:
+            _buffer = engagement.HitBuffer(_engine())
+            _buffer.start()
+        return _buffer
+
+
+def shutdown() -> None:
+    """Write what is queued (the server's lifespan calls this when it stops)."""
+    global _buffer
+    with _buffer_lock:
+        buffer, _buffer = _buffer, None
+    if buffer is not None:
+        buffer.stop()
+
+
 async def open_pixel(request: Request) -> Response:
-    """Always answers the image (a broken image helps nobody); records the open if real."""
+    """Always answers the image at once; the open is queued if the token is ours."""
     token = request.path_params["token"].removesuffix(".gif")
     outbox_id = tokens.verify("open", token)
     if outbox_id is not None:
-        agent = request.headers.get("user-agent")
-        try:
-            await run_in_threadpool(engagement.record_open, _engine(), outbox_id, user_agent=agent)
-        except Exception:  # the pixel must answer even when the database does not
-            log.exception("Could not record an open for message %s", outbox_id)
+        hits().add(engagement.Hit(outbox_id, utcnow(), request.headers.get("user-agent")))
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
@@ -77,15 +99,13 @@ async def click(request: Request) -> Response:
     if ident is None:
         return _not_found()
     outbox_id, position = divmod(ident, engagement.LINK_POSITION_LIMIT)
-    url = await run_in_threadpool(
-        engagement.record_click,
-        _engine(),
-        outbox_id,
-        position,
-        user_agent=request.headers.get("user-agent"),
-    )
-    if url is None:
+    target = await run_in_threadpool(engagement.link_target, _engine(), outbox_id, position)
+    if target is None:
         return _not_found()
+    link_id, url = target
+    hits().add(
+        engagement.Hit(outbox_id, utcnow(), request.headers.get("user-agent"), link_id=link_id)
+    )
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
 

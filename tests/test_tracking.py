@@ -11,12 +11,13 @@ import http.client
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 
 from crm import auth, campaigns, db, outbox, pools, tokens
 from crm.models import Candidate, Event, OutboxMessage, User, utcnow
@@ -156,7 +157,18 @@ def received_for(live: Live, address: str):
     return message
 
 
-def kinds(live: Live, outbox_id: int) -> list[tuple[str, bool]]:
+def kinds(live: Live, outbox_id: int, *, expect: int = 0) -> list[tuple[str, bool]]:
+    """The message's events, once at least `expect` have been written (opens and clicks
+    are queued by the server and written in batches every 0.1 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = _kinds(live, outbox_id)
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def _kinds(live: Live, outbox_id: int) -> list[tuple[str, bool]]:
     with db.read_session(live.engine) as session:
         return [
             (kind, machine)
@@ -185,7 +197,7 @@ def test_the_links_in_a_sent_message_work(live: Live) -> None:
     followed = live.request("GET", click)
     assert followed.status == 302
     assert followed.getheader("Location") == "https://acme.example/jobs"
-    assert kinds(live, row.id) == [("open", False), ("click", False)]
+    assert kinds(live, row.id, expect=2) == [("open", False), ("click", False)]
 
 
 def test_forged_and_altered_tokens_change_nothing(live: Live) -> None:
@@ -208,6 +220,7 @@ def test_forged_and_altered_tokens_change_nothing(live: Live) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert forged_unsubscribe.status == 404
+    time.sleep(0.5)  # longer than a batch: anything recorded would be written by now
     assert kinds(live, row.id) == []
     with db.read_session(live.engine) as session:
         assert session.get(Candidate, row.candidate_id).unsubscribed_at is None
@@ -260,10 +273,5 @@ def test_pixel_for_an_erased_person_still_answers(live: Live) -> None:
         session.delete(session.get(Candidate, row.candidate_id))
     pixel = live.request("GET", campaigns.open_url(row.id))
     assert pixel.status == 200
-    with db.read_session(live.engine) as session:
-        assert (
-            session.scalar(
-                select(func.count()).select_from(Event).where(Event.outbox_message_id == row.id)
-            )
-            == 1
-        )
+    # Recorded without a person (and the server carries on).
+    assert kinds(live, row.id, expect=1) == [("open", False)]
