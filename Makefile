@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 POSTGRES_URL ?= $(or $(CRM_TEST_POSTGRES_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
 CHROMIUM := /usr/bin/chromium
+DOVECOT := /usr/sbin/dovecot
 
-.PHONY: run test lint bench chromium clean
+.PHONY: run test lint bench chromium dovecot clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Candidate CRM needs Python 3.11 or newer; set PYTHON=python3.12 (or similar).")'
@@ -34,11 +35,20 @@ chromium:
 		|| { echo "Could not install chromium; install it with: apt-get install chromium"; exit 1; }; \
 	fi
 
+# The mailbox tests start their own dovecot (Debian's) on a free loopback port.
+dovecot:
+	@if [ ! -x $(DOVECOT) ]; then \
+		echo "Installing Debian's dovecot for the mailbox tests..."; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null \
+		|| { echo "Could not install dovecot; install it with: apt-get install dovecot-imapd"; exit 1; }; \
+	fi
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.installed-test chromium lint
+test: $(VENV)/.installed-test chromium dovecot lint
 	@echo "== tests on SQLite"
 	$(BIN)/python -m pytest
 	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect(sys.argv[1].replace('+psycopg', ''), connect_timeout=3).close()" "$(POSTGRES_URL)" 2>/dev/null; then \

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, custom_fields, db
+from crm import auth, custom_fields, db, outbox
 from crm.config import load_settings
 from crm.errors import CrmError
 from crm.models import ROLES
@@ -169,6 +169,27 @@ if st.session_state.get(OPEN_DIALOG) == "field_add":
     add_field_dialog()
 elif st.session_state.get(OPEN_DIALOG) == "field_remove" and definitions:
     remove_field_dialog()
+
+st.subheader("Campaign frequency cap", anchor=False)
+cap_emails, cap_days = outbox.current_frequency_cap(engine)
+with st.form("frequency_cap"):
+    st.caption(
+        "Across all campaigns, nobody gets more than this many campaign emails in this many "
+        "days; a message over the cap waits until it fits, it is never dropped."
+    )
+    left, right = st.columns(2)
+    emails = left.number_input("Emails at most", min_value=1, max_value=50, value=cap_emails)
+    days = right.number_input("In days", min_value=1, max_value=90, value=cap_days)
+    if st.form_submit_button("Save the cap"):
+        try:
+            outbox.set_frequency_cap(engine, actor=admin, emails=int(emails), days=int(days))
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            st.session_state["settings_notice"] = (
+                f"Frequency cap saved: at most {int(emails)} emails per person in {int(days)} days."
+            )
+            st.rerun()
 
 st.subheader("Server", anchor=False)
 settings = load_settings()

@@ -675,6 +675,41 @@ def send(
     outbox.run_forever(engine, stop=stop)
 
 
+@app.command()
+@handled
+def replies(
+    once: Annotated[bool, typer.Option("--once", help="Read the mailbox once, then exit.")] = False,
+) -> None:
+    """Read the mailbox (CRM_IMAP_*) for replies and bounces (`crm serve` does this too)."""
+    import signal
+    import threading
+
+    from crm import replies as mailbox
+
+    settings = load_settings()
+    if settings.imap is None:
+        raise CrmError(
+            "No mailbox is set up: set CRM_IMAP_HOST (see the README); without it, mark "
+            "replies by hand on the profile or the campaign page."
+        )
+    engine = ready_engine()
+    if once:
+        report = mailbox.check_mailbox(engine, settings=settings)
+        say(
+            f"Replies {report.replies:,}; hard bounces {report.bounces_hard:,}; soft bounces "
+            f"{report.bounces_soft:,}; automatic replies {report.auto_replies:,}; matched "
+            f"nobody {report.unmatched:,}; unreadable {report.unreadable:,}."
+        )
+        if report.problem:
+            raise CrmError(report.problem)
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    say("Reading the mailbox every minute; stop with Ctrl+C.")
+    mailbox.run_forever(engine, stop=stop)
+
+
 def main() -> None:
     app()
 

@@ -75,6 +75,16 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    user: str
+    password: str
+    security: str  # "none", "starttls" or "ssl"
+    folder: str = "INBOX"
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     data_dir: Path
@@ -83,10 +93,15 @@ class Settings:
     retry_base_seconds: float
     worker_enabled: bool
     smtp: SmtpSettings | None
+    imap: ImapSettings | None = None
 
     @property
     def smtp_configured(self) -> bool:
         return self.smtp is not None
+
+    @property
+    def imap_configured(self) -> bool:
+        return self.imap is not None
 
 
 def _number(name: str, *, minimum: float) -> float:
@@ -124,6 +139,29 @@ def _smtp_settings() -> SmtpSettings | None:
     )
 
 
+def _imap_settings() -> ImapSettings | None:
+    host = raw_setting("CRM_IMAP_HOST")
+    if not host:
+        return None
+    security = (raw_setting("CRM_IMAP_SECURITY") or "ssl").lower()
+    if security not in {"none", "starttls", "ssl"}:
+        raise ConfigError(f"CRM_IMAP_SECURITY must be none, starttls or ssl, not {security!r}.")
+    port_text = raw_setting("CRM_IMAP_PORT") or ("993" if security == "ssl" else "143")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"CRM_IMAP_PORT must be a port number, not {port_text!r}.") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"CRM_IMAP_PORT must be a port number, not {port_text!r}.")
+    return ImapSettings(
+        host=host,
+        port=port,
+        user=raw_setting("CRM_IMAP_USER") or "",
+        password=raw_setting("CRM_IMAP_PASSWORD") or "",
+        security=security,
+    )
+
+
 def load_settings() -> Settings:
     """Read every setting now (cheap), so a changed environment is seen at once."""
     worker = (raw_setting("CRM_WORKER") or "on").lower()
@@ -137,6 +175,7 @@ def load_settings() -> Settings:
         retry_base_seconds=_number("CRM_RETRY_BASE", minimum=0),
         worker_enabled=worker == "on",
         smtp=_smtp_settings(),
+        imap=_imap_settings(),
     )
 
 

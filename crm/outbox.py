@@ -37,9 +37,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import mailer, merge_tags, send_window
+from crm import audit, mailer, merge_tags, send_window
+from crm.auth import require_admin
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_connection, write_session
+from crm.errors import ValidationError
 from crm.identity import address_hash
 from crm.models import (
     Application,
@@ -52,6 +54,7 @@ from crm.models import (
     OutboxMessage,
     Setting,
     Suppression,
+    User,
     utcnow,
 )
 
@@ -92,19 +95,28 @@ def frequency_cap(session: Session) -> tuple[int, int]:
     return int(value.get("emails", 2)), int(value.get("days", 7))
 
 
-def set_frequency_cap(engine: Engine, *, actor: object, emails: int, days: int) -> None:
-    from crm.auth import require_admin
-    from crm.errors import ValidationError
+def current_frequency_cap(engine: Engine) -> tuple[int, int]:
+    with read_session(engine) as session:
+        return frequency_cap(session)
 
-    require_admin(actor)  # type: ignore[arg-type]
+
+def set_frequency_cap(engine: Engine, *, actor: User, emails: int, days: int) -> None:
+    """Change the team's cap (admins); it applies to every message not yet sent."""
+    require_admin(actor)
     if not (1 <= emails <= 50 and 1 <= days <= 90):
-        raise ValidationError("The frequency cap must be 1-50 emails in 1-90 days.")
+        raise ValidationError("The frequency cap must be 1 to 50 emails in 1 to 90 days.")
     with write_session(engine) as session:
         setting = session.get(Setting, FREQUENCY_CAP_KEY)
         if setting is None:
             session.add(Setting(key=FREQUENCY_CAP_KEY, value={"emails": emails, "days": days}))
         else:
             setting.value = {"emails": emails, "days": days}
+        audit.record(
+            session,
+            actor=actor,
+            action="settings.frequency_cap",
+            detail={"emails": emails, "days": days},
+        )
 
 
 # --- claiming --------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def _freeze_startup_objects() -> None:
 
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[None]:
-    """Deliver campaign mail in this process unless CRM_WORKER=off (separate `crm send`)."""
+    """Deliver campaign mail, and read the mailbox when one is set up, in this process,
+    unless CRM_WORKER=off (then `crm send` and `crm replies` run as separate workers)."""
     from crm import outbox
     from crm.db import get_engine
 
@@ -83,13 +84,25 @@ async def lifespan(_app: Any) -> AsyncIterator[None]:
         )
         thread.start()
         logging.getLogger(__name__).info("Delivering campaign mail in this process.")
+    mailbox_thread: threading.Thread | None = None
+    if settings.worker_enabled and settings.imap is not None:
+        from crm import replies
+
+        mailbox_thread = threading.Thread(
+            target=replies.run_forever,
+            kwargs={"engine": get_engine(settings.database_url), "stop": stop},
+            name="crm-mailbox",
+            daemon=True,
+        )
+        mailbox_thread.start()
     try:
         yield
     finally:
         stop.set()
         tracking.shutdown()  # write the opens and clicks still queued
-        if thread is not None:
-            thread.join(timeout=30)
+        for worker in (thread, mailbox_thread):
+            if worker is not None:
+                worker.join(timeout=30)
 
 
 def _no_delay_on_accepted_connections() -> None:
