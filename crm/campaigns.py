@@ -543,6 +543,42 @@ def delete_template(engine: Engine, *, actor: User, template_id: int) -> None:
 # --- preview and the launch check -------------------------------------------------------
 
 FOOTER = "You are hearing from us because we keep in touch with people we would love to work with."
+
+
+def footer_for(candidate: Candidate, *, sender_name: str, contacted_before: bool) -> str:
+    """The footer; the first message to someone we sourced says who we are and why.
+
+    People we found ourselves (legitimate interest) get, in their first message, where
+    their details came from, why we keep them and how to stop (GDPR art. 14 notice).
+    """
+    if contacted_before or candidate.consent_status != "legitimate_interest":
+        return FOOTER
+    who = sender_name or "our recruiting team"
+    where = f" (source: {candidate.source})" if candidate.source else ""
+    return (
+        f"Why you are getting this: {who} found your public professional profile{where} and "
+        "keeps your name, contact details and professional background to tell you about "
+        "roles that may fit you, on the basis of legitimate interest. Reply to ask what we "
+        "hold or to have it deleted, or stop every message with one click."
+    )
+
+
+def contacted_before(session: Session, candidate_ids: Collection[int]) -> set[int]:
+    """Which of these people have already been sent a campaign message."""
+    if not candidate_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(OutboxMessage.candidate_id)
+            .where(
+                OutboxMessage.candidate_id.in_(list(candidate_ids)),
+                OutboxMessage.status.in_(("sent", "needs_review")),
+            )
+            .distinct()
+        )
+    )
+
+
 PREVIEW_UNSUBSCRIBE = "unsubscribe-link-goes-here"
 
 
@@ -593,11 +629,16 @@ def render_for(
         sender_email=address,
         unsubscribe_url=unsubscribe,
     )
+    footer = footer_for(
+        candidate,
+        sender_name=name,
+        contacted_before=candidate.id in contacted_before(session, [candidate.id]),
+    )
     return mailer.render(
         merge_tags.parse(step.subject, allowed=allowed),
         merge_tags.parse(step.body_markdown, allowed=allowed),
         values,
-        footer=FOOTER,
+        footer=footer,
     )
 
 

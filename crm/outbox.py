@@ -431,6 +431,7 @@ class _Batch:
     cap: tuple[int, int]
     templates: dict[int, tuple[merge_tags.Template, mailer.PreparedBody]]
     windows: dict[int, send_window.SendWindow | None]
+    contacted: set[int]  # people already sent a campaign message (no first-contact notice)
 
 
 def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
@@ -517,6 +518,7 @@ def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
         ):
             recent.setdefault(cid, []).append(sent_at)
         allowed = campaign_service.allowed_tags(session)
+        contacted = campaign_service.contacted_before(session, people)
         templates = {
             step.id: (
                 merge_tags.parse(step.subject, allowed=allowed),
@@ -538,6 +540,7 @@ def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
         cap=cap,
         templates=templates,
         windows={step.id: send_window.parse_window(step.send_window) for step in all_steps},
+        contacted=contacted,
     )
 
 
@@ -736,6 +739,7 @@ def _mark_sent(
             {"p_candidate_id": row.candidate_id, "p_now": now, "p_by": campaign.created_by_id},
         )
         batch.recent_sends.setdefault(row.candidate_id, []).append(now)
+        batch.contacted.add(row.candidate_id)
 
 
 # --- the loop --------------------------------------------------------------------------
@@ -797,7 +801,10 @@ def _ready_messages(
             sender_email=address,
             unsubscribe_url=unsubscribe,
         )
-        rendered = mailer.render(subject, body, values, footer=campaign_service.FOOTER)
+        footer = campaign_service.footer_for(
+            candidate, sender_name=name, contacted_before=candidate.id in batch.contacted
+        )
+        rendered = mailer.render(subject, body, values, footer=footer)
         tracked_html, links = mailer.add_tracking(
             rendered.html,
             click_url=lambda position, outbox_id=row.id: campaign_service.click_url(

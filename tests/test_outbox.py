@@ -395,3 +395,24 @@ def test_killed_workers_never_double_send(
     assert campaigns.get_campaign(engine, campaign_id).status in {"active", "completed"}
     with db.read_session(engine) as session:
         assert session.scalar(select(Campaign.status)) in {"active", "completed"}
+
+
+def test_first_message_to_a_sourced_person_says_who_we_are_and_why(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    launched(engine, users["admin"], 1, steps=TWO_STEPS)
+    with db.write_session(engine) as session:
+        session.execute(update(Candidate).values(source="LinkedIn"))
+    outbox.deliver_due(engine)
+    with db.write_session(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "queued")
+            .values(due_at=utcnow() - dt.timedelta(seconds=1))
+        )
+    outbox.deliver_due(engine)
+    first, second = (m.message.get_body(("plain",)).get_content() for m in smtp.received)
+    assert "found your public professional profile (source: LinkedIn)" in first
+    assert "legitimate interest" in first and "Unsubscribe: https://" in first
+    assert "found your public professional profile" not in second
+    assert "Unsubscribe: https://" in second
