@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ SETTINGS: dict[str, str | None] = {
     "CRM_SEND_RATE": "10",
     "CRM_RETRY_BASE": "60",
     "CRM_WORKER": "on",
+    "CRM_TIMEZONE": "UTC",
     "CRM_IMAP_HOST": None,
     "CRM_IMAP_PORT": None,
     "CRM_IMAP_USER": None,
@@ -93,6 +95,7 @@ class Settings:
     retry_base_seconds: float
     worker_enabled: bool
     smtp: SmtpSettings | None
+    timezone: str = "UTC"
     imap: ImapSettings | None = None
 
     @property
@@ -167,7 +170,15 @@ def load_settings() -> Settings:
     worker = (raw_setting("CRM_WORKER") or "on").lower()
     if worker not in {"on", "off"}:
         raise ConfigError(f"CRM_WORKER must be on or off, not {worker!r}.")
+    timezone = raw_setting("CRM_TIMEZONE") or "UTC"
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"CRM_TIMEZONE must be a timezone name such as Europe/London, not {timezone!r}."
+        ) from None
     return Settings(
+        timezone=timezone,
         database_url=raw_setting("CRM_DATABASE_URL") or DEFAULT_DATABASE_URL,
         data_dir=Path(raw_setting("CRM_DATA_DIR") or "data"),
         public_url=(raw_setting("CRM_PUBLIC_URL") or "").rstrip("/"),

@@ -50,6 +50,7 @@ def test_environment_wins_over_secrets_file(
         ("CRM_SEND_RATE", "fast", "CRM_SEND_RATE must be a number"),
         ("CRM_WORKER", "maybe", "CRM_WORKER must be on or off"),
         ("CRM_SMTP_SECURITY", "tls1", "CRM_SMTP_SECURITY must be none, starttls or ssl"),
+        ("CRM_TIMEZONE", "Mars/Olympus", "CRM_TIMEZONE must be a timezone name"),
     ],
 )
 def test_bad_values_get_one_sentence(
