@@ -1,5 +1,7 @@
 """Candidates: the shared database, searched, filtered and paged in SQL, with bulk actions."""
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -22,12 +24,43 @@ CONTACT_LABELS = {
     "never": "Never",
 }
 DIALOG = "candidates_dialog"
+COUNT_MEMO = "candidates_count"  # (text and filters, total, time.monotonic() when counted)
+COUNT_TTL_S = 30
+COLUMNS = (
+    "name",
+    "title",
+    "company",
+    "location",
+    "remote",
+    "email",
+    "source",
+    "owner",
+    "last contact",
+    "basis",
+)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def known_sources(url: str) -> list[str]:
     """The sources in use, for the filter; a new one shows within five minutes."""
     return candidates.sources(common.engine())
+
+
+def recent_count(text: str, filters: candidates.QuickFilters) -> int | None:
+    """This search's count if this session made it in the last COUNT_TTL_S seconds.
+
+    A text search or filter counts by reading every row (over 100 ms at 100,000
+    candidates), and paging, sorting or selecting a row reruns the page; those reruns
+    reuse the count. The unfiltered list is counted every run: an index answers that.
+    Others' changes show in the total within COUNT_TTL_S, this page's own at once
+    (finish forgets it), and search() makes the total exact whenever the last page shows.
+    """
+    if not text.strip() and filters == candidates.QuickFilters():
+        return None
+    memo = st.session_state.get(COUNT_MEMO)
+    if memo and memo[0] == (text, filters) and time.monotonic() - memo[2] < COUNT_TTL_S:
+        return memo[1]
+    return None
 
 
 engine = common.engine()
@@ -43,6 +76,7 @@ def finish(message: str) -> None:
     """Close any dialog, remember the message for the next run, and rerun."""
     st.session_state.pop(DIALOG, None)
     st.session_state["candidates_notice"] = message
+    st.session_state.pop(COUNT_MEMO, None)
     st.rerun()
 
 
@@ -184,9 +218,20 @@ if st.session_state.get("candidates_last_query") != query:
     page_number = 1  # a new search starts on its first page
 st.session_state["candidates_last_query"] = query
 
+known_total = recent_count(text, filters)
 result = candidates.search(
-    engine, text=text, page=page_number, page_size=PAGE_SIZE, sort=sort, filters=filters
+    engine,
+    text=text,
+    page=page_number,
+    page_size=PAGE_SIZE,
+    sort=sort,
+    filters=filters,
+    total=known_total,
 )
+if known_total is None:
+    st.session_state[COUNT_MEMO] = ((text, filters), result.total, time.monotonic())
+elif result.total != known_total:  # search() corrected a stale count: keep the correction
+    st.session_state[COUNT_MEMO] = ((text, filters), result.total, st.session_state[COUNT_MEMO][2])
 if st.session_state.get(DIALOG) == "add":
     add_candidate_dialog()
 
@@ -201,25 +246,19 @@ if result.total == 0:
     st.stop()
 
 rows = result.rows  # plain Python values (None, not NaN/NaT) for the display columns
-frame = pd.DataFrame(rows)
-frame["name"] = [common.person_name(r["first_name"], r["last_name"]) for r in rows]
-frame["last contact"] = [common.last_contact(r) for r in rows]
-frame["basis"] = [CONSENT_LABELS.get(r["consent_status"], r["consent_status"]) for r in rows]
+names = [common.person_name(r["first_name"], r["last_name"]) for r in rows]
+shown = {column: [r[column] for r in rows] for column in COLUMNS[1:8]}
+frame = pd.DataFrame(
+    {
+        "name": names,
+        **shown,
+        "last contact": [common.last_contact(r) for r in rows],
+        "basis": [CONSENT_LABELS.get(r["consent_status"], r["consent_status"]) for r in rows],
+    },
+    columns=COLUMNS,
+)
 event = st.dataframe(
-    frame[
-        [
-            "name",
-            "title",
-            "company",
-            "location",
-            "remote",
-            "email",
-            "source",
-            "owner",
-            "last contact",
-            "basis",
-        ]
-    ],
+    frame,
     hide_index=True,
     width="stretch",
     column_config={"remote": st.column_config.CheckboxColumn("remote")},
@@ -228,8 +267,8 @@ event = st.dataframe(
     selection_mode="multi-row",
 )
 selected_rows = event.selection.rows if event else []
-selected_ids = [int(frame.id.iloc[row]) for row in selected_rows]
-selected_names = [frame.name.iloc[row] for row in selected_rows]
+selected_ids = [rows[row]["id"] for row in selected_rows]
+selected_names = [names[row] for row in selected_rows]
 
 first = (result.page - 1) * PAGE_SIZE + 1
 last = first + len(result.rows) - 1

@@ -130,12 +130,19 @@ def search(
     page_size: int = 50,
     sort: str = "name",
     filters: QuickFilters | None = None,
+    total: int | None = None,
 ) -> CandidatePage:
-    """One page of candidates matching text in name, email, title, company or a skill."""
+    """One page of candidates matching text in name, email, title, company or a skill.
+
+    total: this search's count when the caller already has it (the page keeps it briefly
+    while paging); None counts here. Where the page itself shows the true figure, a stale
+    one is corrected: a short page is the last, a full one proves at least its rows.
+    """
     conditions = search_condition(text, filters)
     page = max(1, page)
     with read_session(engine) as session:
-        total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
+        if total is None:
+            total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
         owner = select(User.display_name).where(User.id == Candidate.owner_id).scalar_subquery()
         contacted_by = (
             select(User.display_name)
@@ -165,6 +172,11 @@ def search(
             .offset((page - 1) * page_size)
         )
         rows = [dict(row._mapping) for row in session.execute(query)]
+    before = (page - 1) * page_size
+    if len(rows) < page_size and (rows or page == 1):
+        total = before + len(rows)
+    elif rows:
+        total = max(total, before + len(rows))
     return CandidatePage(rows=rows, total=total, page=page, page_size=page_size)
 
 
