@@ -1,43 +1,624 @@
-"""Content calendar: what each pool hears, week by week."""
+"""Content calendar: what each pool hears, week by week, on every channel."""
+
+from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import calendar
+from crm import auth, calendar, campaigns, pools
+from crm.config import load_settings
+from crm.errors import CrmError
+
+VIEW = "cal_view"
+CURSOR = "cal_cursor"  # the date the month or week view shows
+DIALOG = "cal_dialog"  # ("new", date) | ("open", item_id, key) | ("delete", item_id, title)
+NOTICE = "cal_notice"
+PER_DAY = 5  # chips per day in the month view before "+N more"
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+REPEATS = {
+    "none": "Does not repeat",
+    "weekly": "Weekly",
+    "weeks": "Every N weeks",
+    "monthly": "Monthly",
+}
+
+engine = common.engine()
+user = common.current_user()
+writable = common.can_write()
+zone_name = load_settings().timezone  # CRM_TIMEZONE: the team's days and hours
+zone = zoneinfo.ZoneInfo(zone_name)
+today = dt.datetime.now(zone).date()
 
 st.title("Content calendar", anchor=False)
+common.read_only_caption()
+if NOTICE in st.session_state:
+    st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
 
-today = dt.date.today()
-month = st.date_input("Month", value=today.replace(day=1), format="YYYY-MM-DD", key="cal_month")
-start_day = month.replace(day=1)
-end_day = (start_day + dt.timedelta(days=32)).replace(day=1)
-start = dt.datetime.combine(start_day, dt.time(), dt.UTC)
-end = dt.datetime.combine(end_day, dt.time(), dt.UTC)
 
-entries = calendar.items_between(common.engine(), start=start, end=end)
-if not entries:
-    st.info(f"Nothing is planned for {start_day:%B %Y}. Pick another month.")
-    st.stop()
+@st.cache_data(ttl=60, show_spinner=False)
+def load_pools(url: str) -> dict[int, str]:
+    return {p.id: p.name for p in pools.list_pools(common.engine())}
 
-frame = pd.DataFrame(
-    {
-        "week": [
-            f"Week of {e.scheduled_at.date() - dt.timedelta(days=e.scheduled_at.weekday()):%d %b}"
-            for e in entries
-        ],
-        "when": [e.scheduled_at.strftime("%a %d %b %H:%M") for e in entries],
-        "channel": [calendar.CHANNEL_LABELS[e.channel] for e in entries],
-        "title": [e.title for e in entries],
-        "pools": [", ".join(e.pools) for e in entries],
-        "theme": [calendar.THEME_LABELS.get(e.theme or "", "") for e in entries],
-        "status": [e.status for e in entries],
-    }
-)
-st.dataframe(frame, hide_index=True, width="stretch")
-st.caption(
-    f"{len(entries)} items in {start_day:%B %Y}. Month and week grids, editing and "
-    "recurring items are the next step for this page."
-)
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_users(url: str) -> dict[int, str]:
+    return {u.id: u.display_name for u in auth.list_users(common.engine()) if u.active}
+
+
+def finish(message: str) -> None:
+    st.session_state.pop(DIALOG, None)
+    st.session_state[NOTICE] = message
+    st.rerun()
+
+
+def forget_dialog() -> None:
+    st.session_state.pop(DIALOG, None)
+
+
+def local(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(zone)
+
+
+def chip(occurrence: calendar.Occurrence) -> str:
+    """A chip coloured by channel: time and title, user text made inert."""
+    colour = calendar.CHANNEL_COLOURS.get(occurrence.channel, "gray")
+    text = f"{local(occurrence.starts_at):%H:%M} {common.md(occurrence.title)}"
+    if occurrence.status == "published":
+        text = f":material/check: {text}"
+    return f":{colour}-badge[{text}]"
+
+
+def shift(days: int = 0, months: int = 0) -> None:
+    cursor: dt.date = st.session_state[CURSOR]
+    if months:
+        month = cursor.month - 1 + months
+        cursor = dt.date(cursor.year + month // 12, month % 12 + 1, 1)
+    st.session_state[CURSOR] = cursor + dt.timedelta(days=days)
+
+
+def go_today() -> None:
+    st.session_state[CURSOR] = today
+
+
+def open_from_pills(widget_key: str, by_index: list[calendar.Occurrence]) -> None:
+    """A chip was clicked: open its item (and clear the selection for next time)."""
+    chosen = st.session_state.get(widget_key)
+    st.session_state[widget_key] = None
+    if chosen is not None:
+        occurrence = by_index[chosen]
+        st.session_state[DIALOG] = ("open", occurrence.item_id, occurrence.key)
+
+
+def day_cell(day: dt.date, items: list[calendar.Occurrence], *, in_month: bool, limit: int) -> None:
+    label = f"**{day.day}**" if day == today else str(day.day)
+    if not in_month:
+        label = f":gray[{day.day}]"
+    st.markdown(label)
+    shown = items[:limit]
+    if shown:
+        key = f"cal_day_{day.isoformat()}"
+        st.pills(
+            "Items",
+            list(range(len(shown))),
+            format_func=lambda index: chip(shown[index]),
+            key=key,
+            label_visibility="collapsed",
+            on_change=open_from_pills,
+            args=(key, shown),
+        )
+    if len(items) > limit:
+        st.caption(f"+{len(items) - limit} more")
+
+
+def by_day(occurrences: list[calendar.Occurrence]) -> dict[dt.date, list[calendar.Occurrence]]:
+    days: dict[dt.date, list[calendar.Occurrence]] = {}
+    for occurrence in occurrences:
+        days.setdefault(local(occurrence.starts_at).date(), []).append(occurrence)
+    return days
+
+
+def bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(first, dt.time(), zone)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+    return start, end
+
+
+# --- the item dialogs --------------------------------------------------------------------
+
+
+def item_form(
+    detail: calendar.ItemDetail | None, *, day: dt.date, prefix: str
+) -> calendar.ItemDraft | None:
+    """The fields of an item; returns a draft when the form is submitted."""
+    pool_names = load_pools(common.database_key())
+    people = load_users(common.database_key())
+    start = local(detail.starts_at) if detail else dt.datetime.combine(day, dt.time(9), zone)
+    recurrence = (detail.recurrence if detail else None) or {}
+    with st.form(f"{prefix}_form", border=False):
+        title = st.text_input("Title", value=detail.title if detail else "", max_chars=200)
+        left, right = st.columns(2)
+        channel = left.selectbox(
+            "Channel", list(calendar.CHANNEL_LABELS), format_func=calendar.CHANNEL_LABELS.get,
+            index=list(calendar.CHANNEL_LABELS).index(detail.channel) if detail else 0,
+        )  # fmt: skip
+        theme_options = [None, *calendar.THEME_LABELS]
+        theme = right.selectbox(
+            "Theme", theme_options,
+            format_func=lambda t: "No theme" if t is None else calendar.THEME_LABELS[t],
+            index=theme_options.index(detail.theme) if detail else 0,
+        )  # fmt: skip
+        on, at, lasts = st.columns(3)
+        date = on.date_input("Date", value=start.date())
+        time = at.time_input("Time", value=start.time().replace(tzinfo=None), step=900)
+        minutes = 0
+        if detail and detail.ends_at:
+            minutes = int((detail.ends_at - detail.starts_at).total_seconds() // 60)
+        duration = lasts.number_input("Lasts (minutes, 0: no end)", 0, 60 * 24 * 14, minutes, 15)
+        chosen_pools = st.multiselect(
+            "Audience pools", list(pool_names), format_func=pool_names.get,
+            default=[p for p in (detail.pool_ids if detail else []) if p in pool_names],
+        )  # fmt: skip
+        left, right = st.columns(2)
+        statuses = list(calendar.STATUS_LABELS)
+        status = left.selectbox(
+            "Status", statuses, format_func=calendar.STATUS_LABELS.get,
+            index=statuses.index(detail.status) if detail else 0,
+        )  # fmt: skip
+        owners = [None, *people]
+        owner = right.selectbox(
+            "Owner", owners, format_func=lambda o: "Nobody" if o is None else people[o],
+            index=owners.index(detail.owner_id) if detail and detail.owner_id in people
+            else owners.index(user.id) if user.id in people else 0,
+        )  # fmt: skip
+        link = st.text_input("Link", value=(detail.link or "") if detail else "")
+        body = st.text_area("Content or notes", value=(detail.body or "") if detail else "")
+        freq = recurrence.get("freq")
+        interval = int(recurrence.get("interval") or 1)
+        repeat_now = (
+            "none" if not freq else ("weeks" if freq == "weekly" and interval > 1 else freq)
+        )
+        repeat = st.selectbox(
+            "Repeats", list(REPEATS), format_func=REPEATS.get, index=list(REPEATS).index(repeat_now)
+        )
+        every, until, count = st.columns(3)
+        weeks = every.number_input("Every N weeks", 1, 52, interval if repeat_now == "weeks" else 2)
+        until_value = recurrence.get("until")
+        until_day = until.date_input(
+            "Until (or a count)",
+            value=dt.date.fromisoformat(until_value) if until_value else None,
+        )
+        times = count.number_input(
+            "Times (0: use the date)", 0, 520, int(recurrence.get("count") or 0)
+        )
+        submitted = st.form_submit_button(
+            "Save" if detail else "Add to the calendar", type="primary", disabled=not writable
+        )
+    if not submitted:
+        return None
+    starts_at = dt.datetime.combine(date, time, zone)
+    rule = None
+    if repeat != "none":
+        rule = {
+            "freq": "monthly" if repeat == "monthly" else "weekly",
+            "interval": int(weeks) if repeat == "weeks" else 1,
+            "until": until_day.isoformat() if until_day and not times else None,
+            "count": int(times) or None,
+            "timezone": zone_name,
+        }
+    return calendar.ItemDraft(
+        title=title,
+        channel=channel,
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(minutes=int(duration)) if duration else None,
+        pool_ids=list(chosen_pools),
+        body=body or None,
+        link=link or None,
+        owner_id=owner,
+        status=status,
+        theme=theme,
+        recurrence=rule,
+    )
+
+
+@st.dialog("New content item", width="large", on_dismiss=forget_dialog)
+def new_dialog(day: dt.date) -> None:
+    draft = item_form(None, day=day, prefix="cal_new")
+    if draft is not None:
+        try:
+            calendar.save_item(engine, actor=user, draft=draft)
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            finish(f"Added {draft.title.strip()!r} to the calendar.")
+
+
+@st.dialog("Content item", width="large", on_dismiss=forget_dialog)
+def open_dialog(item_id: int, key: str) -> None:
+    try:
+        detail = calendar.get_item(engine, item_id)
+    except CrmError as error:
+        st.error(str(error))
+        return
+    st.caption(
+        f"{calendar.CHANNEL_LABELS[detail.channel]} · {calendar.STATUS_LABELS[detail.status]}"
+        + (" · repeats" if detail.recurrence else "")
+    )
+    if detail.campaign_id:
+        campaign_results(detail.campaign_id)
+    draft = item_form(detail, day=today, prefix=f"cal_edit_{item_id}")
+    if draft is not None:
+        try:
+            calendar.save_item(engine, actor=user, draft=draft, item_id=item_id)
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            finish("Saved." if not detail.recurrence else "Saved the whole series.")
+    if not writable:
+        return
+    st.divider()
+    if detail.channel == "email_newsletter" and not detail.campaign_id:
+        if st.button("Create campaign", icon=":material/campaign:", type="primary"):
+            prefill = calendar.campaign_prefill(engine, item_id)
+            st.session_state["campaigns_prefill"] = {**prefill, "item_id": item_id}
+            st.session_state.pop(DIALOG, None)
+            st.switch_page("app_pages/campaigns.py")
+    elif detail.channel != "email_newsletter" and detail.status != "published":
+        log_touch = st.checkbox(
+            "Log a touchpoint on the timeline of everyone in its pools",
+            value=bool(detail.pool_ids),
+            disabled=not detail.pool_ids,
+        )
+        if st.button("Mark published", icon=":material/task_alt:"):
+            try:
+                people = calendar.mark_published(
+                    engine, actor=user, item_id=item_id, log_touchpoint=log_touch
+                )
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                finish(
+                    "Marked published"
+                    + (f"; logged on {people:,} timelines." if log_touch else ".")
+                )
+    if detail.recurrence:
+        st.markdown(f"**This occurrence** ({dt.date.fromisoformat(key):%a %d %b %Y})")
+        left, right = st.columns([2, 1], vertical_alignment="bottom")
+        moved_day = left.date_input(
+            "Move it to", value=dt.date.fromisoformat(key), key=f"cal_move_{item_id}_{key}"
+        )
+        if left.button("Move this occurrence", key=f"cal_move_go_{item_id}_{key}"):
+            start = local(detail.starts_at)
+            new_start = dt.datetime.combine(moved_day, start.time().replace(tzinfo=None), zone)
+            try:
+                calendar.move_occurrence(
+                    engine, actor=user, item_id=item_id, key=key, starts_at=new_start
+                )
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                finish(f"Moved that occurrence to {moved_day:%a %d %b}.")
+        if right.button("Skip this occurrence", key=f"cal_skip_{item_id}_{key}"):
+            calendar.skip_occurrence(engine, actor=user, item_id=item_id, key=key)
+            finish("Skipped that occurrence; the rest of the series stays.")
+    else:
+        left, right = st.columns([2, 1], vertical_alignment="bottom")
+        moved_day = left.date_input(
+            "Move to", value=local(detail.starts_at).date(), key=f"cal_move_{item_id}"
+        )
+        if left.button("Move", key=f"cal_move_go_{item_id}"):
+            start = local(detail.starts_at)
+            new_start = dt.datetime.combine(moved_day, start.time().replace(tzinfo=None), zone)
+            try:
+                calendar.move_item(engine, actor=user, item_id=item_id, starts_at=new_start)
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                finish(f"Moved to {moved_day:%a %d %b}.")
+    one, two = st.columns(2)
+    if one.button("Duplicate", icon=":material/content_copy:"):
+        copy = calendar.duplicate_item(engine, actor=user, item_id=item_id)
+        st.session_state[DIALOG] = ("open", copy, local(detail.starts_at).date().isoformat())
+        st.session_state[NOTICE] = "Duplicated; you are editing the copy."
+        st.rerun()
+    if two.button("Delete…", icon=":material/delete:"):
+        st.session_state[DIALOG] = ("delete", item_id, detail.title)
+        st.rerun()
+
+
+@st.dialog("Delete content item", on_dismiss=forget_dialog)
+def delete_dialog(item_id: int, title: str) -> None:
+    st.write(f"Delete {common.md(title)}" + " and every occurrence of it?")
+    if st.button("Delete", type="primary"):
+        calendar.delete_item(engine, actor=user, item_id=item_id)
+        finish(f"Deleted {title!r}.")
+
+
+def campaign_results(campaign_id: int) -> None:
+    try:
+        result = campaigns.report(engine, campaign_id)
+    except CrmError:
+        return
+    totals = result["totals"]
+    delivered = totals["delivered"]
+
+    def share(part: int) -> str:
+        value = campaigns.rate(part, delivered)
+        return "–" if value is None else f"{value:.0%}"
+
+    st.info(
+        f"Sent as the campaign “{result['name']}” ({result['status']}): "
+        f"{totals['sent']:,} sent, reply rate {share(totals['replies'])}, "
+        f"clicked {share(totals['clicks'])}, {result['applications']:,} applications.",
+        icon=":material/campaign:",
+    )
+
+
+# --- the views ---------------------------------------------------------------------------
+
+pool_names = load_pools(common.database_key())
+st.session_state.setdefault(CURSOR, today)
+top = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+view = top[0].segmented_control(
+    "View", ["Month", "Week", "Table", "Themes"], key=VIEW, default="Month",
+    label_visibility="collapsed",
+) or "Month"  # fmt: skip
+pool_filter = top[1].selectbox(
+    "Pool", [None, *pool_names], format_func=lambda p: "All pools" if p is None else pool_names[p],
+    key="cal_pool",
+)  # fmt: skip
+channel_filter = top[2].selectbox(
+    "Channel", [None, *calendar.CHANNEL_LABELS],
+    format_func=lambda c: "All channels" if c is None else calendar.CHANNEL_LABELS[c],
+    key="cal_channel",
+)  # fmt: skip
+if writable and top[3].button("New item", icon=":material/add:", width="stretch"):
+    st.session_state[DIALOG] = ("new", st.session_state[CURSOR])
+
+cursor: dt.date = st.session_state[CURSOR]
+if view in ("Month", "Week", "Table"):
+    nav = st.columns([1, 1, 1, 5], vertical_alignment="center")
+    step = {"months": 1} if view != "Week" else {"days": 7}
+    back = {"months": -1} if view != "Week" else {"days": -7}
+    nav[0].button("Previous", icon=":material/chevron_left:", on_click=shift, kwargs=back)
+    nav[1].button("Today", on_click=go_today)
+    nav[2].button("Next", icon=":material/chevron_right:", on_click=shift, kwargs=step)
+
+if view == "Week":
+    first = cursor - dt.timedelta(days=cursor.weekday())
+    last = first + dt.timedelta(days=6)
+    nav[3].subheader(f"Week of {first:%d %B %Y}", anchor=False)
+else:
+    month_start = cursor.replace(day=1)
+    month_end = (month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    first = month_start - dt.timedelta(days=month_start.weekday())
+    last = month_end + dt.timedelta(days=6 - month_end.weekday())
+    if view in ("Month", "Table"):
+        nav[3].subheader(f"{month_start:%B %Y}", anchor=False)
+
+start, end = bounds(first, last)
+warnings = calendar.cadence_warnings(engine, start=start, end=end, timezone=zone_name)
+for warning in warnings[:4]:
+    st.warning(common.md(warning.message), icon=":material/notifications_active:")
+if len(warnings) > 4:
+    with st.expander(f"{len(warnings) - 4} more cadence warnings"):
+        for warning in warnings[4:]:
+            st.markdown(f"- {common.md(warning.message)}")
+
+if view in ("Month", "Week"):
+    occurrences = calendar.occurrences_between(
+        engine, start=start, end=end, pool_id=pool_filter, channel=channel_filter
+    )
+    days = by_day(occurrences)
+    header = st.columns(7)
+    for column, name in zip(header, WEEKDAYS, strict=True):
+        column.markdown(f"**{name}**")
+    day = first
+    while day <= last:
+        row = st.columns(7)
+        for column in row:
+            with column.container(border=True):
+                day_cell(
+                    day,
+                    days.get(day, []),
+                    in_month=view == "Week" or day.month == cursor.month,
+                    limit=PER_DAY if view == "Month" else 50,
+                )
+            day += dt.timedelta(days=1)
+    legend = " ".join(
+        f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
+        for c, label in calendar.CHANNEL_LABELS.items()
+    )
+    st.caption(f"{len(occurrences):,} items shown. Colours: {legend}")
+    if not occurrences:
+        st.info(
+            "Nothing is planned here yet. Add an item with **New item**, or bring your "
+            "content spreadsheet below (CSV)."
+        )
+elif view == "Table":
+    occurrences = calendar.occurrences_between(
+        engine, start=start, end=end, pool_id=pool_filter, channel=channel_filter
+    )
+    single = [o for o in occurrences if not o.recurring]
+    people = load_users(common.database_key())
+    if not single:
+        st.info("No one-off items this month; recurring items are edited from the month view.")
+    else:
+        frame = pd.DataFrame(
+            {
+                "id": [o.item_id for o in single],
+                "title": [o.title for o in single],
+                "channel": [o.channel for o in single],
+                "starts_at": [local(o.starts_at).replace(tzinfo=None) for o in single],
+                "status": [o.status for o in single],
+                "theme": [o.theme for o in single],
+                "owner": [o.owner for o in single],
+                "link": [o.link or "" for o in single],
+            }
+        )
+        edited = st.data_editor(
+            frame,
+            key=f"cal_table_{first}",
+            hide_index=True,
+            width="stretch",
+            disabled=["id"] if writable else True,
+            column_config={
+                "id": None,
+                "title": st.column_config.TextColumn("Title", max_chars=200, required=True),
+                "channel": st.column_config.SelectboxColumn(
+                    "Channel", options=list(calendar.CHANNEL_LABELS), required=True
+                ),
+                "starts_at": st.column_config.DatetimeColumn(
+                    f"When ({zone_name})", format="YYYY-MM-DD HH:mm", required=True
+                ),
+                "status": st.column_config.SelectboxColumn(
+                    "Status", options=list(calendar.STATUS_LABELS), required=True
+                ),
+                "theme": st.column_config.SelectboxColumn(
+                    "Theme", options=list(calendar.THEME_LABELS)
+                ),
+                "owner": st.column_config.SelectboxColumn("Owner", options=list(people.values())),
+                "link": st.column_config.LinkColumn("Link"),
+            },
+        )
+        st.caption("Edit cells, then save: every change is saved together, or none is.")
+        if writable and st.button("Save changes", type="primary", icon=":material/save:"):
+            by_name = {name: uid for uid, name in people.items()}
+            rows = [
+                {
+                    "id": int(record["id"]),
+                    "title": record["title"],
+                    "channel": record["channel"],
+                    "starts_at": pd.Timestamp(record["starts_at"])
+                    .to_pydatetime()
+                    .replace(tzinfo=zone),
+                    "status": record["status"],
+                    "theme": record["theme"] or None,
+                    "owner_id": by_name.get(record["owner"]),
+                    "link": record["link"] or None,
+                }
+                for record in edited.to_dict("records")
+            ]
+            try:
+                changed = calendar.save_table(engine, actor=user, rows=rows, timezone=zone_name)
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                finish(f"Saved {changed:,} items.")
+else:  # Themes
+    year_start = dt.date(today.year, 1, 1)
+    theme_start, theme_end = bounds(year_start, dt.date(today.year, 12, 31))
+    balance = calendar.theme_balance(
+        engine, start=theme_start, end=theme_end, pool_id=pool_filter, timezone=zone_name
+    )
+    records = [
+        {"month": month, "theme": calendar.THEME_LABELS.get(theme, "No theme"), "items": count}
+        for month, themes in sorted(balance.items())
+        for theme, count in themes.items()
+        if count
+    ]
+    if not records:
+        st.info(f"No content is planned in {today.year} for this selection.")
+    else:
+        st.subheader(f"Themes per month, {today.year}", anchor=False)
+        st.altair_chart(
+            alt.Chart(pd.DataFrame(records))
+            .mark_bar()
+            .encode(
+                x=alt.X("month:O", title=None),
+                y=alt.Y("items:Q", title="Items"),
+                color=alt.Color("theme:N", title="Theme"),
+                tooltip=["month", "theme", "items"],
+            )
+            .properties(height=320),
+            width="stretch",
+        )
+        st.caption(
+            "A pool that only ever hears job alerts tunes out; aim for a mix of news, "
+            "insight, advice and stories."
+        )
+
+# --- share and bring ---------------------------------------------------------------------
+
+with st.expander("Export, import and cadence settings", icon=":material/ios_share:"):
+    year_start, year_end = bounds(today - dt.timedelta(days=31), today + dt.timedelta(days=365))
+    left, right = st.columns(2)
+    left.download_button(
+        "Download iCalendar (.ics), next 12 months",
+        data=lambda: calendar.export_ics(engine, start=year_start, end=year_end),
+        file_name="content-calendar.ics",
+        mime="text/calendar",
+        icon=":material/event:",
+    )
+    right.download_button(
+        "Download CSV, next 12 months",
+        data=lambda: calendar.export_csv(
+            engine, start=year_start, end=year_end, timezone=zone_name
+        ),
+        file_name="content-calendar.csv",
+        mime="text/csv",
+        icon=":material/table:",
+    )
+    if writable:
+        upload = st.file_uploader(
+            "Import a content spreadsheet (CSV)", type=["csv"], key="cal_import"
+        )
+        if upload is not None and st.button("Import", key="cal_import_go"):
+            try:
+                result = calendar.import_csv(
+                    engine,
+                    actor=user,
+                    data=upload.getvalue(),
+                    filename=upload.name,
+                    timezone=zone_name,
+                )
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                skipped = f"; {result.skipped:,} already on the calendar" if result.skipped else ""
+                st.success(f"Imported {result.created:,} of {result.read:,} rows{skipped}.")
+                if result.errors:
+                    st.warning(f"{len(result.errors):,} rows were refused:")
+                    st.dataframe(
+                        pd.DataFrame(result.errors, columns=["row", "column", "problem"]),
+                        hide_index=True,
+                    )
+                    st.download_button(
+                        "Download the error report",
+                        data=result.error_report_csv(),
+                        file_name="calendar-import-errors.csv",
+                        mime="text/csv",
+                    )
+        st.markdown("**Cadence per pool**")
+        if pool_names:
+            chosen = st.selectbox(
+                "Pool", list(pool_names), format_func=pool_names.get, key="cal_cadence_pool"
+            )
+            pool = pools.get_pool(engine, chosen)
+            a, b, c = st.columns(3, vertical_alignment="bottom")
+            cap = a.number_input(
+                "At most per week (0: no cap)", 0, 50,
+                int(pool.frequency_cap_per_week or 0) if pool else 0, key=f"cal_cap_{chosen}",
+            )  # fmt: skip
+            silence = b.number_input(
+                "Radio silence after (days)", 1, 365,
+                int(pool.silence_days or 30) if pool else 30, key=f"cal_silence_{chosen}",
+            )  # fmt: skip
+            if c.button("Save cadence", key="cal_cadence_go"):
+                calendar.set_pool_cadence(
+                    engine, actor=user, pool_id=chosen,
+                    frequency_cap_per_week=int(cap) or None, silence_days=int(silence),
+                )  # fmt: skip
+                finish(f"Saved the cadence for {pool_names[chosen]}.")
+
+dialog = st.session_state.get(DIALOG)
+if dialog and dialog[0] == "new" and writable:
+    new_dialog(dialog[1])
+elif dialog and dialog[0] == "open":
+    open_dialog(dialog[1], dialog[2])
+elif dialog and dialog[0] == "delete" and writable:
+    delete_dialog(dialog[1], dialog[2])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import zoneinfo
 
 import altair as alt
@@ -10,7 +11,16 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import campaigns, candidates, engagement, mailer, merge_tags, pools, send_window
+from crm import (
+    calendar,
+    campaigns,
+    candidates,
+    engagement,
+    mailer,
+    merge_tags,
+    pools,
+    send_window,
+)
 from crm.config import load_settings
 from crm.errors import CrmError
 
@@ -21,6 +31,8 @@ STEPS = "campaigns_steps"  # the number of steps in the composer
 PICKED = "campaigns_picked"  # hand-picked candidate ids
 DIALOG = "campaigns_dialog"
 NOTICE = "campaigns_notice"
+PREFILL = "campaigns_prefill"  # set by the calendar page: start a campaign from an item
+FROM_ITEM = "campaigns_from_item"  # the calendar item the composer started from
 NEXT_VIEW = "campaigns_next_view"  # the view to show on the next run (set after the control)
 PAGE_SIZE = 50
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -283,13 +295,41 @@ def audience_editor(pool_names: dict[int, str]) -> None:
     st.session_state[PICKED] = chosen
 
 
+def apply_prefill(prefill: dict) -> None:
+    """Start a new campaign from a content calendar item (its pool, date and text)."""
+    load_into_composer(None)
+    state = st.session_state
+    state["compose_name"] = prefill.get("name") or ""
+    if prefill.get("pool_id"):
+        state["compose_audience_kind"] = "Talent pool"
+        state["compose_pool"] = prefill["pool_id"]
+    starts = prefill.get("starts_at")
+    days = max((starts.date() - dt.date.today()).days, 0) if starts else 0
+    put_step(
+        0,
+        campaigns.StepDraft(
+            subject=prefill.get("subject") or "", body=prefill.get("body") or "", delay_days=days
+        ),
+    )
+    state[FROM_ITEM] = prefill.get("item_id")
+
+
 def composer() -> None:
     if not writable:
         st.info("Managers can read campaigns but not write them.")
         return
     state = st.session_state
+    if PREFILL in state:
+        apply_prefill(state.pop(PREFILL))
     if STEPS not in state:
         load_into_composer(None)
+    if state.get(FROM_ITEM):
+        st.info(
+            "Starting from a content calendar item: step 1's delay is set so it goes out on "
+            "the item's date if you launch today, and the item will show this campaign's "
+            "results.",
+            icon=":material/calendar_month:",
+        )
     editing = state.get(EDITING)
     st.subheader("Edit draft" if editing else "New campaign", anchor=False)
     pool_names = load_pool_names(common.database_key())
@@ -346,6 +386,9 @@ def composer() -> None:
         except CrmError as error:
             st.error(str(error), icon=":material/error:")
         else:
+            item_id = state.pop(FROM_ITEM, None)
+            if item_id:
+                calendar.link_campaign(engine, actor=user, item_id=item_id, campaign_id=campaign_id)
             for key in [k for k in state if str(k).startswith(("cstep_", "compose_"))]:
                 del state[key]
             state.pop(STEPS, None)
@@ -841,6 +884,8 @@ def campaign_section(campaign_id: int) -> None:
 # --- the page ---------------------------------------------------------------------------
 
 views = ["Campaigns", "Compose"] if writable else ["Campaigns"]
+if PREFILL in st.session_state and writable:
+    st.session_state[NEXT_VIEW] = "Compose"
 if NEXT_VIEW in st.session_state:
     st.session_state[VIEW] = st.session_state.pop(NEXT_VIEW)
 if st.session_state.get(VIEW) not in views:

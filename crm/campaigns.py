@@ -1159,8 +1159,6 @@ def outbox(
     conditions: list[ColumnElement[bool]] = [OutboxMessage.campaign_id == campaign_id]
     if status:
         conditions.append(OutboxMessage.status == status)
-    if step:
-        conditions.append(CampaignStep.position == step)
     term = search.strip().lower()
     if term:
         pattern = f"%{escape_like(term)}%"
@@ -1173,37 +1171,71 @@ def outbox(
             )
         )
     with read_session(engine) as session:
-        base = (
-            select(OutboxMessage, CampaignStep.position, Candidate.first_name, Candidate.last_name)
-            .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
+        # Steps are few: resolve positions here instead of joining every row to them.
+        positions = dict(
+            session.execute(
+                select(CampaignStep.id, CampaignStep.position).where(
+                    CampaignStep.campaign_id == campaign_id
+                )
+            ).all()
+        )
+        if step:
+            conditions.append(
+                OutboxMessage.step_id.in_(
+                    [step_id for step_id, position in positions.items() if position == step]
+                )
+            )
+        counted = select(func.count()).select_from(OutboxMessage).where(*conditions)
+        if term:  # only a search needs the people
+            counted = counted.outerjoin(Candidate, Candidate.id == OutboxMessage.candidate_id)
+        total = session.scalar(counted) or 0
+        # Only the columns shown: never the kept bodies of fifty messages.
+        rows = session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.step_id,
+                OutboxMessage.candidate_id,
+                Candidate.first_name,
+                Candidate.last_name,
+                OutboxMessage.to_address,
+                OutboxMessage.status,
+                OutboxMessage.due_at,
+                OutboxMessage.sent_at,
+                OutboxMessage.attempts,
+                func.coalesce(
+                    OutboxMessage.skip_reason,
+                    OutboxMessage.last_error,
+                    OutboxMessage.note,
+                    OutboxMessage.smtp_reply,
+                ),
+            )
             .outerjoin(Candidate, Candidate.id == OutboxMessage.candidate_id)
             .where(*conditions)
-        )
-        total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-        rows = session.execute(
-            base.order_by(CampaignStep.position, OutboxMessage.id).limit(limit).offset(offset)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .offset(offset)
         ).all()
         return (
             [
                 OutboxRow(
-                    id=message.id,
-                    step=position,
-                    candidate_id=message.candidate_id,
+                    id=row_id,
+                    step=positions.get(step_id, 0),
+                    candidate_id=candidate_id,
                     name=f"{first or ''} {last or ''}".strip() or "(erased)",
-                    to_address=message.to_address,
-                    status=message.status,
-                    due_at=message.due_at,
-                    sent_at=message.sent_at,
-                    attempts=message.attempts,
-                    detail=message.skip_reason
-                    or message.last_error
-                    or message.note
-                    or message.smtp_reply,
+                    to_address=address,
+                    status=status,
+                    due_at=due_at,
+                    sent_at=sent_at,
+                    attempts=attempts,
+                    detail=detail,
                 )
-                for message, position, first, last in rows
+                for (
+                    row_id, step_id, candidate_id, first, last, address, status, due_at,
+                    sent_at, attempts, detail,
+                ) in rows
             ],
             total,
-        )
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -1299,11 +1331,17 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
                 .group_by(OutboxMessage.step_id, OutboxMessage.status)
             )
         }
-        people = func.count(func.distinct(Event.candidate_id))
+        # A person counts once; someone erased since still counts, by their enrollment
+        # (erasure detaches events from the person but keeps the message they came from).
+        people = func.count(
+            func.distinct(func.coalesce(Event.candidate_id, -OutboxMessage.enrollment_id))
+        )
+        by_message = (OutboxMessage, OutboxMessage.id == Event.outbox_message_id)
         by_step: dict[tuple[int | None, str, bool], int] = {
             (step_id, kind, bool(machine)): count
             for step_id, kind, machine, count in session.execute(
                 select(Event.step_id, Event.kind, Event.is_machine, people)
+                .outerjoin(*by_message)
                 .where(Event.campaign_id == campaign_id)
                 .group_by(Event.step_id, Event.kind, Event.is_machine)
             )
@@ -1312,6 +1350,7 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
             (kind, bool(machine)): count
             for kind, machine, count in session.execute(
                 select(Event.kind, Event.is_machine, people)
+                .outerjoin(*by_message)
                 .where(Event.campaign_id == campaign_id)
                 .group_by(Event.kind, Event.is_machine)
             )
@@ -1323,10 +1362,18 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
         )
         read_by_step = dict(
             session.execute(
-                select(Event.step_id, people).where(human_read).group_by(Event.step_id)
+                select(Event.step_id, people)
+                .outerjoin(*by_message)
+                .where(human_read)
+                .group_by(Event.step_id)
             ).all()
         )
-        read_overall = int(session.scalar(select(people).where(human_read)) or 0)
+        read_overall = int(
+            session.scalar(
+                select(people).select_from(Event).outerjoin(*by_message).where(human_read)
+            )
+            or 0
+        )
         applied, hired = session.execute(
             select(
                 func.count(Application.id),

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
 
-from crm import db, metrics
-from crm.models import Application, Candidate, Cost, Job
+from crm import db, jobs, metrics
+from crm.models import (
+    Application,
+    Campaign,
+    CampaignStep,
+    Candidate,
+    Cost,
+    Enrollment,
+    Event,
+    Job,
+    OutboxMessage,
+    Pool,
+    PoolMember,
+    User,
+)
 
 
 def at(day: str) -> dt.datetime:
@@ -190,3 +204,448 @@ def test_hires_by_pool_counts_hires_in_the_period_per_pool(engine) -> None:
     assert metrics.hires_by_pool(engine, start=today - dt.timedelta(days=10), end=today) == {}
     # The pools list counts the last 12 months: the hire 430 days ago is out.
     assert pools.list_pools(engine)[0].hires == 1
+
+
+# --- a richer fixture: outreach, pools and awkward data --------------------------------
+#
+# Q1 2026. Pools: P (c0..c3), Q (c4). Campaign K aims at P and sends to c0 (Jan 10),
+# c1 (Jan 12 and Feb 2), c2 (Feb 5) and c5 (Mar 3, in no pool). c0 replies, c1 clicks,
+# c2's click is a machine's (its human open counts as engagement, not as a click).
+# Jobs:
+#   J1 Backend (SE, key)  opened Jan 1, c0 via campaign K: applied Jan 15, accepted Feb 4,
+#                         hired Feb 10 -> time to hire 20, time to fill 40
+#   J2 Sales              opened Jan 5, c6 via agency: applied Jan 10, accepted Feb 25,
+#                         hired Mar 1 -> time to hire 46, time to fill 55
+#   J3 Designer (open)    c1 from pool P interviewing; c4 declined an offer on Mar 7
+#   J4 Data               out of order: c7 applied Mar 20 but accepted Mar 10, hired Mar 12;
+#                         filled Mar 12 though opened Mar 15 -> in hires and acceptance,
+#                         out of both times
+#   J5 Backend 2 (SE)     opened Feb 1, c3 from pool P hired Mar 15 with no offer on
+#                         record -> an accepted offer on Mar 15, time to hire 28, fill 42
+# Costs: Jan 15 job ads 1000, Feb 19 agency fee 9000 (J2), Mar 1 tools 500, Mar 2
+# recruiter time 1500, Apr 2 job ads 300 (a month with costs and no hires).
+
+Q1 = (dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+
+
+@dataclass
+class World:
+    engine: Engine
+    pool_p: int
+    pool_q: int
+    campaign: int
+    jobs: dict[str, int]
+
+
+@pytest.fixture
+def world(engine: Engine) -> World:
+    with db.write_session(engine) as session:
+        people = [Candidate(first_name=f"C{i}", last_name="Y") for i in range(8)]
+        people[0].role_family = "Software Engineering"
+        session.add_all(people)
+        pool_p = Pool(name="P", kind="static", stages=[])
+        pool_q = Pool(name="Q", kind="static", stages=[])
+        session.add_all([pool_p, pool_q])
+        session.flush()
+        c = [person.id for person in people]
+        session.add_all([PoolMember(pool_id=pool_p.id, candidate_id=cid) for cid in c[:4]])
+        session.add(PoolMember(pool_id=pool_q.id, candidate_id=c[4]))
+        campaign = Campaign(name="K", audience_pool_id=pool_p.id, status="active")
+        session.add(campaign)
+        session.flush()
+        step = CampaignStep(campaign_id=campaign.id, position=1, subject="Hi", body_markdown="x")
+        session.add(step)
+        session.flush()
+        enrollments = {}
+        for index in (0, 1, 2, 5):
+            enrollments[index] = Enrollment(campaign_id=campaign.id, candidate_id=c[index])
+        session.add_all(enrollments.values())
+        session.flush()
+        for number, (index, day) in enumerate(
+            [
+                (0, "2026-01-10"),
+                (1, "2026-01-12"),
+                (1, "2026-02-02"),
+                (2, "2026-02-05"),
+                (5, "2026-03-03"),
+            ]
+        ):
+            session.add(
+                OutboxMessage(
+                    unique_key=f"m{number}",
+                    campaign_id=campaign.id,
+                    step_id=step.id,
+                    enrollment_id=enrollments[index].id,
+                    candidate_id=c[index],
+                    status="sent",
+                    sent_at=at(day),
+                )
+            )
+        for kind, index, day, machine in [
+            ("reply", 0, "2026-01-11", False),
+            ("click", 1, "2026-01-13", False),
+            ("click", 2, "2026-02-06", True),
+            ("open", 2, "2026-02-06", False),
+        ]:
+            session.add(
+                Event(
+                    kind=kind,
+                    occurred_at=at(day),
+                    candidate_id=c[index],
+                    campaign_id=campaign.id,
+                    is_machine=machine,
+                )
+            )
+        job = {
+            "J1": Job(
+                title="Backend",
+                role_family="Software Engineering",
+                key_role=True,
+                opened_at=dt.date(2026, 1, 1),
+                filled_at=dt.date(2026, 2, 10),
+                status="filled",
+            ),
+            "J2": Job(
+                title="Sales",
+                role_family="Sales",
+                opened_at=dt.date(2026, 1, 5),
+                filled_at=dt.date(2026, 3, 1),
+                status="filled",
+            ),
+            "J3": Job(title="Designer", role_family="Design", opened_at=dt.date(2026, 1, 20)),
+            "J4": Job(
+                title="Data",
+                role_family="Data & Analytics",
+                opened_at=dt.date(2026, 3, 15),
+                filled_at=dt.date(2026, 3, 12),
+                status="filled",
+            ),
+            "J5": Job(
+                title="Backend 2",
+                role_family="Software Engineering",
+                opened_at=dt.date(2026, 2, 1),
+                filled_at=dt.date(2026, 3, 15),
+                status="filled",
+            ),
+        }
+        session.add_all(job.values())
+        session.flush()
+        session.add_all(
+            [
+                Application(
+                    candidate_id=c[0],
+                    job_id=job["J1"].id,
+                    source="campaign",
+                    campaign_id=campaign.id,
+                    pool_id=pool_p.id,
+                    stage="hired",
+                    applied_at=at("2026-01-15"),
+                    offer_at=at("2026-02-01"),
+                    offer_accepted=True,
+                    offer_decided_at=at("2026-02-04"),
+                    hired_at=at("2026-02-10"),
+                ),
+                Application(
+                    candidate_id=c[6],
+                    job_id=job["J2"].id,
+                    source="agency",
+                    stage="hired",
+                    applied_at=at("2026-01-10"),
+                    offer_at=at("2026-02-20"),
+                    offer_accepted=True,
+                    offer_decided_at=at("2026-02-25"),
+                    hired_at=at("2026-03-01"),
+                ),
+                Application(
+                    candidate_id=c[1],
+                    job_id=job["J3"].id,
+                    source="talent_pool",
+                    pool_id=pool_p.id,
+                    stage="interview",
+                    applied_at=at("2026-02-01"),
+                    interview_at=at("2026-02-09"),
+                ),
+                Application(
+                    candidate_id=c[4],
+                    job_id=job["J3"].id,
+                    source="job_board",
+                    stage="withdrew",
+                    applied_at=at("2026-02-10"),
+                    offer_at=at("2026-03-05"),
+                    offer_accepted=False,
+                    offer_decided_at=at("2026-03-07"),
+                    withdrew_at=at("2026-03-07"),
+                ),
+                Application(
+                    candidate_id=c[7],
+                    job_id=job["J4"].id,
+                    source="referral",
+                    stage="hired",
+                    applied_at=at("2026-03-20"),
+                    offer_accepted=True,
+                    offer_decided_at=at("2026-03-10"),
+                    hired_at=at("2026-03-12"),
+                ),
+                Application(
+                    candidate_id=c[3],
+                    job_id=job["J5"].id,
+                    source="talent_pool",
+                    pool_id=pool_p.id,
+                    stage="hired",
+                    applied_at=at("2026-02-15"),
+                    hired_at=at("2026-03-15"),
+                ),
+            ]
+        )
+        session.add_all(
+            [
+                Cost(incurred_on=dt.date(2026, 1, 15), category="job_ads", amount=Decimal("1000")),
+                Cost(
+                    job_id=job["J2"].id,
+                    incurred_on=dt.date(2026, 2, 19),
+                    category="agency_fees",
+                    amount=Decimal("9000"),
+                ),
+                Cost(incurred_on=dt.date(2026, 3, 1), category="tools", amount=Decimal("500")),
+                Cost(
+                    incurred_on=dt.date(2026, 3, 2),
+                    category="recruiter_time",
+                    amount=Decimal("1500"),
+                ),
+                Cost(incurred_on=dt.date(2026, 4, 2), category="job_ads", amount=Decimal("300")),
+            ]
+        )
+        ids = {name: j.id for name, j in job.items()}
+        return World(engine, pool_p.id, pool_q.id, campaign.id, ids)
+
+
+def test_world_quarter_by_hand(world: World) -> None:
+    report = metrics.compute(world.engine, start=Q1[0], end=Q1[1])
+    assert report.hires == 4
+    assert report.source_of_hire == {
+        "agency": 0.25,
+        "campaign": 0.25,
+        "referral": 0.25,
+        "talent_pool": 0.25,
+    }
+    assert report.hires_from_talent_pools_share == pytest.approx(0.5)
+    # accepted: c0, c6, c7 and c3 (a hire with no offer on record); declined: c4
+    assert report.offer_acceptance_rate == pytest.approx(4 / 5)
+    # c7's acceptance comes before the application: out of order, left out
+    assert report.time_to_hire_days == pytest.approx((20 + 46 + 28) / 3)
+    # J4 was filled before it opened: left out; J3 is open: no time to fill
+    assert report.time_to_fill_days == pytest.approx((40 + 55 + 42) / 3)
+    assert report.total_cost == 12_000 and report.cost_per_hire == pytest.approx(3_000)
+    # four campaign recipients: c0 replied and applied, c1 clicked, c2's click was a machine
+    assert report.reply_rate == pytest.approx(0.25)
+    assert report.click_rate == pytest.approx(0.25)
+    assert report.campaign_application_rate == pytest.approx(0.25)
+    # five people in pools; c0, c1, c2 engaged; c0 and c3 hired
+    assert report.pool_engagement_rate == pytest.approx(3 / 5)
+    assert report.pool_to_hire_rate == pytest.approx(2 / 5)
+    as_json = report.as_json()
+    assert as_json["offer_acceptance_rate"] == 0.8 and as_json["reply_rate"] == 0.25
+
+
+def test_month_without_hires_and_costs_without_hires(world: World) -> None:
+    january = metrics.compute(world.engine, start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 31))
+    assert january.hires == 0 and january.total_cost == 1_000
+    for name in (
+        "cost_per_hire",
+        "time_to_hire_days",
+        "time_to_fill_days",
+        "offer_acceptance_rate",
+        "hires_from_talent_pools_share",
+    ):
+        assert january.value(name) is None, name
+    april = metrics.compute(world.engine, start=dt.date(2026, 4, 1), end=dt.date(2026, 4, 30))
+    assert april.total_cost == 300 and april.cost_per_hire is None
+    assert april.reply_rate is None  # nobody was sent anything
+    assert april.pool_engagement_rate == 0.0  # five members, none engaged: a real 0
+
+
+def test_an_open_job_has_no_time_to_fill(world: World) -> None:
+    design = metrics.Scope(role_families=("Design",))
+    report = metrics.compute(world.engine, start=Q1[0], end=Q1[1], scope=design)
+    assert report.time_to_fill_days is None
+    assert report.hires == 0 and report.offer_acceptance_rate == 0.0  # c4 declined
+
+
+def test_scope_key_roles_and_role_family(world: World) -> None:
+    key = metrics.compute(world.engine, start=Q1[0], end=Q1[1], scope=metrics.Scope(key_roles=True))
+    assert (key.hires, key.time_to_fill_days, key.time_to_hire_days) == (1, 40, 20)
+    assert key.offer_acceptance_rate == 1.0 and key.cost_per_hire == 0.0
+    sales = metrics.compute(
+        world.engine, start=Q1[0], end=Q1[1], scope=metrics.Scope(role_families=("Sales",))
+    )
+    assert sales.hires == 1 and sales.cost_per_hire == pytest.approx(9_000)
+    assert sales.source_of_hire == {"agency": 1.0}
+
+
+def test_scope_pool_and_campaign(world: World) -> None:
+    pool = metrics.Scope(pool_id=world.pool_p)
+    report = metrics.compute(world.engine, start=Q1[0], end=Q1[1], scope=pool)
+    assert report.hires == 2  # c0 (campaign aimed at P) and c3
+    assert report.hires_from_talent_pools_share == 1.0
+    assert report.offer_acceptance_rate == 1.0
+    assert report.time_to_hire_days == pytest.approx((20 + 28) / 2)
+    assert report.time_to_fill_days == pytest.approx((40 + 42) / 2)  # jobs P filled
+    assert report.cost_per_hire == 0.0  # no cost is tied to J1 or J5
+    assert report.pool_engagement_rate == pytest.approx(3 / 4)
+    assert report.pool_to_hire_rate == pytest.approx(2 / 4)
+    assert report.reply_rate == pytest.approx(0.25)  # K aims at P
+    other = metrics.compute(
+        world.engine, start=Q1[0], end=Q1[1], scope=metrics.Scope(pool_id=world.pool_q)
+    )
+    assert other.hires == 0 and other.pool_engagement_rate == 0.0 and other.reply_rate is None
+    campaign = metrics.compute(
+        world.engine, start=Q1[0], end=Q1[1], scope=metrics.Scope(campaign_id=world.campaign)
+    )
+    assert campaign.hires == 1 and campaign.time_to_hire_days == pytest.approx(20)
+    assert campaign.campaign_application_rate == pytest.approx(0.25)
+
+
+def test_scope_from_goal_json_accepts_both_spellings() -> None:
+    scope = metrics.Scope.from_json(
+        {"role_family": "Sales", "key_roles_only": True, "pool_id": "3", "campaign_id": 4}
+    )
+    assert scope == metrics.Scope(("Sales",), True, 3, 4)
+    assert metrics.Scope.from_json(scope.as_json()) == scope
+    assert scope.describe({"pool": "Backend"}) == "key roles · Sales · pool Backend · campaign #4"
+
+
+def test_monthly_by_hand(world: World) -> None:
+    def series(metric: str) -> list[float | None]:
+        found = metrics.monthly(world.engine, metric=metric, start=Q1[0], end=Q1[1])
+        assert [month for month, _ in found] == [
+            dt.date(2026, 1, 1),
+            dt.date(2026, 2, 1),
+            dt.date(2026, 3, 1),
+        ]
+        return [value for _, value in found]
+
+    assert series("hires") == [0, 1, 3]
+    assert series("cost_per_hire") == [None, pytest.approx(9_000), pytest.approx(2_000 / 3)]
+    assert series("offer_acceptance_rate") == [None, 1.0, pytest.approx(2 / 3)]
+    assert series("time_to_hire_days") == [None, pytest.approx(33), pytest.approx(28)]
+    assert series("time_to_fill_days") == [None, pytest.approx(40), pytest.approx(48.5)]
+    assert series("reply_rate") == [0.5, 0.0, 0.0]
+    assert series("click_rate") == [0.5, 0.5, 0.0]
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        metrics.Scope(),
+        metrics.Scope(key_roles=True),
+        "pool",
+        metrics.Scope(role_families=("Sales",)),
+    ],
+)
+def test_monthly_equals_compute_month_by_month(world: World, scope: object) -> None:
+    if scope == "pool":
+        scope = metrics.Scope(pool_id=world.pool_p)
+    assert isinstance(scope, metrics.Scope)
+    start, end = dt.date(2025, 12, 15), dt.date(2026, 4, 10)  # partial months at both ends
+    for metric in metrics.METRICS:
+        series = metrics.monthly(world.engine, metric=metric, start=start, end=end, scope=scope)
+        assert len(series) == 5
+        for (first, got), (month, low, high) in zip(
+            series, metrics.months(start, end), strict=True
+        ):
+            assert first == month
+            expected = metrics.compute(world.engine, start=low, end=high, scope=scope).value(metric)
+            alone = metrics.value(world.engine, metric=metric, start=low, end=high, scope=scope)
+            assert got == pytest.approx(expected) and alone == pytest.approx(expected), (
+                metric,
+                month,
+            )
+
+
+def test_unknown_metric_is_refused(world: World) -> None:
+    with pytest.raises(ValueError, match="Unknown metric"):
+        metrics.monthly(world.engine, metric="happiness", start=Q1[0], end=Q1[1])
+
+
+def test_funnel_counts_each_step_within_the_one_before(world: World) -> None:
+    in_p = metrics.funnel(world.engine, start=Q1[0], end=Q1[1], pool_id=world.pool_p)
+    # c3 was hired but never contacted in the period, so the funnel leaves them out
+    assert in_p == {"members": 4, "contacted": 3, "engaged": 3, "applied": 2, "hired": 1}
+    everyone = metrics.funnel(world.engine, start=Q1[0], end=Q1[1])
+    assert everyone == {"members": 5, "contacted": 3, "engaged": 3, "applied": 2, "hired": 1}
+    later = metrics.funnel(world.engine, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31))
+    assert later == {"members": 5, "contacted": 0, "engaged": 0, "applied": 0, "hired": 0}
+
+
+def test_savings_computed_given_and_without_data(world: World) -> None:
+    found = metrics.savings(world.engine, start=Q1[0], end=Q1[1])
+    # 2 pool hires (c0, c3) x (1000 ads + 9000 agency) / 1 agency-or-job-board hire (c6)
+    assert found["pool_hires"] == 2 and found["external_hires"] == 1
+    assert found["external_cost_per_hire"] == pytest.approx(10_000)
+    assert found["gross_savings"] == pytest.approx(20_000)
+    assert found["crm_costs"] == pytest.approx(2_000)  # tools + recruiter time
+    assert found["net_savings"] == pytest.approx(18_000)
+    given = metrics.savings(
+        world.engine, start=Q1[0], end=Q1[1], agency_cost_per_hire=Decimal("5000")
+    )
+    assert given["external_cost_basis"] == "given" and given["net_savings"] == 8_000
+    february = metrics.savings(world.engine, start=dt.date(2026, 2, 1), end=dt.date(2026, 2, 28))
+    assert february["pool_hires"] == 1 and february["external_hires"] == 0
+    assert february["external_cost_per_hire"] is None and february["net_savings"] is None
+
+
+def test_timed_times_every_metric(world: World) -> None:
+    found = metrics.timed(world.engine, start=Q1[0], end=Q1[1])
+    assert set(found) == set(metrics.METRICS) and all(s >= 0 for s in found.values())
+
+
+def test_withdrawn_and_remade_offers(engine: Engine, users: dict[str, User]) -> None:
+    """One application holds one offer: a re-made offer replaces the earlier decision;
+    withdrawing with an offer out is a decline; a rejection with an offer out (the
+    company withdrew it) is no decision."""
+    actor = users["recruiter"]
+    with db.write_session(engine) as session:
+        people = [Candidate(first_name=f"O{i}") for i in range(3)]
+        session.add_all(people)
+        session.flush()
+        ids = [p.id for p in people]
+    job = jobs.create_job(engine, actor=actor, title="Ops", opened_at=dt.date(2026, 1, 1))
+    remade, walked, rescinded = (
+        jobs.add_application(
+            engine, actor=actor, job_id=job, candidate_id=cid, source="direct", at=at("2026-01-05")
+        )
+        for cid in ids
+    )
+    jobs.record_offer(
+        engine, actor=actor, application_id=remade, accepted=None, at=at("2026-02-01")
+    )
+    jobs.record_offer(
+        engine, actor=actor, application_id=remade, accepted=False, at=at("2026-02-03")
+    )
+    february = dt.date(2026, 2, 1), dt.date(2026, 2, 28)
+    assert (
+        metrics.value(engine, metric="offer_acceptance_rate", start=february[0], end=february[1])
+        == 0.0
+    )
+    jobs.record_offer(
+        engine, actor=actor, application_id=remade, accepted=None, at=at("2026-02-10")
+    )
+    jobs.record_offer(
+        engine, actor=actor, application_id=remade, accepted=True, at=at("2026-02-12")
+    )
+    jobs.record_offer(
+        engine, actor=actor, application_id=walked, accepted=None, at=at("2026-02-14")
+    )
+    jobs.move_stage(
+        engine, actor=actor, application_id=walked, stage="withdrew", at=at("2026-02-16")
+    )
+    jobs.record_offer(
+        engine, actor=actor, application_id=rescinded, accepted=None, at=at("2026-02-14")
+    )
+    jobs.move_stage(
+        engine, actor=actor, application_id=rescinded, stage="rejected", at=at("2026-02-17")
+    )
+    report = metrics.compute(engine, start=february[0], end=february[1])
+    assert report.offer_acceptance_rate == pytest.approx(1 / 2)  # re-made accepted, walked
+    assert report.time_to_hire_days == pytest.approx(38)  # Jan 5 -> Feb 12
+    assert report.hires == 0  # accepted, not yet started

@@ -1,0 +1,138 @@
+"""The Content calendar page under AppTest: create, open, publish, convert to a campaign."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from sqlalchemy import Engine, select
+
+from crm import calendar, candidates, db, pools
+from crm.models import Activity, User
+from tests.test_app import app_as
+
+ZONE = zoneinfo.ZoneInfo("UTC")
+
+
+def open_page(user: User):
+    at = app_as(user).run()
+    at.switch_page("app_pages/calendar.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def a_pool(engine: Engine, users: dict[str, User]) -> int:
+    for first in ("Ana", "Ben"):
+        candidates.create_candidate(
+            engine,
+            actor=users["recruiter"],
+            fields={"first_name": first, "last_name": "Test", "email": f"{first}@x.io",
+                    "location": "London"},
+        )  # fmt: skip
+    return pools.save_pool(
+        engine, actor=users["recruiter"], name="London", kind="dynamic",
+        filter_json={"field": "location", "op": "eq", "value": "London"},
+    )  # fmt: skip
+
+
+def item(engine: Engine, users: dict[str, User], **changes: object) -> int:
+    today = dt.date.today()
+    values = {
+        "title": "Team spotlight", "channel": "linkedin_post",
+        "starts_at": dt.datetime.combine(today, dt.time(10), ZONE), "pool_ids": [],
+    }  # fmt: skip
+    values.update(changes)
+    return calendar.save_item(engine, actor=users["recruiter"], draft=calendar.ItemDraft(**values))
+
+
+def test_empty_month_says_what_to_do(users: dict[str, User], engine: Engine) -> None:
+    at = open_page(users["recruiter"])
+    assert "Nothing is planned here yet" in at.info[0].value
+
+
+def test_new_item_from_the_dialog_appears_on_the_grid(
+    users: dict[str, User], engine: Engine
+) -> None:
+    at = open_page(users["recruiter"])
+    [new] = [b for b in at.button if b.label == "New item"]
+    new.click().run()
+    assert not at.exception, at.exception
+    at.text_input[0].input("<b>Hiring</b> update")
+    [add] = [b for b in at.button if b.label == "Add to the calendar"]
+    add.click().run()
+    assert not at.exception, at.exception
+    assert "Added '<b>Hiring</b> update' to the calendar." in at.success[0].value
+    chips = [option for pills in at.get("button_group") for option in pills.proto.options]
+    assert any("Hiring" in option.content for option in chips)
+
+
+def test_an_item_without_a_title_is_refused(users: dict[str, User], engine: Engine) -> None:
+    at = open_page(users["recruiter"])
+    [new] = [b for b in at.button if b.label == "New item"]
+    new.click().run()
+    [add] = [b for b in at.button if b.label == "Add to the calendar"]
+    add.click().run()
+    assert at.error, "a missing title must be refused"
+    assert (
+        calendar.occurrences_between(
+            engine,
+            start=dt.datetime.now(dt.UTC) - dt.timedelta(days=40),
+            end=dt.datetime.now(dt.UTC) + dt.timedelta(days=40),
+        )
+        == []
+    )
+
+
+def test_open_and_mark_published_logs_on_timelines(users: dict[str, User], engine: Engine) -> None:
+    pool_id = a_pool(engine, users)
+    item_id = item(engine, users, pool_ids=[pool_id])
+    at = open_page(users["recruiter"])
+    at.session_state["cal_dialog"] = ("open", item_id, dt.date.today().isoformat())
+    at.run()
+    assert not at.exception, at.exception
+    [publish] = [b for b in at.button if b.label == "Mark published"]
+    publish.click().run()
+    assert not at.exception, at.exception
+    assert "logged on 2 timelines" in at.success[0].value
+    with db.read_session(engine) as session:
+        assert (
+            len(session.scalars(select(Activity).where(Activity.kind == "touchpoint")).all()) == 2
+        )
+
+
+def test_email_item_becomes_a_campaign(users: dict[str, User], engine: Engine) -> None:
+    pool_id = a_pool(engine, users)
+    item_id = item(
+        engine, users, title="November newsletter", channel="email_newsletter",
+        pool_ids=[pool_id], body="What we are building",
+    )  # fmt: skip
+    at = open_page(users["recruiter"])
+    at.session_state["cal_dialog"] = ("open", item_id, dt.date.today().isoformat())
+    at.run()
+    [create] = [b for b in at.button if b.label == "Create campaign"]
+    create.click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Campaigns"
+    # AppTest reruns the page the test chose; a browser stays where st.switch_page went.
+    at.switch_page("app_pages/campaigns.py").run()
+    assert at.text_input(key="compose_name").value == "November newsletter"
+    assert at.selectbox(key="compose_pool").value == pool_id
+    assert at.text_area(key="cstep_0_body").value == "What we are building"
+    at.text_input(key="cstep_0_subject").input("News from us")
+    [save] = [b for b in at.button if b.label == "Save draft"]
+    save.click().run()
+    assert not at.exception, at.exception
+    assert not at.error, at.error[0].value
+    assert "Saved" in at.success[0].value
+    assert calendar.get_item(engine, item_id).campaign_id is not None
+
+
+def test_manager_sees_the_calendar_read_only(users: dict[str, User], engine: Engine) -> None:
+    item_id = item(engine, users)
+    at = open_page(users["manager"])
+    assert not [b for b in at.button if b.label == "New item"]
+    at.session_state["cal_dialog"] = ("open", item_id, dt.date.today().isoformat())
+    at.run()
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.label == "Save"][0].disabled
+    assert not [b for b in at.button if b.label in ("Mark published", "Delete…", "Duplicate")]
