@@ -710,6 +710,109 @@ def replies(
     mailbox.run_forever(engine, stop=stop)
 
 
+def _write_file(output: str, data: bytes) -> None:
+    """Write next to the destination first, so a failure leaves no half-written file."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    target = Path(output)
+    if not target.parent.is_dir():
+        raise InputUnusable(
+            f"The folder {target.parent} does not exist; create it or choose another."
+        )
+    if target.is_dir():
+        raise InputUnusable(f"{target} is a folder; give a file name to write to.")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as error:
+        raise CrmError(f"Cannot write to the folder {target.parent} ({error.strerror}).") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+calendar_app = typer.Typer(no_args_is_help=True, help="The content calendar.")
+app.add_typer(calendar_app, name="calendar")
+
+
+@calendar_app.command("export")
+@handled
+def calendar_export(
+    output: Annotated[str, typer.Option("--output", "-o", help="The .ics file to write.")],
+    start: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD).")] = None,
+) -> None:
+    """The content calendar as iCalendar: one event per occurrence (default: the next year)."""
+    from crm import calendar
+
+    first = _parse_date(start, "--from") or (dt.date.today() - dt.timedelta(days=31))
+    last = _parse_date(end, "--to") or (first + dt.timedelta(days=396))
+    if last < first:
+        raise InputUnusable("--to must not be before --from.")
+    engine = ready_engine()
+    data = calendar.export_ics(
+        engine,
+        start=dt.datetime.combine(first, dt.time(), dt.UTC),
+        end=dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC),
+    )
+    _write_file(output, data)
+    say(f"Wrote {data.count(b'BEGIN:VEVENT'):,} events ({first} to {last}) to {output}.")
+
+
+candidate_app = typer.Typer(no_args_is_help=True, help="Privacy requests about one person.")
+app.add_typer(candidate_app, name="candidate")
+
+
+def _person(engine: Any, email: str) -> int:
+    from crm import privacy
+
+    candidate_id = privacy.find_by_email(engine, email)
+    if candidate_id is None:
+        raise CrmError(f"Nobody with the address {email} is in the CRM.")
+    return candidate_id
+
+
+@candidate_app.command("export-data")
+@handled
+def candidate_export_data(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The JSON file to write.")],
+) -> None:
+    """Everything held about one person, as one JSON document (an access request)."""
+    from crm import privacy
+
+    engine = ready_engine()
+    actor = _operator(engine, "export personal data")
+    data = privacy.export_data(engine, actor=actor, candidate_id=_person(engine, email))
+    _write_file(output, json.dumps(data, indent=2, ensure_ascii=False, default=str).encode())
+    say(f"Wrote everything held about {email} to {output}.")
+
+
+@candidate_app.command("erase")
+@handled
+def candidate_erase(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+) -> None:
+    """Erase one person: personal data gone, queued mail cancelled, the address suppressed."""
+    from crm import privacy
+
+    engine = ready_engine()
+    actor = _operator(engine, "erase people")
+    done = privacy.erase(engine, actor=actor, candidate_id=_person(engine, email))
+    say(
+        f"Erased {email}: {done.messages_cancelled} queued messages cancelled"
+        + ("; the address is suppressed." if done.suppressed else ".")
+    )
+
+
 def main() -> None:
     app()
 

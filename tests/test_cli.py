@@ -167,3 +167,48 @@ def test_pool_save_validates_then_lists_as_json(engine: Engine, users: dict[str,
     # Saving under an existing name updates that pool.
     updated = crm("pool", "save", "Python", "--filter-json", '{"all": []}')
     assert updated.exit_code == 0 and "Updated pool" in updated.stderr
+
+
+def test_calendar_export_writes_an_ics_file(
+    engine: Engine, users: dict[str, User], tmp_path
+) -> None:
+    import datetime as dt
+
+    import icalendar
+
+    from crm import calendar
+
+    start = dt.datetime.combine(dt.date.today(), dt.time(9), dt.UTC)
+    calendar.save_item(
+        engine,
+        actor=users["recruiter"],
+        draft=calendar.ItemDraft(
+            title="Weekly tip", channel="linkedin_post", starts_at=start,
+            recurrence={"freq": "weekly", "interval": 1, "count": 4},
+        ),
+    )  # fmt: skip
+    target = tmp_path / "content.ics"
+    result = crm("calendar", "export", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    parsed = icalendar.Calendar.from_ical(target.read_bytes())
+    events = [c for c in parsed.walk("VEVENT")]
+    assert [str(e["SUMMARY"]) for e in events] == ["LinkedIn post: Weekly tip"] * 4
+    assert crm("calendar", "export", "-o", str(tmp_path / "none" / "x.ics")).exit_code == 2
+
+
+def test_candidate_export_data_and_erase(engine: Engine, users: dict[str, User], tmp_path) -> None:
+    from crm import candidates, privacy
+
+    candidates.create_candidate(
+        engine, actor=users["recruiter"],
+        fields={"first_name": "Ana", "last_name": "Lee", "email": "ana@example.com"},
+    )  # fmt: skip
+    target = tmp_path / "ana.json"
+    result = crm("candidate", "export-data", "ana@example.com", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert "ana@example.com" in target.read_text()
+    assert crm("candidate", "erase", "nobody@example.com").exit_code == 1
+    erased = crm("candidate", "erase", "ana@example.com")
+    assert erased.exit_code == 0, erased.output
+    assert "the address is suppressed" in erased.output
+    assert privacy.find_by_email(engine, "ana@example.com") is None
