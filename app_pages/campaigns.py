@@ -76,7 +76,8 @@ def finish(message: str, *, selected: int | None = None, view: str | None = None
         st.session_state[SELECTED] = selected
     if view is not None:
         st.session_state[NEXT_VIEW] = view
-    load_summaries.clear()
+    for cached in (load_summaries, load_report, load_step_counts, load_outbox):
+        cached.clear()
     st.rerun()
 
 
@@ -605,6 +606,90 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
         hide_index=True,
         width="stretch",
     )
+    funnel_section(detail)
+    attributed = campaigns.attributed_applications(engine, detail.id)
+    if attributed:
+        st.markdown(f"**Applications from this campaign** ({result['applications']:,}, "
+                    f"{result['hires']:,} hired)")  # fmt: skip
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Person": [a.name for a in attributed],
+                    "Job": [a.job for a in attributed],
+                    "Stage": [a.stage for a in attributed],
+                    "Applied": [a.applied_at for a in attributed],
+                    "Hired": [a.hired_at for a in attributed],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption(
+            "No applications are attributed to this campaign yet: when someone it reached "
+            "applies, record the application with this campaign as its source."
+        )
+    if writable and st.button(
+        "Mark replies by hand…", icon=":material/mark_email_read:", key=f"replies_{detail.id}"
+    ):
+        st.session_state[DIALOG] = ("replies", detail.id)
+        st.rerun()
+
+
+@st.dialog(
+    "Mark replies by hand", width="large", on_dismiss=lambda: st.session_state.pop(DIALOG, None)
+)
+def replies_dialog(campaign_id: int) -> None:
+    st.caption(
+        "Without a mailbox connection (CRM_IMAP_HOST) the app cannot see replies. Paste the "
+        "addresses of people who answered, one per line, or upload a CSV with an email column."
+    )
+    pasted = st.text_area("Addresses", key=f"replies_text_{campaign_id}")
+    upload = st.file_uploader("Or a CSV file", type=["csv"], key=f"replies_csv_{campaign_id}")
+    answer = st.segmented_control(
+        "They said", ["replied", "interested", "not now"], default="replied",
+        key=f"replies_answer_{campaign_id}",
+    )  # fmt: skip
+    if st.button("Mark replies", key=f"replies_go_{campaign_id}"):
+        addresses = [line.strip() for line in pasted.splitlines() if line.strip()]
+        if upload is not None:
+            addresses += campaigns.addresses_in_csv(upload.getvalue())
+        if not addresses:
+            st.warning("Paste some addresses or upload a CSV first.")
+            return
+        marked = engagement.mark_replies_from_addresses(
+            engine,
+            actor=user,
+            addresses=addresses,
+            answer={"interested": "interested", "not now": "not_now"}.get(answer or ""),
+        )
+        message = f"Marked {marked.marked:,} replies."
+        if marked.unknown:
+            shown = ", ".join(marked.unknown[:10]) + ("…" if len(marked.unknown) > 10 else "")
+            message += f" {len(marked.unknown):,} addresses matched nobody: {shown}"
+        finish(message)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def load_step_counts(url: str, campaign_id: int) -> list[campaigns.StepCounts]:
+    return campaigns.step_counts(common.engine(), campaign_id)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def load_outbox(
+    url: str, campaign_id: int, status: str | None, step: int | None, search: str, page: int
+) -> tuple[list[campaigns.OutboxRow], int]:
+    return campaigns.outbox(
+        common.engine(), campaign_id, status=status, step=step, search=search,
+        limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+    )  # fmt: skip
+
+
+def funnel_section(detail: campaigns.CampaignDetail) -> None:
+    """From delivered to hired, in people (Altair)."""
+    result = load_report(common.database_key(), detail.id)
+    totals = result["totals"]
+    delivered = totals["delivered"]
     funnel = pd.DataFrame(
         {
             "stage": ["Delivered", "Opened", "Clicked", "Replied", "Applied", "Hired"],
@@ -630,68 +715,15 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
     )
     labels = chart.mark_text(align="left", dx=4).encode(text="people:Q")
     st.altair_chart(chart + labels, width="stretch")
-    attributed = campaigns.attributed_applications(engine, detail.id)
-    if attributed:
-        st.markdown(f"**Applications from this campaign** ({result['applications']:,}, "
-                    f"{result['hires']:,} hired)")  # fmt: skip
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "Person": [a.name for a in attributed],
-                    "Job": [a.job for a in attributed],
-                    "Stage": [a.stage for a in attributed],
-                    "Applied": [a.applied_at for a in attributed],
-                    "Hired": [a.hired_at for a in attributed],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-    else:
-        st.caption(
-            "No applications are attributed to this campaign yet: when someone it reached "
-            "applies, record the application with this campaign as its source."
-        )
-    if writable:
-        with st.expander("Mark replies by hand", icon=":material/mark_email_read:"):
-            st.caption(
-                "Without a mailbox connection (CRM_IMAP_HOST) the app cannot see replies. "
-                "Paste the addresses of people who answered, one per line, or upload a CSV "
-                "with an email column."
-            )
-            pasted = st.text_area("Addresses", key=f"replies_text_{detail.id}")
-            upload = st.file_uploader("Or a CSV file", type=["csv"], key=f"replies_csv_{detail.id}")
-            answer = st.segmented_control(
-                "They said", ["replied", "interested", "not now"], default="replied",
-                key=f"replies_answer_{detail.id}",
-            )  # fmt: skip
-            if st.button("Mark replies", key=f"replies_go_{detail.id}"):
-                addresses = [line.strip() for line in pasted.splitlines() if line.strip()]
-                if upload is not None:
-                    addresses += campaigns.addresses_in_csv(upload.getvalue())
-                if not addresses:
-                    st.warning("Paste some addresses or upload a CSV first.")
-                else:
-                    marked = engagement.mark_replies_from_addresses(
-                        engine,
-                        actor=user,
-                        addresses=addresses,
-                        answer={"interested": "interested", "not now": "not_now"}.get(answer or ""),
-                    )
-                    message = f"Marked {marked.marked:,} replies."
-                    if marked.unknown:
-                        message += (
-                            f" {len(marked.unknown):,} addresses matched nobody: "
-                            + ", ".join(marked.unknown[:10])
-                            + ("…" if len(marked.unknown) > 10 else "")
-                        )
-                    load_report.clear()
-                    finish(message)
+    st.caption(
+        "People at each stage: delivered, opened (people, not machines), clicked, replied, "
+        "and the applications and hires attributed to this campaign."
+    )
 
 
 def progress_section(detail: campaigns.CampaignDetail) -> None:
     st.subheader("Steps", anchor=False)
-    rows = campaigns.step_counts(engine, detail.id)
+    rows = load_step_counts(common.database_key(), detail.id)
     st.dataframe(
         pd.DataFrame(
             {
@@ -733,10 +765,7 @@ def progress_section(detail: campaigns.CampaignDetail) -> None:
     )  # fmt: skip
     search = f3.text_input("Search name or address", key=f"outbox_search_{detail.id}")
     page = st.session_state.get(f"outbox_page_{detail.id}", 1)
-    rows_page, total = campaigns.outbox(
-        engine, detail.id, status=status, step=step, search=search,
-        limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-    )  # fmt: skip
+    rows_page, total = load_outbox(common.database_key(), detail.id, status, step, search, page)
     if not total:
         st.caption("No messages match.")
         return
@@ -875,10 +904,20 @@ def campaign_section(campaign_id: int) -> None:
         preview_section(detail)
         launch_section(detail)
     else:
-        report_section(detail)
-        progress_section(detail)
-        with st.expander("Preview a step for someone in the audience"):
+        # One part at a time: a big campaign's outbox and preview cost nothing until asked.
+        part = st.segmented_control(
+            "Show",
+            ["Results", "Steps and outbox", "Preview"],
+            default="Results",
+            key=f"campaign_part_{detail.id}",
+            label_visibility="collapsed",
+        )
+        if part == "Steps and outbox":
+            progress_section(detail)
+        elif part == "Preview":
             preview_section(detail)
+        else:
+            report_section(detail)
 
 
 # --- the page ---------------------------------------------------------------------------
@@ -940,3 +979,5 @@ if dialog and dialog[0] == "launch":
     launch_dialog(*dialog[1:])
 elif dialog and dialog[0] == "cancel":
     cancel_dialog(*dialog[1:])
+elif dialog and dialog[0] == "replies" and writable:
+    replies_dialog(dialog[1])

@@ -193,6 +193,8 @@ def test_results_and_replies_marked_by_hand(
     assert "Results" in [s.value for s in at.subheader]
     reply_rate = [m for m in at.metric if m.label == "Reply rate"][0]
     assert reply_rate.value == "0%"
+    [open_dialog] = [b for b in at.button if b.label == "Mark replies by hand…"]
+    open_dialog.click().run()
     at.text_area(key=f"replies_text_{campaign_id}").input("ana@x.io\nzed@nowhere.io")
     at.segmented_control(key=f"replies_answer_{campaign_id}").set_value("interested")
     [mark] = [b for b in at.button if b.label == "Mark replies"]
