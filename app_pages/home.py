@@ -81,6 +81,13 @@ with right:
         else "No talent pools yet. Create one on the Talent pools page.",
         caption=f"No email or published content for {attention.QUIET_AFTER_DAYS}+ days.",
     )
+    if view.too_often:
+        section(
+            ":material/notifications_active: Pools hearing from us too often",
+            [f"{common.md(warning.message)}" for warning in view.too_often],
+            "",
+            caption="From the content calendar's next four weeks against each pool's cap.",
+        )
     section(
         ":material/alarm: Follow-ups due",
         [

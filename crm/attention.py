@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 
@@ -29,6 +29,8 @@ class Attention:
     pool_count: int
     goals_needing_care: list[goals.GoalProgress]
     follow_ups: list[dict]
+    # Pools the calendar would contact more often than their weekly cap (next four weeks).
+    too_often: list[calendar.CadenceWarning] = field(default_factory=list)
 
 
 def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> tuple[list[QuietPool], int]:
@@ -82,4 +84,11 @@ def today_view(engine: Engine, *, now: dt.datetime) -> Attention:
             if progress.status in {"off_track", "at_risk"}
         ],
         follow_ups=candidates.follow_ups_due(engine, today=today),
+        too_often=[
+            warning
+            for warning in calendar.cadence_warnings(
+                engine, start=week_start_at, end=week_start_at + dt.timedelta(days=28), now=now
+            )
+            if warning.kind == "too_often"
+        ],
     )

@@ -16,6 +16,7 @@ from crm.models import (
     Enrollment,
     OutboxMessage,
     Pool,
+    User,
 )
 
 NOW = dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC)  # a Thursday
@@ -112,3 +113,27 @@ def test_today_view(engine: Engine) -> None:
         ("Ana", "Ask about Q1")
     ]
     assert view.goals_needing_care == []
+
+
+def test_home_warns_when_a_pool_would_hear_from_us_too_often(
+    engine: Engine, users: dict[str, User]
+) -> None:
+    from crm import calendar, pools
+
+    now = dt.datetime.now(dt.UTC)
+    pool_id = pools.save_pool(engine, actor=users["admin"], name="Busy", kind="static")
+    calendar.set_pool_cadence(
+        engine, actor=users["admin"], pool_id=pool_id, frequency_cap_per_week=1, silence_days=30
+    )
+    monday = dt.datetime.combine(now.date() - dt.timedelta(days=now.weekday()), dt.time(9), dt.UTC)
+    for day in (7, 8):  # next week, twice
+        calendar.save_item(
+            engine,
+            actor=users["admin"],
+            draft=calendar.ItemDraft(
+                title=f"Post {day}", channel="linkedin_post",
+                starts_at=monday + dt.timedelta(days=day), pool_ids=[pool_id],
+            ),
+        )  # fmt: skip
+    view = attention.today_view(engine, now=now)
+    assert [(w.pool, w.kind) for w in view.too_often] == [("Busy", "too_often")]
