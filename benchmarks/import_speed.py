@@ -357,10 +357,24 @@ def import_seconds(path: Path, folder: Path) -> tuple[float, dict[str, int]]:
 
 
 def child(path: Path, folder: Path) -> None:
-    """The million-row run, alone in its process so its peak RSS is the import's."""
+    """The million-row run, alone in its process so its peak RSS is the import's.
+
+    The import parses in a helper process of its own (crm.importer._ParserProcess); its
+    peak RSS is reported too, and the target holds for the two together.
+    """
     elapsed, counts = import_seconds(path, folder)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak_kib / 1024, **counts}))
+    helper_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "peak_rss_mb": peak_kib / 1024,
+                "helper_rss_mb": helper_kib / 1024,
+                **counts,
+            }
+        )
+    )
 
 
 def million(folder: Path, rows: int) -> dict[str, float]:
@@ -428,11 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         f"  counts: {counts}",
     ]
     if big is not None:
-        rss = big["peak_rss_mb"]
+        main_rss, helper_rss = big["peak_rss_mb"], big["helper_rss_mb"]
+        rss = main_rss + helper_rss
         lines += [
             f"Import of {args.big:,} rows ({big['file_mb']:.0f} MB) in a child process: "
             f"{big['seconds']:.1f} s, created {big['created']:,}",
-            f"  peak RSS: {rss:,.0f} MB (target < {TARGET_RSS_MB:,} MB) "
+            f"  peak RSS: {rss:,.0f} MB = import {main_rss:,.0f} MB + its parser helper "
+            f"{helper_rss:,.0f} MB (target < {TARGET_RSS_MB:,} MB) "
             f"{'OK' if rss < TARGET_RSS_MB else 'MISSED'}",
         ]
     print("\n".join(lines))

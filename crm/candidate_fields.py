@@ -33,6 +33,7 @@ SINGLE_LINE = (
     "role_family",
     "source",
 )
+_SINGLE_LINE_LIMITS = tuple((name, MAX_LENGTHS[name]) for name in SINGLE_LINE)
 LIST_SEPARATORS = (";", "|", "\n")  # besides the comma
 TRUE_WORDS = {"yes", "y", "true", "1", "remote", "x", "ja", "oui", "si", "sí", "sim"}
 FALSE_WORDS = {"no", "n", "false", "0", "", "nein", "non", "nao", "não"}
@@ -68,6 +69,16 @@ def split_list(value: Any) -> list[str]:
     if value is None:
         return []
     items: Iterable[Any] = value if isinstance(value, list | tuple | set) else [value]
+    if value.__class__ is str and value.isascii():
+        # One cell of plain text, as an import gives: the loop below in one pass.
+        text = value.strip().lower()
+        if ";" in text or "|" in text or "\n" in text:
+            text = text.replace(";", ",").replace("|", ",").replace("\n", ",")
+        if "  " not in text and text.isprintable():
+            parts = [part.strip() for part in text.split(",")]
+            return list(dict.fromkeys([part[:MAX_ITEM_LENGTH] for part in parts if part]))[
+                :MAX_LIST_ITEMS
+            ]
     found: dict[str, None] = {}
     for item in items:
         text = clean_text(item).lower()
@@ -127,23 +138,20 @@ def clean_candidate(raw: Mapping[str, Any], *, partial: bool = False) -> CleanCa
         if not partial and not (first or last):
             problems.append(("first_name", "A name is required."))
 
-    for name in SINGLE_LINE:
+    for name, longest in _SINGLE_LINE_LIMITS:
         if name in _NAME_FIELDS:
             text = values.get(name)
         elif name in raw:
             text = values[name] = clean_text(raw[name]) or None
         else:
             continue
-        if not text:
+        if not text or (len(text) <= longest and "\n" not in text and "\r" not in text):
             continue
         if "\n" in text or "\r" in text:
             problems.append((name, f"The {name.replace('_', ' ')} contains a line break."))
-        elif len(text) > MAX_LENGTHS[name]:
+        else:
             problems.append(
-                (
-                    name,
-                    f"The {name.replace('_', ' ')} is longer than {MAX_LENGTHS[name]} characters.",
-                )
+                (name, f"The {name.replace('_', ' ')} is longer than {longest} characters.")
             )
 
     identity_given = False

@@ -6,6 +6,11 @@ per identity key and is written with Core bulk inserts, so neither time nor memo
 with per-row queries or ORM objects. The whole import is one write transaction: a file
 that turns out to be unusable half-way leaves the database as it was.
 
+A big file is parsed in a helper process while this one resolves and writes the chunks
+before (_ParserProcess); on SQLite, a big import into a smaller table rebuilds the plain
+indexes at the end and looks up only keys the table can hold (_Import.start). Neither
+changes what an import does, only how fast.
+
 Who is who: a person is their normalized email or LinkedIn URL, either one. The first row
 for a person decides what happens (create, skip, or update per `on_duplicate`); every
 later row for the same person in the file counts as a duplicate and only fills in what is
@@ -25,13 +30,25 @@ changed since, which is left as they made it.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
+import marshal
+import os
+import pickle
+import select as _select
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from itertools import islice, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -71,7 +88,15 @@ from crm.models import (
 )
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000
+# A file this big is parsed in a helper process, beside the writing (see _ParserProcess).
+HELPER_MIN_BYTES = 4 * 1024 * 1024
+HELPER_WAIT = 0.0  # seconds to wait for the helper at a chunk boundary (tests wait)
+HELPER_FORK = True  # fork the helper where that is safe, rather than start an interpreter
+_HELPER_CODE = "from crm.importer import _parser_main; _parser_main()"
+# On SQLite, an import of at least this many rows into a table holding fewer drops the
+# table's plain indexes and makes them again at the end (see _Import.start).
+REINDEX_MIN_ROWS = 10_000
 ON_DUPLICATE = ("skip", "update_empty", "update_all")
 SUPPRESSED_NOTE = "The address was on the suppression list when imported."
 
@@ -320,14 +345,21 @@ class _Row:
 
     __slots__ = ("line", "values", "skills", "tags", "email_key", "linkedin_key", "note", "sample")
 
-    def __init__(self, line: int, values: dict[str, Any], skills: list[str], tags: list[str]):
+    def __init__(
+        self,
+        line: int,
+        values: dict[str, Any],
+        skills: list[str],
+        tags: list[str],
+        note: dict[str, str] | None = None,
+    ):
         self.line = line
         self.values = values
         self.skills = skills
         self.tags = tags
         self.email_key: str | None = values.get("email_normalized")
         self.linkedin_key: str | None = values.get("linkedin_normalized")
-        self.note: dict[str, str] | None = None
+        self.note = note
         self.sample: dict[str, Any] | None = None
 
 
@@ -384,6 +416,160 @@ class _Known:
         }
 
 
+class _Parser:
+    """The file's rows through the shared field rules: clean rows, or refusals with reasons.
+
+    It needs no database, so a helper process can run it for the rows after the first
+    chunks (_ParserProcess) while this process resolves and writes what came before.
+    """
+
+    def __init__(
+        self, headers: Sequence[str], column_map: dict[str, str | None], sample_limit: int = 0
+    ) -> None:
+        self.headers = tuple(headers)
+        self.column_map = dict(column_map)
+        self.sample_limit = sample_limit
+        self.sample: list[dict[str, Any]] = []
+        self.read = self.errors = 0  # rows read; rows refused here
+        self.problems: list[RowProblem] = []
+
+        # Column index -> field, first column of a header only; several columns may feed
+        # one field (the first non-empty wins).
+        self.width = len(headers)
+        seen_headers: set[str] = set()
+        self.columns: list[tuple[int, str]] = []
+        self.header_for: dict[str, str] = {}
+        for index, header in enumerate(headers):
+            if header in seen_headers:
+                continue
+            seen_headers.add(header)
+            target = column_map.get(header)
+            if target:
+                self.columns.append((index, target))
+                self.header_for.setdefault(target, header)
+        self.fields = {target for _index, target in self.columns}
+        self.shown_fields = [
+            name
+            for name in mapping.CANDIDATE_FIELDS
+            if name in self.fields and name not in {"full_name"}
+        ]
+        if "full_name" in self.fields:
+            self.shown_fields = ["first_name", "last_name"] + [
+                name for name in self.shown_fields if name not in {"first_name", "last_name"}
+            ]
+        # (index, field, is a list field), and the width a row needs to reach every column.
+        self._cells = [(index, target, target in _LIST_FIELDS) for index, target in self.columns]
+        self._reach = max((index + 1 for index, _target in self.columns), default=0)
+
+    def parse(self, line: int, cells: list[str] | None, csv_problem: str | None) -> _Row | None:
+        """The row's clean values, or None after recording its problems."""
+        self.read += 1
+        sample = None
+        if self.sample_limit and len(self.sample) < self.sample_limit:
+            sample = {"line": line}
+            self.sample.append(sample)
+        if cells is None:
+            self._refuse(line, [("", csv_problem or "The row is not valid CSV.")], sample)
+            return None
+        problems: list[tuple[str, str]] = []
+        raw: dict[str, Any] = {}
+        count = len(cells)
+        if count > self.width and "".join(cells[self.width :]).strip():
+            problems.append(
+                (
+                    "",
+                    f"The row has {count} values but the header has {self.width} columns; "
+                    "check for a delimiter inside an unquoted value.",
+                )
+            )
+        short = count < self._reach
+        for index, target, is_list in self._cells:
+            if short and index >= count:
+                continue
+            value = cells[index]
+            if not value or target in raw:
+                continue
+            if value[0] == "'" and value[1:2] in _FORMULA_STARTS:
+                value = value[1:]
+            if len(value) > csvfile.MAX_FIELD_CHARS:
+                problems.append(
+                    (target, f"The value is longer than {csvfile.MAX_FIELD_CHARS:,} characters.")
+                )
+                continue
+            if "\x00" in value:
+                problems.append((target, "The value holds a NUL character (binary data)."))
+                continue
+            if is_list and (_GOOGLE_LIST in value or value.startswith("* ")):
+                # Google's "* myContacts ::: Friends": its own groups start with "* ".
+                raw[target] = [
+                    part for part in value.split(_GOOGLE_LIST) if not part.startswith("* ")
+                ]
+                continue
+            raw[target] = value
+        if sample is not None:
+            for name in self.shown_fields:
+                shown = raw.get(name)
+                sample[name] = ", ".join(shown) if isinstance(shown, list) else shown
+        try:
+            clean = clean_candidate(raw)
+        except ValueError as error:
+            # urlsplit raises on a stray "[" in a URL, which the shared rules let through.
+            target = "linkedin_url" if "linkedin_url" in raw else ""
+            self._refuse(line, [*problems, (target, f"A value cannot be read ({error}).")], sample)
+            return None
+        if problems or clean.problems:
+            self._refuse(line, problems + clean.problems, sample)
+            return None
+        row = _Row(line, clean.values, clean.skills, clean.tags)
+        if "notes" in raw or "connected_on" in raw:
+            note, connected = raw.get("notes"), raw.get("connected_on")
+            if note or connected:
+                row.note = {}
+                if note:
+                    row.note["note"] = clean_text(note)
+                if connected:
+                    row.note["connected_on"] = " ".join(clean_text(connected).split())
+        if sample is not None:
+            values = clean.values
+            for name in self.shown_fields:
+                if name in values:
+                    sample[name] = values[name]
+            if "skills" in self.fields:
+                sample["skills"] = ", ".join(clean.skills)
+            if "tags" in self.fields:
+                sample["tags"] = ", ".join(clean.tags)
+            sample["problems"] = []
+            row.sample = sample
+        return row
+
+    def _refuse(
+        self, line: int, problems: list[tuple[str, str]], sample: dict[str, Any] | None
+    ) -> None:
+        self.errors += 1
+        for target, message in problems:
+            self.problems.append(RowProblem(line, self.column(target), message))
+        if sample is not None:
+            sample["problems"] = [message for _target, message in problems]
+            sample["outcome"] = "error"
+
+    def column(self, target: str) -> str:
+        """The file's header for a field a problem is about."""
+        if not target:
+            return ""
+        found = self.header_for.get(target)
+        if found:
+            return found
+        if target in {"first_name", "last_name"}:
+            for other in ("full_name", "first_name", "last_name"):
+                if other in self.header_for:
+                    return self.header_for[other]
+        if target in {"email", "linkedin_url"}:
+            for other in ("email", "linkedin_url"):
+                if other in self.header_for:
+                    return self.header_for[other]
+        return mapping.CANDIDATE_FIELDS.get(target, target)
+
+
 class _Import:
     """One pass over a file: parse, resolve who is who, then write (or, dry, only count)."""
 
@@ -405,45 +591,26 @@ class _Import:
         self.actor = actor
         self.filename = filename
         self.mode = options.on_duplicate
-        self.sample_limit = sample_limit
-        self.sample: list[dict[str, Any]] = []
         self.now = utcnow()
         self.batch_id: int | None = None
-        self.read = self.created = self.updated = self.duplicates = self.errors = 0
+        # The parser counts the rows read and those it refuses; errors and problems here
+        # are the rows refused when resolving who is who.
+        self.created = self.updated = self.duplicates = self.errors = 0
         self.problems: list[RowProblem] = []
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
-        # Column index -> field, first column of a header only; several columns may feed
-        # one field (the first non-empty wins).
-        self.width = len(headers)
-        seen_headers: set[str] = set()
-        self.columns: list[tuple[int, str]] = []
-        self.header_for: dict[str, str] = {}
-        for index, header in enumerate(headers):
-            if header in seen_headers:
-                continue
-            seen_headers.add(header)
-            target = column_map.get(header)
-            if target:
-                self.columns.append((index, target))
-                self.header_for.setdefault(target, header)
-        self.fields = {target for _index, target in self.columns}
+        self.parser = _Parser(headers, column_map, sample_limit)
+        self.fields = self.parser.fields
         self.lists_mapped = bool(self.fields & {"skills", "tags"})
-        self.shown_fields = [
-            name
-            for name in mapping.CANDIDATE_FIELDS
-            if name in self.fields and name not in {"full_name"}
-        ]
-        if "full_name" in self.fields:
-            self.shown_fields = ["first_name", "last_name"] + [
-                name for name in self.shown_fields if name not in {"first_name", "last_name"}
-            ]
 
         # Who this import has met so far, beyond what the database shows.
         self.touched: dict[int, bool] = {}  # existing id -> already has an import activity
         self.known: dict[str, _Known] = {}  # dry run: identity key -> person
         self.known_ids: dict[int, _Known] = {}
         self.next_id = 0
+        self.started = False
+        self.reindex: list[str] = []  # CREATE INDEX statements to run in finish()
+        self.stored: set[str] | None = None  # see start()
 
         source = clean_text(options.source) or None
         consent = options.consent_status
@@ -473,113 +640,63 @@ class _Import:
         self.activity_base: dict[str, Any] = {}
         self.activity_tail: tuple[Any, ...] = ()
 
-    # --- parsing ------------------------------------------------------------------------
+    @property
+    def read(self) -> int:
+        return self.parser.read
 
-    def parse(self, line: int, cells: list[str] | None, csv_problem: str | None) -> _Row | None:
-        """The row's clean values, or None after recording its problems."""
-        self.read += 1
-        sample = None
-        if len(self.sample) < self.sample_limit:
-            sample = {"line": line}
-            self.sample.append(sample)
-        if cells is None:
-            self._refuse(line, [("", csv_problem or "The row is not valid CSV.")], sample)
-            return None
-        problems: list[tuple[str, str]] = []
-        raw: dict[str, Any] = {}
-        count = len(cells)
-        if count > self.width and "".join(cells[self.width :]).strip():
-            problems.append(
-                (
-                    "",
-                    f"The row has {count} values but the header has {self.width} columns; "
-                    "check for a delimiter inside an unquoted value.",
-                )
-            )
-        for index, target in self.columns:
-            if index >= count:
-                continue
-            value = cells[index]
-            if not value or target in raw:
-                continue
-            if value[0] == "'" and value[1:2] in _FORMULA_STARTS:
-                value = value[1:]
-            if len(value) > csvfile.MAX_FIELD_CHARS:
-                problems.append(
-                    (target, f"The value is longer than {csvfile.MAX_FIELD_CHARS:,} characters.")
-                )
-                continue
-            if "\x00" in value:
-                problems.append((target, "The value holds a NUL character (binary data)."))
-                continue
-            if target in _LIST_FIELDS and (_GOOGLE_LIST in value or value.startswith("* ")):
-                # Google's "* myContacts ::: Friends": its own groups start with "* ".
-                raw[target] = [
-                    part for part in value.split(_GOOGLE_LIST) if not part.startswith("* ")
-                ]
-                continue
-            raw[target] = value
-        if sample is not None:
-            for name in self.shown_fields:
-                shown = raw.get(name)
-                sample[name] = ", ".join(shown) if isinstance(shown, list) else shown
-        try:
-            clean = clean_candidate(raw)
-        except ValueError as error:
-            # urlsplit raises on a stray "[" in a URL, which the shared rules let through.
-            target = "linkedin_url" if "linkedin_url" in raw else ""
-            self._refuse(line, [*problems, (target, f"A value cannot be read ({error}).")], sample)
-            return None
-        if problems or clean.problems:
-            self._refuse(line, problems + clean.problems, sample)
-            return None
-        row = _Row(line, clean.values, clean.skills, clean.tags)
-        note, connected = raw.get("notes"), raw.get("connected_on")
-        if note or connected:
-            row.note = {}
-            if note:
-                row.note["note"] = clean_text(note)
-            if connected:
-                row.note["connected_on"] = " ".join(clean_text(connected).split())
-        if sample is not None:
-            values = clean.values
-            for name in self.shown_fields:
-                if name in values:
-                    sample[name] = values[name]
-            if "skills" in self.fields:
-                sample["skills"] = ", ".join(clean.skills)
-            if "tags" in self.fields:
-                sample["tags"] = ", ".join(clean.tags)
-            sample["problems"] = []
-            row.sample = sample
-        return row
+    @property
+    def sample(self) -> list[dict[str, Any]]:
+        return self.parser.sample
 
-    def _refuse(
-        self, line: int, problems: list[tuple[str, str]], sample: dict[str, Any] | None
-    ) -> None:
-        self.errors += 1
-        for target, message in problems:
-            self.problems.append(RowProblem(line, self._column(target), message))
-        if sample is not None:
-            sample["problems"] = [message for _target, message in problems]
-            sample["outcome"] = "error"
+    def total_errors(self) -> int:
+        return self.parser.errors + self.errors
 
-    def _column(self, target: str) -> str:
-        """The file's header for a field a problem is about."""
-        if not target:
-            return ""
-        found = self.header_for.get(target)
-        if found:
-            return found
-        if target in {"first_name", "last_name"}:
-            for other in ("full_name", "first_name", "last_name"):
-                if other in self.header_for:
-                    return self.header_for[other]
-        if target in {"email", "linkedin_url"}:
-            for other in ("email", "linkedin_url"):
-                if other in self.header_for:
-                    return self.header_for[other]
-        return mapping.CANDIDATE_FIELDS.get(target, target)
+    def all_problems(self) -> list[RowProblem]:
+        """Every refusal, in the file's order."""
+        return sorted(self.parser.problems + self.problems, key=lambda problem: problem.line)
+
+    def start(self, rows: int) -> None:
+        """Before the first chunk, knowing about how many rows the file holds.
+
+        On SQLite, an import of more rows than the table holds drops the table's plain
+        (non-unique) indexes and makes them again in finish(): sorting every entry once
+        costs far less than inserting each row into six B-trees. DDL is part of the
+        transaction in SQLite, so an import that fails leaves them as they were; the
+        unique indexes (who is who) stay and keep doing their work throughout. Such an
+        import also keeps the identity keys the table holds (self.stored) in memory.
+        """
+        self.started = True
+        if not self.write or self.postgres or rows < REINDEX_MIN_ROWS:
+            return
+        table = Candidate.__table__
+        if rows <= (self.session.scalar(select(func.count()).select_from(table)) or 0):
+            return
+        # The identity keys the table holds now; with those this import writes, they are
+        # all it can hold until the import ends (it has the write lock), so other keys
+        # need no lookup (the table holds fewer rows than the file: cheaper than lookups).
+        self.stored = set()
+        for column in (table.c.email_normalized, table.c.linkedin_normalized):
+            self.stored.update(self.session.scalars(select(column).where(column.is_not(None))))
+        connection = self.session.connection()
+        quote = connection.dialect.identifier_preparer.quote
+        listed = connection.exec_driver_sql(f"PRAGMA index_list({quote(table.name)})").all()
+        for _seq, name, unique, origin, *_partial in listed:
+            if unique or origin != "c":
+                continue
+            sql = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+            ).scalar()
+            if sql:
+                connection.exec_driver_sql(f"DROP INDEX {quote(name)}")
+                self.reindex.append(sql)
+
+    def finish(self) -> None:
+        """After the last chunk: make the indexes start() dropped."""
+        if self.reindex:
+            connection = self.session.connection()
+            for sql in self.reindex:
+                connection.exec_driver_sql(sql)
+            self.reindex = []
 
     # --- one chunk ----------------------------------------------------------------------
 
@@ -617,6 +734,8 @@ class _Import:
             (table.c.email_normalized, emails),
             (table.c.linkedin_normalized, linkedins),
         ):
+            if self.stored is not None:  # a key the table cannot hold needs no lookup
+                keys = keys & self.stored
             if not keys:
                 continue
             query = select(
@@ -699,7 +818,7 @@ class _Import:
                 f"The email address is {first.label}'s and the LinkedIn URL is "
                 f"{second.label}'s; these are two people, so the row is not imported."
             )
-            self.problems.append(RowProblem(row.line, self._column("email"), message))
+            self.problems.append(RowProblem(row.line, self.parser.column("email"), message))
             if row.sample is not None:
                 row.sample["problems"] = [message]
             return "error"
@@ -884,13 +1003,34 @@ class _Import:
             # Ids in email order: the email index then grows at its end, like the table,
             # instead of splitting pages all over (a third faster on SQLite).
             new = sorted(new, key=_email_order)
-            for person, new_id in zip(new, self._new_ids(len(new)), strict=True):
+            ids = self._new_ids(len(new))
+            for person, new_id in zip(new, ids, strict=True):
                 person.id = new_id
-                row = {**base, **person.values, "id": new_id}
-                row["remote"] = bool(row.get("remote"))
-                row["skills"] = person.skills
-                candidates.add(row, ("remote", "skills"))
-            candidates.flush()
+            # Column by column: each row holds what {**base, **person.values} would give
+            # (with id, remote and skills set), for a fraction of a dict per row.
+            values = [person.values for person in new]
+            given = set().union(*values)
+            columns: dict[str, Sequence[Any] | None] = {}
+            for name in candidates.names:
+                if name == "id":
+                    columns[name] = ids
+                elif name == "remote":
+                    remote = [bool(v.get(name)) for v in values] if name in given else [False]
+                    remote = candidates.process(name, remote)
+                    columns[name] = remote if name in given else remote * len(new)
+                elif name == "skills":
+                    columns[name] = candidates.process(name, [p.skills for p in new])
+                elif name in given:
+                    default = base[name]
+                    columns[name] = [v.get(name, default) for v in values]
+                elif base[name] is None:
+                    columns[name] = None
+                else:
+                    columns[name] = [base[name]] * len(new)
+            candidates.write_columns(columns)
+            if self.stored is not None:
+                for key in ("email_normalized", "linkedin_normalized"):
+                    self.stored.update(filter(None, columns[key] or ()))
             tags.add_rows([(p.id, item) for p in new for item in p.tags])
             for person in new:
                 # The timeline shows "Imported from FILE" from the person's import batch
@@ -929,6 +1069,8 @@ class _Import:
         for person in persons:
             if person.origin == "seen" and person.id is not None:
                 self.touched.setdefault(person.id, False)
+        if self.stored is not None:
+            self.stored.update(key for person in updated for key in person.keys if key)
         for name in ("tags", "activities", "changes"):
             writers[name].flush()
 
@@ -989,11 +1131,12 @@ def _among(column: Any, values: Iterable[Any], *, postgres: bool) -> ColumnEleme
     the lookup, and SQLite allows at most 32,766. PostgreSQL takes an array (= ANY), SQLite
     a JSON array (json_each); both use the column's index.
     """
-    items = sorted(set(values))
     if postgres:
+        items = sorted(set(values))
         kind = Integer if items and isinstance(items[0], int) else String
         return column == any_(bindparam(None, items, type_=postgresql.ARRAY(kind)))
-    each = func.json_each(bindparam(None, json.dumps(items), type_=String)).table_valued("value")
+    listed = json.dumps(list(set(values)))  # in any order: sorting thousands costs
+    each = func.json_each(bindparam(None, listed, type_=String)).table_valued("value")
     return column.in_(select(each.c.value))
 
 
@@ -1040,6 +1183,32 @@ class _BulkInsert:
         }
         self.getter = itemgetter(*self.names)
         self.rows: list[tuple[Any, ...]] = []
+        self.table, self.dialect = table, dialect
+        self.statements: dict[tuple[str, ...], str] = {tuple(self.names): self.sql}
+        # Columns an INSERT may leave out when they hold no value: nullable, and NULL by
+        # default in the table as it is (SQLite only; COPY takes every column).
+        self.omissible: set[str] = set()
+        if not self.copy:
+            described = session.connection().exec_driver_sql(
+                f"PRAGMA table_info({dialect.identifier_preparer.format_table(table)})"
+            )
+            self.omissible = {
+                name
+                for _cid, name, _type, notnull, default, _pk in described
+                if not notnull and default is None and name in wanted
+            }
+
+    def _statement(self, names: tuple[str, ...]) -> str:
+        """The INSERT of these columns (given in table column order)."""
+        sql = self.statements.get(names)
+        if sql is None:
+            compiled = insert(self.table).compile(dialect=self.dialect, column_keys=list(names))
+            if list(compiled.positiontup or ()) != list(names):
+                raise RuntimeError(
+                    f"unexpected parameters for {self.table.name}"
+                )  # pragma: no cover
+            sql = self.statements[names] = str(compiled)
+        return sql
 
     def processed(self, values: dict[str, Any]) -> dict[str, Any]:
         """The values as the driver takes them (for constants: do it once)."""
@@ -1054,6 +1223,38 @@ class _BulkInsert:
             values[name] = self.processors[name](values[name])
         self.rows.append(self.getter(values))
 
+    def process(self, name: str, items: list[Any]) -> list[Any]:
+        """A column's values as the driver takes them."""
+        processor = self.processors.get(name)
+        return [processor(item) for item in items] if processor else items
+
+    def write_columns(self, columns: dict[str, Sequence[Any] | None]) -> None:
+        """Write rows given column by column (processed; None: NULL in every row) now.
+
+        On SQLite a column that is NULL in every row and NULL by default is left out of the
+        INSERT: the rows stored are the same, and SQLite takes them a quarter faster.
+        """
+        count = max((len(column) for column in columns.values() if column is not None), default=0)
+        names = tuple(
+            name
+            for name in self.names
+            if name not in self.omissible
+            or (
+                (column := columns[name]) is not None and any(value is not None for value in column)
+            )
+        )
+        self.flush()
+        self.rows = list(
+            zip(
+                *(
+                    repeat(None, count) if (column := columns[name]) is None else column
+                    for name in names
+                ),
+                strict=True,
+            )
+        )
+        self.flush(names)
+
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Queue one row given as a tuple in table column order, already processed."""
         self.rows.append(row)
@@ -1062,13 +1263,18 @@ class _BulkInsert:
         """Queue rows given as tuples in table column order, needing no processing."""
         self.rows.extend(rows)
 
-    def flush(self) -> None:
-        """Write the queued rows in one executemany (SQLite) or COPY (PostgreSQL)."""
+    def flush(self, names: tuple[str, ...] | None = None) -> None:
+        """Write the queued rows in one executemany (SQLite) or COPY (PostgreSQL); `names`
+        are the columns the rows hold when they are not all the writer's."""
         rows, self.rows = self.rows, []
         if not rows:
             return
         connection = self.session.connection()
-        if self.copy:
+        if names is not None and names != tuple(self.names):
+            if self.copy:
+                raise RuntimeError("COPY takes every column")  # pragma: no cover
+            connection.exec_driver_sql(self._statement(names), rows)
+        elif self.copy:
             cursor = connection.connection.cursor()  # the transaction's own connection
             try:
                 with cursor.copy(self.sql) as copy:
@@ -1081,21 +1287,49 @@ class _BulkInsert:
 
 
 def _chunks(
-    job: _Import, rows: csvfile.CsvRows, progress: ProgressFn | None, size: int
+    job: _Import,
+    rows: csvfile.CsvRows,
+    progress: ProgressFn | None,
+    size: int,
+    helper: _ParserProcess | None = None,
 ) -> Iterator[list[_Row]]:
-    """The accepted rows of the file, CHUNK_ROWS at a time, reporting progress as it goes."""
-    chunk: list[_Row] = []
-    parse = job.parse
-    for line, cells, problem in rows:
-        row = parse(line, cells, problem)
-        if row is not None:
-            chunk.append(row)
-        if job.read % CHUNK_ROWS == 0:
-            yield chunk
-            chunk = []
-            if progress is not None and size:
-                progress(min(0.99, rows.bytes_read / size))
-    yield chunk
+    """The accepted rows of the file, CHUNK_ROWS at a time, reporting progress as it goes.
+
+    With a helper, the rows after the first chunk boundary it is ready at are parsed there
+    (the same rules, the same chunks): it starts on them before this process resolves and
+    writes the chunk it has just parsed, so neither waits for the other at the start.
+    """
+    parser = job.parser
+    items = iter(rows)
+    handed = False
+    while True:
+        if handed and helper is not None:
+            start = parser.read
+            yield from helper.chunks(parser, progress, size)
+            if helper.finished:
+                return
+            # The helper quit part-way: go on here after the rows it delivered.
+            helper = None
+            deque(islice(items, parser.read - start), maxlen=0)
+        chunk: list[_Row] = []
+        count = 0
+        for line, cells, problem in islice(items, CHUNK_ROWS):
+            count += 1
+            row = parser.parse(line, cells, problem)
+            if row is not None:
+                chunk.append(row)
+        last = count < CHUNK_ROWS
+        handed = (
+            not last
+            and helper is not None
+            and parser.read >= parser.sample_limit
+            and helper.begin(parser.read)
+        )
+        yield chunk
+        if last:
+            return
+        if progress is not None and size:
+            progress(min(0.99, rows.bytes_read / size))
 
 
 def _prepare(
@@ -1118,12 +1352,263 @@ def _prepare(
 
 def _run(job: _Import, source: bytes | Path, shape: csvfile.FileShape, progress: ProgressFn | None):
     size = csvfile.size_of(source)
-    with csvfile.CsvRows(source, shape) as rows:
-        rows.read_header()
-        for chunk in _chunks(job, rows, progress, size):
-            job.chunk(chunk)
+    helper = _ParserProcess.start(source, shape, job.parser) if size >= HELPER_MIN_BYTES else None
+    try:
+        with _gc_paused(), csvfile.CsvRows(source, shape) as rows:
+            rows.read_header()
+            for chunk in _chunks(job, rows, progress, size, helper):
+                if not job.started:
+                    job.start(_estimate_rows(job.parser.read, rows.bytes_read, size))
+                job.chunk(chunk)
+            job.finish()
+    finally:
+        if helper is not None:
+            helper.close()
     if job.read == 0:
         raise InputUnusable("The file has a header row but no data rows.")
+
+
+def _estimate_rows(read: int, bytes_read: int, size: int) -> int:
+    """About how many rows the whole file holds, from how far the first chunk went."""
+    if read and bytes_read:
+        return int(read * max(1.0, size / bytes_read))
+    return size // 100
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the rows pile up (they make no cycles).
+
+    An import holds a chunk of rows - hundreds of thousands of small containers - and the
+    collector would walk them again and again; reference counting still frees them.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# --- the helper process that parses ---------------------------------------------------
+
+
+def _send(stream: IO[bytes], message: tuple[Any, ...]) -> None:
+    """One framed message: kind (m: marshal, p: pickle), length, payload."""
+    try:
+        kind, payload = b"m", marshal.dumps(message)
+    except ValueError:  # an exception or other object marshal cannot write
+        kind, payload = b"p", pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(kind + len(payload).to_bytes(8, "little"))
+    stream.write(payload)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> tuple[Any, ...] | None:
+    """The next message, None at the end of the stream."""
+    head = stream.read(9)
+    if len(head) < 9:
+        return None
+    length = int.from_bytes(head[1:], "little")
+    payload = stream.read(length)
+    if len(payload) < length:
+        return None
+    # Only our own helper process writes to this stream (or reads what we wrote).
+    return marshal.loads(payload) if head[:1] == b"m" else pickle.loads(payload)
+
+
+class _ParserProcess:
+    """A second process that parses the rows after a given one, a chunk at a time.
+
+    Parsing (the field rules on every cell) costs about as much as resolving and writing
+    the rows, so on a machine with a second core the two overlap. The process starts at
+    once but needs a moment to import; until it is ready this process parses the first
+    chunks itself, then hands over at a chunk boundary (the helper rereads the file up to
+    there). The helper never touches the database. If it cannot start, or quits, this
+    process parses the rest itself; a file fault it meets (InputUnusable) fails the import
+    exactly as it would have here.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes] | _Forked, start: tuple[Any, ...]) -> None:
+        self.process = process
+        self.start_message = start
+        self.is_ready = False
+        self.broken = False  # it did not start: this process parses everything
+        self.finished = False  # it sent every chunk
+
+    @classmethod
+    def start(
+        cls, source: bytes | Path, shape: csvfile.FileShape, parser: _Parser
+    ) -> _ParserProcess | None:
+        if os.name != "posix" or not sys.executable:
+            return None  # select() on pipes, below, is POSIX only
+        shape_fields = (shape.encoding, shape.delimiter, shape.header_line, tuple(shape.headers))
+        where = bytes(source) if isinstance(source, bytes | bytearray) else str(source)
+        start = (where, shape_fields, parser.headers, parser.column_map)
+        if HELPER_FORK and sys.platform.startswith("linux") and threading.active_count() == 1:
+            # A copy of this process is ready at once; with other threads about (a web
+            # server) a fork is not safe, so a fresh interpreter is started instead.
+            try:
+                return cls(_Forked(), start)
+            except OSError:
+                return None
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _HELPER_CODE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=root,
+            )
+        except OSError:
+            return None
+        return cls(process, start)
+
+    def begin(self, start: int) -> bool:
+        """Hand the rows from `start` on to the helper, if it has started (waiting at most
+        HELPER_WAIT seconds for that); False leaves them to this process."""
+        if self.broken:
+            return False
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        if not self.is_ready:
+            if not _select.select([stdout], [], [], HELPER_WAIT)[0]:
+                return False
+            if _receive(stdout) != ("ready",):
+                self.broken = True
+                return False
+            self.is_ready = True
+        try:
+            _send(stdin, ("start", *self.start_message, start, CHUNK_ROWS))
+            stdin.close()
+        except OSError:
+            self.broken = True
+            return False
+        return True
+
+    def chunks(
+        self, parser: _Parser, progress: ProgressFn | None, size: int
+    ) -> Iterator[list[_Row]]:
+        """The chunks from the parser's position on; counts and refusals go to `parser`.
+
+        Stops early (finished False) if the helper quits; the caller carries on.
+        """
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            message = _receive(stdout)
+            if message is None or message[0] == "failed":
+                return
+            if message[0] == "unusable":
+                raise InputUnusable(message[1])
+            if message[0] == "done":
+                self.finished = True
+                return
+            _kind, items, read, errors, problems, bytes_read = message
+            parser.read += read
+            parser.errors += errors
+            parser.problems.extend(RowProblem(*problem) for problem in problems)
+            yield [_Row(*item) for item in items]
+            if read == CHUNK_ROWS and progress is not None and size:
+                progress(min(0.99, bytes_read / size))
+
+    def close(self) -> None:
+        process = self.process
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with suppress(OSError):
+                    stream.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+class _Forked:
+    """A forked copy of this process running _parser_main, with Popen's few methods."""
+
+    def __init__(self) -> None:
+        to_child, from_parent = os.pipe()
+        from_child, to_parent = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the copy: it never returns, and leaves all it inherited alone
+            try:
+                os.close(from_parent)
+                os.close(from_child)
+                with open(to_child, "rb") as inp, open(to_parent, "wb") as out:
+                    _parser_main(inp, out)
+            finally:
+                os._exit(0)
+        os.close(to_child)
+        os.close(to_parent)
+        self.pid = pid
+        self.stdin: IO[bytes] | None = open(from_parent, "wb")  # noqa: SIM115
+        self.stdout: IO[bytes] | None = open(from_child, "rb")  # noqa: SIM115
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def _parser_main(inp: IO[bytes] | None = None, out: IO[bytes] | None = None) -> None:
+    """The helper process (see _ParserProcess): parse and send chunks until the file ends."""
+    gc.disable()
+    if inp is None or out is None:  # a process of its own: the messages are on stdin/out
+        inp, out = sys.stdin.buffer, sys.stdout.buffer
+        sys.stdout = sys.stderr  # nothing else may write to the messages' stream
+    try:
+        _send(out, ("ready",))
+        message = _receive(inp)
+        if message is None:
+            return
+        _kind, where, shape_fields, headers, column_map, skip, chunk_rows = message
+        source = where if isinstance(where, bytes) else Path(where)
+        shape = csvfile.FileShape(*shape_fields, None)
+        parser = _Parser(headers, column_map)
+        try:
+            with csvfile.CsvRows(source, shape) as rows:
+                rows.read_header()
+                items = iter(rows)
+                deque(islice(items, skip), maxlen=0)
+                while True:
+                    chunk = []
+                    for line, cells, problem in islice(items, chunk_rows):
+                        row = parser.parse(line, cells, problem)
+                        if row is not None:
+                            chunk.append((row.line, row.values, row.skills, row.tags, row.note))
+                    problems = [(p.line, p.column, p.problem) for p in parser.problems]
+                    message = ("chunk", chunk, parser.read, parser.errors, problems)
+                    _send(out, (*message, rows.bytes_read))
+                    if parser.read < chunk_rows:
+                        break
+                    parser.read = parser.errors = 0
+                    parser.problems = []
+        except InputUnusable as error:
+            _send(out, ("unusable", str(error)))
+            return
+        except Exception as error:  # the main process parses the rest itself
+            _send(out, ("failed", repr(error)))
+            return
+        _send(out, ("done",))
+    except OSError:  # the main process went away
+        return
 
 
 def preview(
@@ -1155,8 +1640,8 @@ def preview(
         new=job.created,
         updates=job.updated,
         duplicates=job.duplicates,
-        errors=job.errors,
-        problems=sorted(job.problems, key=lambda problem: problem.line),
+        errors=job.total_errors(),
+        problems=job.all_problems(),
     )
 
 
@@ -1288,8 +1773,8 @@ def _result(job: _Import) -> ImportResult:
         created=job.created,
         updated=job.updated,
         duplicates=job.duplicates,
-        errors=job.errors,
-        problems=sorted(job.problems, key=lambda problem: problem.line),
+        errors=job.total_errors(),
+        problems=job.all_problems(),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from crm import candidates, db, identity, importer
+from crm.candidate_fields import split_list
 from crm.cli import app
 from crm.errors import CrmError, InputUnusable, NotFound, PermissionDenied, ValidationError
 from crm.importer import ImportOptions
@@ -1000,6 +1001,222 @@ LINKEDINISH = pieces(
 def test_the_linkedin_fast_path_agrees_with_url_parsing(text: str) -> None:
     fast, general = both_ways(identity.normalize_linkedin, "_plain_linkedin", text)
     assert fast == general
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_the_list_fast_path_agrees_with_the_general_one(text: str) -> None:
+    # A list takes the general path; one cell of ASCII text the fast one.
+    assert split_list(text) == split_list([text])
+
+
+# --- big imports: the same outcome whichever way the rows go -----------------------------
+
+BULK_ROWS = [
+    ["Name", "Email", "LinkedIn", "Title", "Company", "Skills", "Tags", "Notes"],
+    ["Ana Lima", "ana@example.com", "", "Engineer", "", "python, go", "a", ""],
+    ["Bo Berg", "", "linkedin.com/in/bo", "", "", "", "", "met at a fair"],
+    ["Ana L.", "ANA@example.com", "https://uk.linkedin.com/in/ana/", "CTO", "Acme", "go", "", ""],
+    ["Old Timer", "old@example.com", "", "Boss", "Gamma", "rust", "b", ""],
+    ["Bad Mail", "not-an-email", "", "", "", "", "", ""],
+    ["", "noname@example.com", "", "", "", "", "", ""],
+    ["Mixed Up", "old@example.com", "linkedin.com/in/bo", "", "", "", "", ""],
+    ["Zoë Ünicode", "zoe@example.com", "https://www.linkedin.com/in/zoë-ü", "", "", "", "", ""],
+    ["Linked Only", "", "https://www.linkedin.com/in/linked-only", "Dev", "", "", "", ""],
+    ["Cy Cole", "cy@example.com", "", "", "", "", "", ""],
+    ["Gone Person", "gone@example.com", "", "", "", "", "", ""],
+    ["Cy Again", "cy@example.com", "linkedin.com/in/cy", "Dev", "Delta", "sql", "c", ""],
+    ["Linked Again", "linked@example.com", "linkedin.com/in/LINKED-ONLY", "", "Eta", "", "", ""],
+] + [[f"Person {n}", f"p{n % 9}@example.com", "", f"Title {n}", "", "", "", ""] for n in range(18)]
+PATHS = {
+    "plain": {},
+    "bulk": {"REINDEX_MIN_ROWS": 0},
+    "helper": {"HELPER_MIN_BYTES": 0, "HELPER_WAIT": 60.0},
+    "helper process": {"HELPER_MIN_BYTES": 0, "HELPER_WAIT": 60.0, "HELPER_FORK": False},
+    "both": {"REINDEX_MIN_ROWS": 0, "HELPER_MIN_BYTES": 0, "HELPER_WAIT": 60.0},
+}
+
+
+def bulk_state(engine: Engine) -> tuple[Any, ...]:
+    """Everything an import may change, without ids and times."""
+    with db.read_session(engine) as session:
+        found = {
+            (c.email_normalized or c.linkedin_normalized): (
+                c.first_name,
+                c.last_name,
+                c.email,
+                c.linkedin_url,
+                c.linkedin_normalized,
+                c.title,
+                c.company,
+                c.skills,
+                sorted(tag.tag for tag in c.tags),
+                c.consent_status,
+                c.consent_note,
+                c.source,
+                c.version,
+                c.import_batch_id is not None,
+            )
+            for c in session.scalars(select(Candidate))
+        }
+        notes = sorted(session.scalars(select(Activity.summary)))
+        changes = sorted(
+            json.dumps(previous, sort_keys=True)
+            for previous in session.scalars(select(ImportChange.previous))
+        )
+    return found, notes, changes
+
+
+def sqlite_indexes(engine: Engine) -> list[str] | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    with engine.connect() as connection:
+        return sorted(row[1] for row in connection.exec_driver_sql("PRAGMA index_list(candidates)"))
+
+
+def reset_bulk(engine: Engine) -> None:
+    with db.write_session(engine) as session:
+        for model in (ImportChange, Activity, CandidateTag, Candidate, ImportBatch, Suppression):
+            session.execute(model.__table__.delete())
+        session.add(Suppression(address_hash=identity.address_hash("gone@example.com"), reason="x"))
+    add_person(
+        engine,
+        first_name="Old",
+        last_name="Timer",
+        email="old@example.com",
+        email_normalized="old@example.com",
+        title="",
+        skills=["java"],
+        tags=["x"],
+    )
+
+
+def bulk_outcome(
+    engine: Engine, admin: User, source: bytes | Path, mode: str, path: str
+) -> tuple[Any, ...]:
+    reset_bulk(engine)
+    indexes = sqlite_indexes(engine)
+    with mock.patch.multiple(importer, CHUNK_ROWS=4, **PATHS[path]):
+        result = importer.run_import(
+            engine, source, ImportOptions(on_duplicate=mode), actor=admin, filename="big.csv"
+        )
+    assert sqlite_indexes(engine) == indexes
+    imported = bulk_state(engine)
+    importer.undo_import(engine, actor=admin, batch_id=result.batch_id)
+    undone = bulk_state(engine)
+    return result.as_json(), result.problems, imported, undone
+
+
+@pytest.mark.parametrize("mode", importer.ON_DUPLICATE)
+def test_a_big_import_gives_the_same_outcome_by_every_path(
+    engine: Engine, admin: User, mode: str
+) -> None:
+    """Helper process, dropped indexes and the key set change how, never what."""
+    data = csv_bytes(BULK_ROWS)
+    outcomes = {path: bulk_outcome(engine, admin, data, mode, path) for path in PATHS}
+    counts, problems, imported, _undone = outcomes["plain"]
+    assert (counts["created"], counts["errors"]) == (15, 3)
+    assert (counts["updated"], counts["duplicates"]) == ((0, 13) if mode == "skip" else (1, 12))
+    assert [p.line for p in problems] == [6, 7, 8]
+    assert imported[0]["zoe@example.com"][4] == "linkedin.com/in/zoë-ü"
+    assert imported[0]["gone@example.com"][9] == "do_not_contact"
+    for path, outcome in outcomes.items():
+        assert outcome == outcomes["plain"], path
+
+
+def test_a_big_import_from_a_path_with_an_invalid_row(
+    engine: Engine, admin: User, tmp_path: Path
+) -> None:
+    body = csv_bytes(BULK_ROWS)
+    broken = body + b'Dee Dot,"dee@example.com"x,,,,,,\r\n' + csv_bytes(BULK_ROWS[1:4])
+    path = tmp_path / "big.csv"
+    path.write_bytes(broken)
+    outcomes = {name: bulk_outcome(engine, admin, path, "update_all", name) for name in PATHS}
+    assert any("not valid CSV" in p.problem for p in outcomes["plain"][1])
+    for name, outcome in outcomes.items():
+        assert outcome == outcomes["plain"], name
+
+
+@pytest.mark.parametrize("path", ["bulk", "helper", "helper process", "both"])
+def test_a_fault_deep_in_a_big_import_rolls_everything_back(
+    engine: Engine, admin: User, path: str
+) -> None:
+    reset_bulk(engine)
+    indexes, before = sqlite_indexes(engine), bulk_state(engine)
+    data = csv_bytes(BULK_ROWS) + b'Last,"last@example.com\r\n'
+    with (
+        mock.patch.multiple(importer, CHUNK_ROWS=4, **PATHS[path]),
+        pytest.raises(InputUnusable, match="line 33 is never closed"),
+    ):
+        run(engine, admin, data)
+    assert sqlite_indexes(engine) == indexes and bulk_state(engine) == before
+
+
+_DIES_AFTER_ITS_FIRST_CHUNK = """
+import os
+from crm import importer
+send, sent = importer._send, []
+def dying(stream, message):
+    if message[0] == "chunk" and sent:
+        os._exit(1)
+    sent.append(message[0])
+    send(stream, message)
+importer._send = dying
+importer._parser_main()
+"""
+
+
+@pytest.mark.parametrize(
+    "code", ["raise SystemExit(3)", "print('hello')", _DIES_AFTER_ITS_FIRST_CHUNK]
+)
+def test_a_helper_that_fails_leaves_the_parsing_to_the_import(
+    engine: Engine, admin: User, code: str
+) -> None:
+    data = csv_bytes(BULK_ROWS)
+    expected = bulk_outcome(engine, admin, data, "update_empty", "plain")
+    with mock.patch.multiple(importer, _HELPER_CODE=code, HELPER_FORK=False):
+        assert bulk_outcome(engine, admin, data, "update_empty", "both") == expected
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_big_import_takes_the_fast_paths(engine: Engine, admin: User, fork: bool) -> None:
+    seen: dict[str, Any] = {}
+    close, finish = importer._ParserProcess.close, importer._Import.finish
+
+    def closing(helper: importer._ParserProcess) -> None:
+        seen["helper finished"] = helper.finished
+        seen["forked"] = isinstance(helper.process, importer._Forked)
+        close(helper)
+
+    def finishing(job: importer._Import) -> None:
+        seen["reindexed"], seen["keys"] = len(job.reindex), job.stored
+        finish(job)
+
+    with (
+        mock.patch.multiple(importer, CHUNK_ROWS=4, HELPER_FORK=fork, **PATHS["both"]),
+        mock.patch.object(importer._ParserProcess, "close", closing),
+        mock.patch.object(importer._Import, "finish", finishing),
+    ):
+        run(engine, admin, csv_bytes(BULK_ROWS))
+    assert seen["helper finished"] is True and seen["forked"] is fork
+    if engine.dialect.name == "sqlite":
+        assert seen["reindexed"] == 6 and "ana@example.com" in seen["keys"]
+    else:
+        assert (seen["reindexed"], seen["keys"]) == (0, None)
+
+
+def test_progress_with_a_helper(engine: Engine, admin: User) -> None:
+    seen: list[float] = []
+    with mock.patch.multiple(importer, CHUNK_ROWS=4, **PATHS["helper"]):
+        importer.run_import(
+            engine,
+            csv_bytes(BULK_ROWS),
+            ImportOptions(),
+            actor=admin,
+            filename="p.csv",
+            progress=seen.append,
+        )
+    assert len(seen) == 8 and seen == sorted(seen) and seen[-1] == 1.0
 
 
 # --- the command line -------------------------------------------------------------------
