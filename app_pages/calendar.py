@@ -50,9 +50,27 @@ def load_users(url: str) -> dict[int, str]:
     return {u.id: u.display_name for u in auth.list_users(common.engine()) if u.active}
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def load_occurrences(
+    url: str, start: dt.datetime, end: dt.datetime, pool_id: int | None, channel: str | None
+) -> list[calendar.Occurrence]:
+    return calendar.occurrences_between(
+        common.engine(), start=start, end=end, pool_id=pool_id, channel=channel
+    )
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_warnings(
+    url: str, start: dt.datetime, end: dt.datetime, zone: str
+) -> list[calendar.CadenceWarning]:
+    return calendar.cadence_warnings(common.engine(), start=start, end=end, timezone=zone)
+
+
 def finish(message: str) -> None:
     st.session_state.pop(DIALOG, None)
     st.session_state[NOTICE] = message
+    load_occurrences.clear()
+    load_warnings.clear()
     st.rerun()
 
 
@@ -94,25 +112,36 @@ def open_from_pills(widget_key: str, by_index: list[calendar.Occurrence]) -> Non
         st.session_state[DIALOG] = ("open", occurrence.item_id, occurrence.key)
 
 
-def day_cell(day: dt.date, items: list[calendar.Occurrence], *, in_month: bool, limit: int) -> None:
+def day_cell(
+    day: dt.date, items: list[calendar.Occurrence], *, in_month: bool, limit: int, clickable: bool
+) -> None:
+    """One day: its number and its items as chips coloured by channel.
+
+    The week view's chips are clickable (st.pills); the month view draws them as one
+    markdown block per day (a month of clickable chips is hundreds of widgets) and opens
+    a picked day's items under the grid.
+    """
     label = f"**{day.day}**" if day == today else str(day.day)
     if not in_month:
         label = f":gray[{day.day}]"
-    st.markdown(label)
     shown = items[:limit]
-    if shown:
-        key = f"cal_day_{day.isoformat()}"
-        st.pills(
-            "Items",
-            list(range(len(shown))),
-            format_func=lambda index: chip(shown[index]),
-            key=key,
-            label_visibility="collapsed",
-            on_change=open_from_pills,
-            args=(key, shown),
-        )
-    if len(items) > limit:
-        st.caption(f"+{len(items) - limit} more")
+    more = f"  \n:gray[+{len(items) - limit} more]" if len(items) > limit else ""
+    if not clickable or not shown:
+        st.markdown("  \n".join([label, *(chip(item) for item in shown)]) + more)
+        return
+    st.markdown(label)
+    key = f"cal_day_{day.isoformat()}"
+    st.pills(
+        "Items",
+        list(range(len(shown))),
+        format_func=lambda index: chip(shown[index]),
+        key=key,
+        label_visibility="collapsed",
+        on_change=open_from_pills,
+        args=(key, shown),
+    )
+    if more:
+        st.markdown(more)
 
 
 def by_day(occurrences: list[calendar.Occurrence]) -> dict[dt.date, list[calendar.Occurrence]]:
@@ -401,7 +430,7 @@ else:
         nav[3].subheader(f"{month_start:%B %Y}", anchor=False)
 
 start, end = bounds(first, last)
-warnings = calendar.cadence_warnings(engine, start=start, end=end, timezone=zone_name)
+warnings = load_warnings(common.database_key(), start, end, zone_name)
 for warning in warnings[:4]:
     st.warning(common.md(warning.message), icon=":material/notifications_active:")
 if len(warnings) > 4:
@@ -410,9 +439,7 @@ if len(warnings) > 4:
             st.markdown(f"- {common.md(warning.message)}")
 
 if view in ("Month", "Week"):
-    occurrences = calendar.occurrences_between(
-        engine, start=start, end=end, pool_id=pool_filter, channel=channel_filter
-    )
+    occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     days = by_day(occurrences)
     header = st.columns(7)
     for column, name in zip(header, WEEKDAYS, strict=True):
@@ -427,6 +454,7 @@ if view in ("Month", "Week"):
                     days.get(day, []),
                     in_month=view == "Week" or day.month == cursor.month,
                     limit=PER_DAY if view == "Month" else 50,
+                    clickable=view == "Week",
                 )
             day += dt.timedelta(days=1)
     legend = " ".join(
@@ -434,15 +462,37 @@ if view in ("Month", "Week"):
         for c, label in calendar.CHANNEL_LABELS.items()
     )
     st.caption(f"{len(occurrences):,} items shown. Colours: {legend}")
+    if view == "Month" and occurrences:
+        # One day's chips, clickable: pick the day (a month of clickable chips would be
+        # hundreds of widgets to draw).
+        picked = st.date_input(
+            "Open an item on",
+            value=today if first <= today <= last else first,
+            min_value=first,
+            max_value=last,
+            key=f"cal_pick_{first}",
+        )
+        day_items = days.get(picked, [])
+        if day_items:
+            key = f"cal_picked_{picked.isoformat()}"
+            st.pills(
+                "Items that day",
+                list(range(len(day_items))),
+                format_func=lambda index: chip(day_items[index]),
+                key=key,
+                label_visibility="collapsed",
+                on_change=open_from_pills,
+                args=(key, day_items),
+            )
+        else:
+            st.caption("Nothing on that day.")
     if not occurrences:
         st.info(
             "Nothing is planned here yet. Add an item with **New item**, or bring your "
             "content spreadsheet below (CSV)."
         )
 elif view == "Table":
-    occurrences = calendar.occurrences_between(
-        engine, start=start, end=end, pool_id=pool_filter, channel=channel_filter
-    )
+    occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     single = [o for o in occurrences if not o.recurring]
     people = load_users(common.database_key())
     if not single:

@@ -22,9 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import demo_load, pages, processes
-from benchmarks.__main__ import launch_browser, open_context
-from crm.demo import DEMO_USERS
+from benchmarks import demo_load, pages, processes, single_page
 
 PEOPLE = 10_000
 EVENTS = 50_000
@@ -129,8 +127,6 @@ def select_campaign(page: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from playwright.sync_api import sync_playwright
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report_page")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=1)
@@ -140,46 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Building a {PEOPLE:,}-candidate demo database...", file=sys.stderr)
         database = demo_load.build(folder / "db", "report", PEOPLE + 2000)
         add_big_campaign(database.path)
-        with sync_playwright() as playwright:
-            browser = launch_browser(playwright)
-            try:
-                with processes.serve_hello(folder / "hello.log") as hello_url:
-                    hello_page = open_context(browser).new_page()
-                    pages.open_app(hello_page, hello_url)
-                    hello = pages.Clicker(hello_page, pages.HELLO_PAGES)
-                    with processes.serve_crm(database.env, folder / "serve.log") as url:
-                        page = open_context(browser).new_page()
-                        pages.sign_in(page, url, *DEMO_USERS["admin"])
-                        select_campaign(page)
-                        targets = [("Campaigns", "Campaigns"), ("Home", "Good ")]
-                        app = pages.Clicker(page, targets)
-                        for round_number in range(args.warmup + args.runs):
-                            record = round_number >= args.warmup
-                            app.click(2, record=record)
-                            hello.click(2, record=record)
-                        report_timing = app.results()[0]
-                        hello_timing = pages.PageTiming(
-                            "hello-world",
-                            [s for t in hello.results() for s in t.samples_ms],
-                        )
-            finally:
-                browser.close()
-    ratio = report_timing.median_ms / hello_timing.median_ms
-    result = {
-        "people": PEOPLE,
-        "events": EVENTS,
-        "report_median_ms": round(report_timing.median_ms, 1),
-        "report_p90_ms": round(report_timing.p90_ms, 1),
-        "hello_world_median_ms": round(hello_timing.median_ms, 1),
-        "ratio": round(ratio, 2),
-        "target_ratio": TARGET_RATIO,
-        "target_met": ratio <= TARGET_RATIO,
-        "samples_ms": [round(s, 1) for s in report_timing.samples_ms],
-    }
+        measured = single_page.measure(
+            database.env, folder, title="Campaigns", heading="Campaigns",
+            runs=args.runs, warmup=args.warmup, before=select_campaign,
+        )  # fmt: skip
+    result = {"people": PEOPLE, "events": EVENTS, **measured.as_json(TARGET_RATIO)}
     print(
-        f"Campaign report ({PEOPLE:,} people, {EVENTS:,} events): {report_timing.median_ms:.0f} ms "
-        f"vs hello-world {hello_timing.median_ms:.0f} ms, ratio {ratio:.2f} "
-        f"(target <= {TARGET_RATIO})"
+        f"Campaign report ({PEOPLE:,} people, {EVENTS:,} events): "
+        f"{measured.page.median_ms:.0f} ms vs hello-world {measured.hello.median_ms:.0f} ms, "
+        f"ratio {measured.ratio:.2f} (target <= {TARGET_RATIO})"
     )
     print(json.dumps(result), file=sys.stderr)
     return 0

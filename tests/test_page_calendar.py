@@ -62,8 +62,17 @@ def test_new_item_from_the_dialog_appears_on_the_grid(
     add.click().run()
     assert not at.exception, at.exception
     assert "Added '<b>Hiring</b> update' to the calendar." in at.success[0].value
-    chips = [option for pills in at.get("button_group") for option in pills.proto.options]
-    assert any("Hiring" in option.content for option in chips)
+    # On the grid as a chip, its markup inert (common.md escapes it).
+    assert any(r"\<b\>Hiring\</b\> update" in m.value for m in at.markdown)
+    assert not any("<b>Hiring" in m.value for m in at.markdown)
+    # The week view's chips are clickable and open the item.
+    at.segmented_control(key="cal_view").set_value("Week").run()
+    [pills] = [
+        p
+        for p in at.get("button_group")
+        if p.proto.options and "Hiring" in p.proto.options[0].content
+    ]
+    assert pills is not None
 
 
 def test_an_item_without_a_title_is_refused(users: dict[str, User], engine: Engine) -> None:
