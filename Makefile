@@ -66,6 +66,9 @@ bench: $(VENV)/.installed-test chromium
 	$(BIN)/python -m benchmarks.pool_count
 	$(BIN)/python -m benchmarks.campaign_speed
 	$(BIN)/python -m benchmarks.tracking_speed
+	$(BIN)/python -m benchmarks.report_page
+	$(BIN)/python -m benchmarks.calendar_speed
+	$(BIN)/python -m benchmarks.goals_page
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
