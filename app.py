@@ -19,8 +19,11 @@ PAGE_PATHS = (
     "pools",
     "campaigns",
     "calendar",
+    "jobs",
     "goals",
     "import_export",
+    "privacy",
+    "audit",
 )
 
 
@@ -100,6 +103,12 @@ work_pages = [
         ":material/calendar_month:",
         "What each talent pool hears, week by week, on every channel.",
     ),
+    page(
+        "app_pages/jobs.py",
+        "Jobs",
+        ":material/work:",
+        "Open roles, who is in each pipeline and at which stage, and what hiring costs.",
+    ),
 ]
 profile = st.Page(
     "app_pages/profile.py", title="Candidate", url_path="candidate", visibility="hidden"
@@ -109,6 +118,18 @@ import_export = page(
     "Import / export",
     ":material/swap_vert:",
     "Bring candidates in from CSV files and take them out again.",
+)
+privacy = page(
+    "app_pages/privacy.py",
+    "Privacy",
+    ":material/shield_person:",
+    "Consent to renew and records to review for retention; access and erasure requests.",
+)
+audit_log = page(
+    "app_pages/audit.py",
+    "Audit log",
+    ":material/policy:",
+    "Who created, changed, exported, sent, erased or signed in, and when. Admins only.",
 )
 settings = page(
     "app_pages/settings.py",
@@ -121,9 +142,9 @@ settings = page(
 if user.role == "manager":
     sections: dict[str, list[st.Page]] = {"": [goals, home, *work_pages, import_export, profile]}
 else:
-    sections = {"": [home, *work_pages, goals, import_export, profile]}
+    sections = {"": [home, *work_pages, goals, import_export, privacy, profile]}
 if user.role == "admin":
-    sections["Admin"] = [settings]
+    sections["Admin"] = [audit_log, settings]
 
 navigation = st.navigation(sections, position="sidebar")
 

@@ -1,105 +1,885 @@
-"""Goals & ROI: goals against their targets and the metrics behind them. Read-only for all."""
+"""Goals & ROI: goals against their targets and the metrics that prove the return.
+
+Everyone reads the page (it is the managers' landing page); admins and recruiters also
+set and delete goals. Every figure comes from crm.metrics / crm.goals (docs/metrics.md);
+the read models are cached for REFRESH_SECONDS, keyed by database, period and scope.
+"""
+
+from __future__ import annotations
 
 import datetime as dt
+import io
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import goals, metrics
+from crm import auth, campaigns, goals, jobs, metrics, pools
+from crm.errors import CrmError
 
-REFRESH_SECONDS = 60
+REFRESH_SECONDS = 300
+DIALOG = "goals_dialog"  # ("new",) or ("delete", goal_id, title)
+NOTICE = "goals_notice"
+PRINT = "goals_print"
+PERIODS = ("Last 90 days", "This year", "Last 12 months", "Custom")
+CARD_METRICS = (
+    "time_to_fill_days",
+    "time_to_hire_days",
+    "cost_per_hire",
+    "offer_acceptance_rate",
+    "hires",
+    "hires_from_talent_pools_share",
+    "reply_rate",
+    "campaign_application_rate",
+)
+STATUS_COLORS = {"on_track": "green", "at_risk": "orange", "off_track": "red", "no_data": "gray"}
+STATUS_ICONS = {
+    "on_track": ":material/check_circle:",
+    "at_risk": ":material/warning:",
+    "off_track": ":material/error:",
+    "no_data": ":material/hourglass_empty:",
+}
+FUNNEL_LABELS = {
+    "members": "In a talent pool",
+    "contacted": "Contacted",
+    "engaged": "Engaged",
+    "applied": "Applied",
+    "hired": "Hired",
+}
+UNIT_SUFFIX = {"days": " (days)", "money": " ($)", "fraction": " (%)", "count": ""}
+
+engine = common.engine()
+user = common.current_user()
+writable = common.can_write()
+today = dt.date.today()
+
+
+# --- read models (cached) ---------------------------------------------------------------
+
+
+def _scope(
+    families: tuple[str, ...], key_roles: bool, pool_id: int | None, campaign_id: int | None
+):
+    return metrics.Scope(
+        role_families=families, key_roles=key_roles, pool_id=pool_id, campaign_id=campaign_id
+    )
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
-def load(
-    url: str, today: dt.date
-) -> tuple[list[goals.GoalProgress], metrics.MetricsReport, metrics.MetricsReport]:
-    """Goal progress, and the last 90 days against the 90 before, computed in SQL."""
+def load_options(url: str) -> dict[str, Any]:
+    """Role families, pools, campaigns and users for the pickers."""
+    families = {job.role_family for job in jobs.list_jobs(common.engine()) if job.role_family}
+    pool_ids = {}
+    for name in pools.pool_names(common.engine()):
+        pool_id = pools.pool_id_by_name(common.engine(), name)
+        if pool_id is not None:
+            pool_ids[pool_id] = name
+    return {
+        "families": sorted(families | set(goals.TECH_ROLE_FAMILIES)),
+        "pools": pool_ids,
+        "campaigns": {c.id: c.name for c in campaigns.list_campaigns(common.engine())},
+        "users": {u.id: u.display_name or u.username for u in auth.list_users(common.engine())},
+    }
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_report(
+    url: str, start: dt.date, end: dt.date, scope_key: tuple[Any, ...]
+) -> metrics.MetricsReport:
+    return metrics.compute(common.engine(), start=start, end=end, scope=_scope(*scope_key))
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_trends(url: str, start: dt.date, end: dt.date, scope_key: tuple[Any, ...]) -> pd.DataFrame:
+    """One row per metric and month: the metric over that month (clipped to the period)."""
+    rows = []
+    for metric in CARD_METRICS:
+        for month, value in metrics.monthly(
+            common.engine(), metric=metric, start=start, end=end, scope=_scope(*scope_key)
+        ):
+            rows.append(
+                {
+                    "month": month,
+                    "metric": metric,
+                    "label": metrics.METRICS[metric][0],
+                    "value": value,
+                }
+            )
+    return pd.DataFrame(rows, columns=["month", "metric", "label", "value"])
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_goals(
+    url: str, day: dt.date
+) -> list[tuple[goals.GoalProgress, list[tuple[dt.date, float | None, float | None]]]]:
     engine = common.engine()
-    recent = metrics.compute(engine, start=today - dt.timedelta(days=89), end=today)
-    before = metrics.compute(
-        engine, start=today - dt.timedelta(days=179), end=today - dt.timedelta(days=90)
+    found = []
+    for goal in goals.list_goals(engine):
+        found.append(
+            (goals.progress(engine, goal, today=day), goals.series(engine, goal, today=day))
+        )
+    return found
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_funnel(url: str, start: dt.date, end: dt.date, pool_id: int | None) -> dict[str, int]:
+    return metrics.funnel(common.engine(), start=start, end=end, pool_id=pool_id)
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_savings(
+    url: str, start: dt.date, end: dt.date, agency_cost: Decimal | None
+) -> dict[str, Any]:
+    return metrics.savings(common.engine(), start=start, end=end, agency_cost_per_hire=agency_cost)
+
+
+def clear_caches() -> None:
+    load_goals.clear()
+    load_options.clear()
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+def period_for(choice: str, custom: Any) -> tuple[dt.date, dt.date]:
+    if choice == "This year":
+        return dt.date(today.year, 1, 1), today
+    if choice == "Last 12 months":
+        try:
+            start = today.replace(year=today.year - 1) + dt.timedelta(days=1)
+        except ValueError:  # 29 February
+            start = dt.date(today.year - 1, 3, 1)
+        return start, today
+    if choice == "Custom" and isinstance(custom, tuple | list) and len(custom) == 2:
+        return custom[0], custom[1]
+    return today - dt.timedelta(days=89), today
+
+
+def unit_of(metric: str) -> str:
+    return metrics.METRICS[metric][1]
+
+
+def shown(metric: str, value: float | None) -> float | None:
+    """A value as charts show it: rates in percent, the rest as they are."""
+    if value is None:
+        return None
+    return value * 100 if unit_of(metric) == "fraction" else value
+
+
+def exact(metric: str, value: float | None) -> str:
+    """The value to the last decimal the service gives (for help texts)."""
+    if value is None:
+        return "no data"
+    unit = unit_of(metric)
+    if unit == "fraction":
+        return f"{value:.4%}"
+    if unit == "money":
+        return f"${value:,.2f}"
+    if unit == "days":
+        return f"{value:,.2f} days"
+    return f"{value:,.0f}"
+
+
+def delta_text(metric: str, now: float | None, then: float | None) -> str | None:
+    if now is None or then is None:
+        return None
+    change = now - then
+    unit = unit_of(metric)
+    if unit == "fraction":
+        return f"{change * 100:+.1f} pp"
+    if unit == "money":
+        return f"{'-' if change < 0 else '+'}${abs(change):,.0f}"
+    if unit == "days":
+        return f"{change:+.1f} days"
+    return f"{change:+,.0f}"
+
+
+def png_of(chart: alt.TopLevelMixin) -> Callable[[], bytes]:
+    """A callable that renders the chart to PNG when the download is clicked."""
+
+    def render() -> bytes:
+        buffer = io.BytesIO()
+        chart.save(buffer, format="png", scale_factor=2)
+        return buffer.getvalue()
+
+    return render
+
+
+def chart_block(
+    name: str,
+    chart: alt.TopLevelMixin,
+    data: pd.DataFrame,
+    *,
+    alt_text: str,
+    printing: bool,
+    title: str | None = None,
+) -> None:
+    """The chart, and (outside the print view) its data as CSV and itself as PNG."""
+    st.altair_chart(chart, alt=alt_text, key=f"goals_chart_{name}")
+    if printing:
+        return
+    with st.container(horizontal=True):
+        st.download_button(
+            "CSV",
+            data=data.to_csv(index=False).encode("utf-8"),
+            file_name=f"{name}.csv",
+            mime="text/csv",
+            icon=":material/table:",
+            on_click="ignore",
+            key=f"goals_csv_{name}",
+            type="tertiary",
+        )
+        st.download_button(
+            "PNG",
+            data=png_of(chart.properties(background="white", title=title or "")),
+            file_name=f"{name}.png",
+            mime="image/png",
+            icon=":material/image:",
+            on_click="ignore",
+            key=f"goals_png_{name}",
+            type="tertiary",
+        )
+
+
+def describe_scope(scope: dict[str, Any], options: dict[str, Any]) -> str:
+    parsed = metrics.Scope.from_json(scope)
+    names = {}
+    if parsed.pool_id is not None:
+        names["pool"] = options["pools"].get(parsed.pool_id, f"#{parsed.pool_id}")
+    if parsed.campaign_id is not None:
+        names["campaign"] = options["campaigns"].get(parsed.campaign_id, f"#{parsed.campaign_id}")
+    return parsed.describe(names)
+
+
+def finish(message: str) -> None:
+    st.session_state.pop(DIALOG, None)
+    st.session_state[NOTICE] = message
+    clear_caches()
+    st.rerun()
+
+
+# --- goal management (admins and recruiters) --------------------------------------------
+
+
+@st.dialog("New goal", width="large", on_dismiss=lambda: st.session_state.pop(DIALOG, None))
+def new_goal_dialog(options: dict[str, Any]) -> None:
+    metric_names = list(metrics.METRICS)
+    with st.form("goal_form", border=False):
+        st.text_input("Title", key="goal_title", max_chars=200)
+        left, right = st.columns(2)
+        metric = left.selectbox(
+            "Metric",
+            metric_names,
+            format_func=lambda m: metrics.METRICS[m][0],
+            key="goal_metric",
+        )
+        owner = right.selectbox(
+            "Owner",
+            list(options["users"]),
+            index=list(options["users"]).index(user.id) if user.id in options["users"] else 0,
+            format_func=lambda uid: options["users"].get(uid, str(uid)),
+            key="goal_owner",
+        )
+        st.markdown("**Scope** (empty means all hiring)")
+        a, b, c, d = st.columns([3, 1, 2, 2], vertical_alignment="bottom")
+        a.multiselect("Role families", options["families"], key="goal_families")
+        b.checkbox("Key roles only", key="goal_key_roles")
+        c.selectbox(
+            "Pool",
+            [None, *options["pools"]],
+            format_func=lambda pid: "Any pool" if pid is None else options["pools"][pid],
+            key="goal_pool",
+        )
+        d.selectbox(
+            "Campaign",
+            [None, *options["campaigns"]],
+            format_func=lambda cid: "Any campaign" if cid is None else options["campaigns"][cid],
+            key="goal_campaign",
+        )
+        st.markdown("**Target**")
+        a, b = st.columns(2)
+        a.radio(
+            "Kind",
+            ["relative", "absolute"],
+            format_func={
+                "relative": "A change from the baseline (%)",
+                "absolute": "A value to reach",
+            }.get,
+            key="goal_target_kind",
+        )
+        b.number_input(
+            "Target",
+            value=None,
+            step=1.0,
+            key="goal_target",
+            help="A change in percent (-15 for 15% less, 10 for 10% more), or the value to "
+            "reach in the metric's unit: days, dollars, a count, or percent for rates.",
+        )
+        a, b = st.columns(2)
+        a.date_input("Start", value=today, key="goal_start")
+        b.date_input("Deadline", value=today + dt.timedelta(days=182), key="goal_deadline")
+        st.markdown("**Baseline**")
+        a, b = st.columns(2)
+        a.date_input(
+            "Measured over",
+            value=(today - dt.timedelta(days=182), today - dt.timedelta(days=1)),
+            key="goal_baseline_period",
+            help="The metric over this period is the baseline, unless you enter one.",
+        )
+        b.number_input(
+            "Or enter the baseline",
+            value=None,
+            min_value=0.0,
+            step=1.0,
+            key="goal_baseline_value",
+            help="In the metric's unit (percent for rates). Leave empty to measure it.",
+        )
+        submitted = st.form_submit_button("Save goal", type="primary", icon=":material/flag:")
+    if not submitted:
+        return
+    state = st.session_state
+    metric = state.get("goal_metric", metric)
+    fraction = unit_of(metric) == "fraction"
+    kind = state.get("goal_target_kind", "relative")
+    target = state.get("goal_target")
+    if target is None:
+        st.error("Give a target: a change in percent or a value to reach.")
+        return
+    target_value = target / 100 if kind == "relative" or fraction else target
+    baseline = state.get("goal_baseline_value")
+    if baseline is not None and fraction:
+        baseline = baseline / 100
+    period = state.get("goal_baseline_period") or ()
+    baseline_from, baseline_to = (period[0], period[1]) if len(period) == 2 else (None, None)
+    scope: dict[str, Any] = {}
+    if state.get("goal_families"):
+        scope["role_families"] = list(state["goal_families"])
+    if state.get("goal_key_roles"):
+        scope["key_roles"] = True
+    if state.get("goal_pool") is not None:
+        scope["pool_id"] = state["goal_pool"]
+    if state.get("goal_campaign") is not None:
+        scope["campaign_id"] = state["goal_campaign"]
+    draft = goals.GoalDraft(
+        metric=metric,
+        target_kind=kind,
+        target_value=float(target_value),
+        start_date=state.get("goal_start") or today,
+        deadline=state.get("goal_deadline") or today,
+        title=state.get("goal_title") or "",
+        scope=scope,
+        baseline_value=None if baseline is None else float(baseline),
+        baseline_from=None if baseline is not None else baseline_from,
+        baseline_to=None if baseline is not None else baseline_to,
+        owner_id=owner,
     )
-    return goals.all_progress(engine, today=today), recent, before
+    try:
+        goals.save_goal(engine, actor=user, draft=draft)
+    except CrmError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    for key in [k for k in state if str(k).startswith("goal_")]:
+        del state[key]
+    finish(f"Saved the goal {draft.title!r}.")
 
 
-st.title("Goals & ROI", anchor=False)
+@st.dialog("Delete goal", on_dismiss=lambda: st.session_state.pop(DIALOG, None))
+def delete_goal_dialog(goal_id: int, title: str) -> None:
+    st.write(f"Delete the goal **{common.md(title)}**? Its history is not kept.")
+    if st.button("Delete the goal", type="primary", icon=":material/delete:", key="goal_delete"):
+        try:
+            goals.delete_goal(engine, actor=user, goal_id=goal_id)
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            finish(f"Deleted the goal {title!r}.")
 
-today = dt.date.today()
-progress_list, recent, before = load(common.database_key(), today)
+
+def add_guide_examples() -> None:
+    added, refused = [], []
+    for draft in goals.guide_drafts(today=today, owner_id=user.id):
+        try:
+            goals.save_goal(engine, actor=user, draft=draft)
+        except CrmError as error:
+            refused.append(f"“{draft.title}”: {error}")
+        else:
+            added.append(draft.title)
+    clear_caches()
+    if added:
+        st.session_state[NOTICE] = f"Added {len(added)} of the guide's examples."
+    if refused:
+        st.session_state["goals_refused"] = refused
+
+
+# --- the page ---------------------------------------------------------------------------
+
+head, print_toggle = st.columns([4, 1], vertical_alignment="bottom")
+head.title("Goals & ROI", anchor=False)
+printing = print_toggle.toggle(
+    "Print view",
+    key=PRINT,
+    help="Hide the controls and lay the charts out one per row, ready to print.",
+)
+common.read_only_caption()
+if NOTICE in st.session_state:
+    st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
+for refusal in st.session_state.pop("goals_refused", []):
+    st.error(f"Not added: {refusal}", icon=":material/error:")
+
+url = common.database_key()
+options = load_options(url)
+
+if not printing:
+    with st.container(border=True):
+        a, b = st.columns([3, 2], vertical_alignment="bottom")
+        choice = a.segmented_control(
+            "Period",
+            PERIODS,
+            default=PERIODS[0],
+            required=True,
+            key="goals_period",
+            persist_state="page",
+        )
+        if choice == "Custom":
+            b.date_input(
+                "From – to",
+                value=(today - dt.timedelta(days=89), today),
+                max_value=today,
+                key="goals_custom",
+                persist_state="page",
+            )
+        a, b, c, d = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+        a.multiselect(
+            "Role families",
+            options["families"],
+            key="goals_families",
+            placeholder="All role families",
+            persist_state="page",
+        )
+        b.toggle("Key roles only", key="goals_key_roles", persist_state="page")
+        c.selectbox(
+            "Talent pool",
+            [None, *options["pools"]],
+            format_func=lambda pid: "Any pool" if pid is None else options["pools"].get(pid, "?"),
+            key="goals_pool",
+            persist_state="page",
+        )
+        d.selectbox(
+            "Campaign",
+            [None, *options["campaigns"]],
+            format_func=lambda cid: (
+                "Any campaign" if cid is None else options["campaigns"].get(cid, "?")
+            ),
+            key="goals_campaign",
+            persist_state="page",
+        )
+
+state = st.session_state
+start, end = period_for(state.get("goals_period") or PERIODS[0], state.get("goals_custom"))
+families = tuple(f for f in state.get("goals_families") or () if f in options["families"])
+pool_id = state.get("goals_pool") if state.get("goals_pool") in options["pools"] else None
+campaign_id = (
+    state.get("goals_campaign") if state.get("goals_campaign") in options["campaigns"] else None
+)
+scope_key = (families, bool(state.get("goals_key_roles")), pool_id, campaign_id)
+scope = _scope(*scope_key)
+scope_text = describe_scope(scope.as_json(), options)
+length = (end - start).days + 1
+before_end = start - dt.timedelta(days=1)
+before_start = before_end - dt.timedelta(days=length - 1)
+
+report = load_report(url, start, end, scope_key)
+previous = load_report(url, before_start, before_end, scope_key)
+trends = load_trends(url, start, end, scope_key)
+goal_rows = load_goals(url, today)
+charts_per_row = 1 if printing else 2
+
+st.caption(
+    f"{start:%d %b %Y} – {end:%d %b %Y} · {common.md(scope_text)} · changes are against "
+    f"{before_start:%d %b %Y} – {before_end:%d %b %Y}. Definitions: docs/metrics.md; "
+    f"figures refresh every {REFRESH_SECONDS // 60} minutes."
+)
+
+# Metric cards
+for row in (CARD_METRICS[:4], CARD_METRICS[4:]):
+    for column, metric in zip(st.columns(len(row)), row, strict=True):
+        label, _, better = metrics.METRICS[metric]
+        now_value, then_value = report.value(metric), previous.value(metric)
+        spark = [
+            shown(metric, v)
+            for v in trends.loc[trends["metric"] == metric, "value"].tolist()
+            if v is not None and not pd.isna(v)
+        ]
+        column.metric(
+            label,
+            common.format_value(metric, now_value),
+            delta=delta_text(metric, now_value, then_value),
+            delta_color="inverse" if better == "lower" else "normal",
+            help=f"Exactly {exact(metric, now_value)}; before: {exact(metric, then_value)}.",
+            border=True,
+            height="stretch",
+            chart_data=spark if len(spark) > 1 else None,
+            chart_type="line",
+        )
+
+# Goals at a glance
 st.subheader("Goals", anchor=False)
-if not progress_list:
-    st.info("No goals yet. Load demo data with `crm demo` to see the guide's examples.")
-else:
-    st.dataframe(
-        pd.DataFrame(
+if writable and not printing:
+    with st.container(horizontal=True):
+        if st.button("New goal", icon=":material/add:", key="goals_new", type="primary"):
+            state[DIALOG] = ("new",)
+        st.button(
+            "Add the guide's examples",
+            icon=":material/library_add:",
+            key="goals_guide",
+            on_click=add_guide_examples,
+            help="; ".join(example["title"] for example in goals.GUIDE_EXAMPLES),
+        )
+if not goal_rows:
+    st.info(
+        "No goals yet. Set one with **New goal**, or add the guide's three examples."
+        if writable
+        else "No goals yet. An admin or a recruiter sets them on this page.",
+        icon=":material/flag:",
+    )
+for goal, points in goal_rows:
+    with st.container(border=True):
+        a, b, c = st.columns([4, 2, 2], vertical_alignment="center")
+        with a:
+            st.markdown(f"**{common.md(goal.title)}**")
+            owner = options["users"].get(goal.owner_id, "nobody")
+            where = common.md(describe_scope(goal.scope, options))
+            st.caption(
+                f"{metrics.METRICS[goal.metric][0]} · {where}"
+                f" · {goal.start_date:%d %b %Y} – {goal.deadline:%d %b %Y} · "
+                f"owner {common.md(owner)}"
+            )
+        with b:
+            st.badge(
+                goals.STATUS_LABELS[goal.status],
+                icon=STATUS_ICONS[goal.status],
+                color=STATUS_COLORS[goal.status],
+            )
+            st.caption(
+                f"Expected by today {common.format_value(goal.metric, goal.expected)}; "
+                f"baseline {common.format_value(goal.metric, goal.baseline)}"
+            )
+        spark = [shown(goal.metric, actual) for _, actual, _ in points if actual is not None]
+        c.metric(
+            f"Actual · target {common.format_value(goal.metric, goal.target)}",
+            common.format_value(goal.metric, goal.actual),
+            help=f"Actual exactly {exact(goal.metric, goal.actual)}, target "
+            f"{exact(goal.metric, goal.target)}, expected by today "
+            f"{exact(goal.metric, goal.expected)}.",
+            chart_data=spark if len(spark) > 1 else None,
+            chart_type="line",
+        )
+        if (
+            writable
+            and not printing
+            and st.button(
+                "Delete",
+                icon=":material/delete:",
+                key=f"goals_delete_{goal.goal_id}",
+                type="tertiary",
+            )
+        ):
+            state[DIALOG] = ("delete", goal.goal_id, goal.title)
+
+
+def goal_chart_data(
+    goal: goals.GoalProgress, points: list[tuple[dt.date, float | None, float | None]]
+) -> pd.DataFrame:
+    rows = []
+    for first, actual, expected in points:
+        month_end = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+        rows.append(
             {
-                "goal": [p.title for p in progress_list],
-                "status": [goals.STATUS_LABELS[p.status] for p in progress_list],
-                "baseline": [common.format_value(p.metric, p.baseline) for p in progress_list],
-                "expected by today": [
-                    common.format_value(p.metric, p.expected) for p in progress_list
-                ],
-                "actual since start": [
-                    common.format_value(p.metric, p.actual) for p in progress_list
-                ],
-                "target": [common.format_value(p.metric, p.target) for p in progress_list],
-                "period": [
-                    f"{p.start_date:%d %b %Y} – {p.deadline:%d %b %Y}" for p in progress_list
-                ],
+                "month": first,
+                "measured_to": min(month_end, today, goal.deadline),
+                "actual": actual,
+                "expected_on_path": expected,
+                "target": goal.target,
             }
-        ),
-        hide_index=True,
-        width="stretch",
-        column_config={"goal": st.column_config.TextColumn(width="large")},
+        )
+    return pd.DataFrame(
+        rows, columns=["month", "measured_to", "actual", "expected_on_path", "target"]
     )
 
-st.subheader("The last 90 days", anchor=False)
-st.caption("Each change is against the 90 days before.")
-columns = st.columns(5)
-for column, name in zip(
-    columns,
-    [
-        "hires",
-        "time_to_hire_days",
-        "time_to_fill_days",
-        "cost_per_hire",
-        "offer_acceptance_rate",
-    ],
-    strict=True,
-):
-    label, unit, better = metrics.METRICS[name]
-    now_value, then_value = recent.value(name), before.value(name)
-    delta = None
-    if now_value is not None and then_value is not None:
-        change = now_value - then_value
-        delta = f"{change:+.0%}" if unit == "fraction" else f"{change:+,.1f}"
-    column.metric(
-        label,
-        common.format_value(name, now_value),
-        delta=delta,
-        delta_color="inverse" if better == "lower" else "normal",
+
+def goal_chart(goal: goals.GoalProgress, data: pd.DataFrame) -> alt.LayerChart | None:
+    unit = unit_of(goal.metric)
+    axis_title = metrics.METRICS[goal.metric][0] + UNIT_SUFFIX[unit]
+    layers = []
+    if goal.baseline is not None and goal.target is not None:
+        path = pd.DataFrame(
+            {
+                "day": pd.to_datetime([goal.start_date, goal.deadline]),
+                "value": [shown(goal.metric, goal.baseline), shown(goal.metric, goal.target)],
+                "line": ["Path to target"] * 2,
+            }
+        )
+        layers.append(
+            alt.Chart(path)
+            .mark_line(strokeDash=[6, 4])
+            .encode(
+                x=alt.X("day:T", title=None),
+                y=alt.Y("value:Q", title=axis_title),
+                color=alt.Color("line:N", title=None),
+                tooltip=[alt.Tooltip("day:T", title="Date"), alt.Tooltip("value:Q", format=",.2f")],
+            )
+        )
+    actual = data.dropna(subset=["actual"]).assign(
+        value=lambda df: [shown(goal.metric, v) for v in df["actual"]],
+        line="Actual",
+        measured_to=lambda df: pd.to_datetime(df["measured_to"]),
+    )
+    if not actual.empty:
+        layers.append(
+            alt.Chart(actual[["measured_to", "value", "line"]])
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("measured_to:T", title=None),
+                y=alt.Y("value:Q", title=axis_title),
+                color=alt.Color("line:N", title=None),
+                tooltip=[
+                    alt.Tooltip("measured_to:T", title="Measured to"),
+                    alt.Tooltip("value:Q", title="Actual", format=",.2f"),
+                ],
+            )
+        )
+    if not layers:
+        return None
+    return alt.layer(*layers).properties(height=240).configure_legend(orient="bottom")
+
+
+if goal_rows:
+    st.subheader("Progress against the path to each target", anchor=False)
+    st.caption(
+        "The actual value is measured from the goal's start to each month's end; the dashed "
+        "line runs straight from the baseline to the target."
+    )
+    columns = st.columns(charts_per_row)
+    for index, (goal, points) in enumerate(goal_rows):
+        with columns[index % charts_per_row], st.container(border=True):
+            data = goal_chart_data(goal, points)
+            chart = goal_chart(goal, data)
+            st.markdown(f"**{common.md(goal.title)}**")
+            if chart is None:
+                st.info(
+                    "No data yet: the baseline or the metric since the start is missing.",
+                    icon=":material/hourglass_empty:",
+                )
+                continue
+            chart_block(
+                f"goal_{goal.goal_id}",
+                chart,
+                data,
+                alt_text=f"{goal.title}: {goals.STATUS_LABELS[goal.status].lower()}",
+                printing=printing,
+                title=goal.title,
+            )
+
+# Trends
+st.subheader("Trends by month", anchor=False)
+known = trends.dropna(subset=["value"])
+if known[known["metric"] != "hires"].empty and not known["value"].any():
+    st.info(
+        "No hiring, cost or campaign data in this period yet. Record jobs, hires and costs "
+        "on the Jobs page, or pick a longer period.",
+        icon=":material/insights:",
+    )
+else:
+    plotted = known.assign(
+        month=pd.to_datetime(known["month"]),
+        value=[shown(m, v) for m, v in zip(known["metric"], known["value"], strict=True)],
+        facet=[metrics.METRICS[m][0] + UNIT_SUFFIX[unit_of(m)] for m in known["metric"]],
+    )
+    order = [metrics.METRICS[m][0] + UNIT_SUFFIX[unit_of(m)] for m in CARD_METRICS]
+    trend_chart = (
+        alt.Chart(plotted[["month", "facet", "value"]])
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None, axis=alt.Axis(format="%b %Y")),
+            y=alt.Y("value:Q", title=None, axis=alt.Axis(format=",.4~f")),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="Month"),
+                alt.Tooltip("facet:N", title="Metric"),
+                alt.Tooltip("value:Q", format=",.2f"),
+            ],
+        )
+        .properties(width=170 if not printing else 640, height=120)
+        .facet(
+            facet=alt.Facet("facet:N", title=None, sort=order),
+            columns=4 if not printing else 1,
+        )
+        .resolve_scale(y="independent")
+    )
+    with st.container(border=True):
+        st.caption("Each month on its own (the first and last months clipped to the period).")
+        chart_block(
+            "trends",
+            trend_chart,
+            trends[["month", "metric", "value"]],
+            alt_text="Each ROI metric month by month",
+            printing=printing,
+        )
+
+# Funnel and source of hire
+columns = st.columns(charts_per_row)
+with columns[0], st.container(border=True):
+    st.subheader("Talent pool funnel", anchor=False)
+    funnel = load_funnel(url, start, end, pool_id)
+    st.caption(
+        f"{'Pool ' + common.md(options['pools'][pool_id]) if pool_id else 'All pools'}: "
+        "members now, and who of them was contacted, engaged, applied and was hired in the "
+        "period (the funnel follows the pool filter only)."
+    )
+    if not funnel["members"]:
+        st.info(
+            "No one is in a talent pool yet. Build one on the Talent pools page.",
+            icon=":material/workspaces:",
+        )
+    else:
+        funnel_data = pd.DataFrame(
+            {
+                "step": [FUNNEL_LABELS[s] for s in metrics.FUNNEL_STEPS],
+                "people": [funnel[s] for s in metrics.FUNNEL_STEPS],
+                "share_of_pool": [funnel[s] / funnel["members"] for s in metrics.FUNNEL_STEPS],
+            }
+        )
+        order = list(funnel_data["step"])
+        bars = alt.Chart(funnel_data).encode(
+            y=alt.Y("step:N", sort=order, title=None),
+            x=alt.X("people:Q", title="People"),
+            tooltip=[
+                "step:N",
+                alt.Tooltip("people:Q", format=","),
+                alt.Tooltip("share_of_pool:Q", title="Share of the pool", format=".2%"),
+            ],
+        )
+        funnel_chart = (
+            bars.mark_bar()
+            + bars.mark_text(align="left", dx=3).encode(text=alt.Text("people:Q", format=","))
+        ).properties(height=220)
+        chart_block(
+            "funnel",
+            funnel_chart,
+            funnel_data,
+            alt_text=f"Funnel: {funnel['members']:,} in pools, {funnel['hired']:,} hired",
+            printing=printing,
+        )
+with columns[-1], st.container(border=True):
+    st.subheader("Source of hire", anchor=False)
+    if not report.source_of_hire:
+        st.info(
+            "No hires in this period. Move people to Hired on the Jobs page.",
+            icon=":material/work:",
+        )
+    else:
+        sources = sorted(report.source_of_hire.items(), key=lambda item: (-item[1], item[0]))
+        source_data = pd.DataFrame(
+            {
+                "source": [metrics.SOURCE_LABELS.get(s, s) for s, _ in sources],
+                "hires": [round(share * report.hires) for _, share in sources],
+                "share": [share for _, share in sources],
+            }
+        )
+        source_chart = (
+            alt.Chart(source_data)
+            .mark_bar()
+            .encode(
+                y=alt.Y("source:N", sort="-x", title=None),
+                x=alt.X("share:Q", title="Share of hires", axis=alt.Axis(format="%")),
+                tooltip=[
+                    "source:N",
+                    alt.Tooltip("hires:Q", format=","),
+                    alt.Tooltip("share:Q", format=".2%"),
+                ],
+            )
+            .properties(height=220)
+        )
+        st.caption(f"{report.hires:,} hires in the period.")
+        chart_block(
+            "source_of_hire",
+            source_chart,
+            source_data,
+            alt_text="Share of hires per source",
+            printing=printing,
+        )
+
+# Savings
+with st.container(border=True):
+    st.subheader("Savings from hiring out of talent pools", anchor=False)
+    saved = load_savings(url, start, end, None)
+    if saved["external_cost_per_hire"] is None:
+        if printing:
+            agency = state.get("goals_agency_cost")
+        else:
+            agency = st.number_input(
+                "Agency or job-board cost per hire ($)",
+                min_value=0.0,
+                value=None,
+                step=500.0,
+                key="goals_agency_cost",
+                persist_state="page",
+                help="No agency or job-board hire with costs in this period to derive it "
+                "from; enter what a hire from outside usually costs.",
+            )
+        if agency is not None:
+            saved = load_savings(url, start, end, Decimal(str(agency)))
+    a, b, c, d = st.columns(4)
+    a.metric(
+        "Pool hires",
+        f"{saved['pool_hires']:,}",
+        help="Hires from talent pools and CRM campaigns in the period.",
         border=True,
     )
-if recent.source_of_hire:
-    st.markdown("**Source of hire**")
-    shares = sorted(recent.source_of_hire.items(), key=lambda item: -item[1])
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "source": [metrics.SOURCE_LABELS.get(source, source) for source, _ in shares],
-                "share of hires": [share for _, share in shares],
-            }
-        ),
-        hide_index=True,
-        column_config={
-            "share of hires": st.column_config.ProgressColumn(
-                format="percent", min_value=0.0, max_value=1.0
-            )
-        },
+    per_hire = saved["external_cost_per_hire"]
+    b.metric(
+        "External cost per hire",
+        "no data" if per_hire is None else f"${per_hire:,.0f}",
+        help={
+            "given": "As entered.",
+            "computed": "Agency fees and job ads / hires from agencies and job boards.",
+        }.get(saved["external_cost_basis"], "Nothing to derive it from."),
+        border=True,
     )
-st.caption(
-    f"Definitions are in docs/metrics.md; figures refresh every {REFRESH_SECONDS} seconds. "
-    "Monthly trends, goal progress charts and exports are the next step for this page."
-)
+    c.metric(
+        "CRM costs",
+        f"${saved['crm_costs']:,.0f}",
+        help="Tools and recruiter time in the period.",
+        border=True,
+    )
+    net = saved["net_savings"]
+    d.metric(
+        "Net savings",
+        "no data" if net is None else f"{'-' if net < 0 else ''}${abs(net):,.0f}",
+        help=None if net is None else f"Exactly ${net:,.2f}; gross ${saved['gross_savings']:,.2f}.",
+        border=True,
+    )
+    st.caption(
+        "Pool hires × external cost per hire − the CRM's own costs, for all roles "
+        "(the scope filters do not apply)."
+    )
+    if not printing:
+        st.download_button(
+            "CSV",
+            data=pd.DataFrame([saved]).to_csv(index=False).encode("utf-8"),
+            file_name="savings.csv",
+            mime="text/csv",
+            icon=":material/table:",
+            on_click="ignore",
+            key="goals_csv_savings",
+            type="tertiary",
+        )
+
+dialog = state.get(DIALOG)
+if writable and dialog and dialog[0] == "new":
+    new_goal_dialog(options)
+elif writable and dialog and dialog[0] == "delete":
+    delete_goal_dialog(*dialog[1:])

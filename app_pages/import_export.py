@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, duplicates, exporter, importer, mapping, pools
+from crm import ats_import, auth, duplicates, exporter, importer, mapping, pools
 from crm.candidate_fields import CONSENT_LABELS
 from crm.csvfile import DELIMITER_NAMES, ENCODINGS
 from crm.errors import CrmError
@@ -221,6 +221,142 @@ def import_section() -> None:
         )
 
 
+# --- jobs, applications and costs from an ATS ------------------------------------------------
+
+ATS_KINDS = {
+    "jobs": "Jobs (requisitions)",
+    "applications": "Applications (people on a job's pipeline)",
+    "costs": "Hiring costs",
+}
+
+
+def ats_section() -> None:
+    st.divider()
+    st.subheader("Jobs, applications and costs from your ATS", anchor=False)
+    st.caption(
+        "Import jobs first, then applications (they name a job by its ATS ID or title and a "
+        "person by email or LinkedIn URL), then costs. Importing the same file again creates "
+        "nothing twice."
+    )
+    kind = st.radio(
+        "What the file holds",
+        list(ATS_KINDS),
+        format_func=ATS_KINDS.get,
+        horizontal=True,
+        key="io_ats_kind",
+    )
+    upload = st.file_uploader(
+        "ATS export (CSV)",
+        type=["csv", "txt", "tsv"],
+        disabled=not writable,
+        key=f"io_ats_file_{kind}",
+        help="A Greenhouse, Lever, Workable or similar export saved as CSV.",
+    )
+    last = st.session_state.get("io_ats_last_result")
+    if last is not None and last.errors:
+        st.download_button(
+            f"Download the error report ({len(last.errors):,} refused rows)",
+            data=last.error_report_csv(),
+            file_name=f"import-{last.kind}-errors.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            key="io_ats_report",
+        )
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        shape, detected = ats_import.detect(data, kind=kind)
+    except CrmError as error:
+        st.error(str(error))
+        return
+    st.caption(
+        f"{shape.data_rows:,} rows · {shape.encoding_name} · {shape.delimiter_name}-separated"
+        + (f" · {shape.header_line} line(s) of notes skipped" if shape.header_line else "")
+    )
+    labels = {IGNORE: IGNORE} | ats_import.FIELDS[kind]
+    chosen: dict[str, str | None] = {}
+    with st.expander("Columns", expanded=True):
+        cols = st.columns(3)
+        for position, header in enumerate(dict.fromkeys(shape.headers)):
+            suggested = detected.get(header) or IGNORE
+            target = cols[position % 3].selectbox(
+                header or "(no header)",
+                list(labels),
+                index=list(labels).index(suggested),
+                format_func=labels.get,
+                key=f"io_ats_map_{kind}_{upload.file_id}_{position}",
+                disabled=not writable,
+            )
+            chosen[header] = None if target == IGNORE else target
+    preview_key = f"io_ats_preview_{kind}_{upload.file_id}"
+    if st.button("Preview", key="io_ats_preview", disabled=not writable):
+        try:
+            with st.spinner("Checking every row…"):
+                st.session_state[preview_key] = (
+                    chosen,
+                    ats_import.preview(engine, data, kind=kind, mapping=chosen),
+                )
+        except CrmError as error:
+            st.error(str(error))
+            st.session_state.pop(preview_key, None)
+    stored = st.session_state.get(preview_key)
+    if not stored:
+        return
+    if stored[0] != chosen:
+        st.caption("The columns changed since the preview: press Preview again.")
+        return
+    result = stored[1]
+    counts = st.columns(4)
+    counts[0].metric("New", f"{result.created:,}")
+    counts[1].metric("Updated", f"{result.updated:,}")
+    counts[2].metric("Already here", f"{result.skipped:,}")
+    counts[3].metric("Refused rows", f"{result.error_count:,}")
+    if result.candidates_created:
+        st.caption(
+            f"{result.candidates_created:,} people not yet in the CRM will be added "
+            f'(source "{ats_import.NEW_CANDIDATE_SOURCE}").'
+        )
+    if result.problems:
+        st.dataframe(
+            pd.DataFrame(result.problems, columns=["row", "column", "problem"]),
+            hide_index=True,
+            width="stretch",
+        )
+        if result.error_count > len(result.problems):
+            st.caption(
+                f"The first {len(result.problems):,} of {result.error_count:,} refused rows; "
+                "the error report after the import lists them all."
+            )
+    if st.button(
+        f"Import {result.created + result.updated:,} {kind}",
+        type="primary",
+        key="io_ats_import",
+        disabled=not writable,
+    ):
+        try:
+            with st.spinner("Importing…"):
+                done = ats_import.import_file(
+                    engine,
+                    actor=user,
+                    data=data,
+                    filename=upload.name,
+                    kind=kind,
+                    mapping=chosen,
+                )
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            st.session_state.pop(preview_key, None)
+            st.session_state["io_ats_last_result"] = done
+            added = f", {done.candidates_created:,} people added" if done.candidates_created else ""
+            st.session_state["io_notice"] = (
+                f"Imported {upload.name}: {done.created:,} new, {done.updated:,} updated, "
+                f"{done.skipped:,} already here, {len(done.errors):,} refused{added}."
+            )
+            st.rerun()
+
+
 # --- export -------------------------------------------------------------------------------
 
 
@@ -419,6 +555,10 @@ for tab, section in (
     if tab.open:
         with tab:
             section()
+
+if import_tab.open:
+    with import_tab:
+        ats_section()
 
 if st.session_state.get("io_merge"):
     merge_dialog(*st.session_state["io_merge"])

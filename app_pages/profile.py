@@ -1,11 +1,12 @@
 """One candidate's profile: every field (editable), the timeline, touchpoints, a reminder."""
 
 import datetime as dt
+import json
 
 import streamlit as st
 
 from app_pages import common
-from crm import auth, candidates, custom_fields, engagement
+from crm import auth, candidates, custom_fields, engagement, privacy
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -239,6 +240,129 @@ with profile_tab:
                 for name, stage in memberships
             )
         )
+
+    if writable:  # Privacy: access, lawful basis and erasure (admins and recruiters)
+        ERASE_FLAG = f"profile_erase_{cid}"  # the erase dialog is open
+
+        @st.dialog("Erase this person", on_dismiss=lambda: st.session_state.pop(ERASE_FLAG, None))
+        def erase_dialog() -> None:
+            name = common.md(candidate.full_name or "(no name)")
+            st.markdown(f"Erase **{name}**? This cannot be undone.")
+            st.markdown(
+                "- Their personal data and every timeline entry are removed for good.\n"
+                "- Messages still queued for them are cancelled.\n"
+                "- Anonymous counts stay, so campaign reports and metrics do not change.\n"
+                "- Their address goes on the suppression list: they are never emailed again, "
+                "even if an import brings them back."
+            )
+            if st.button("Erase permanently", type="primary", icon=":material/delete_forever:"):
+                try:
+                    done = privacy.erase(engine, actor=user, candidate_id=cid)
+                except CrmError as error:
+                    st.error(str(error))
+                    return
+                st.session_state.pop(ERASE_FLAG, None)
+                reload_latest()
+                suppressed = "the address is suppressed" if done.suppressed else "no address"
+                st.session_state["candidates_notice"] = (
+                    f"Erased: personal data removed, {done.messages_cancelled:,} queued "
+                    f"message(s) cancelled, {suppressed}."
+                )
+                st.switch_page("app_pages/candidates.py")
+
+        with st.expander("Privacy", icon=":material/shield_person:"):
+            st.caption(
+                "For an access request, download everything held about this person; each "
+                "download is recorded in the audit log."
+            )
+            json_col, csv_col = st.columns(2)
+            json_col.download_button(
+                "Download everything we hold (JSON)",
+                data=lambda: json.dumps(
+                    privacy.export_data(engine, actor=user, candidate_id=cid),
+                    indent=2,
+                    ensure_ascii=False,
+                ).encode("utf-8"),
+                file_name=f"candidate-{cid}-data.json",
+                mime="application/json",
+                icon=":material/download:",
+                on_click="ignore",
+                width="stretch",
+            )
+            csv_col.download_button(
+                "Download everything we hold (CSV)",
+                data=lambda: privacy.export_data_csv(engine, actor=user, candidate_id=cid),
+                file_name=f"candidate-{cid}-data.csv",
+                mime="text/csv",
+                icon=":material/table:",
+                on_click="ignore",
+                width="stretch",
+            )
+            recorded = CONSENT_LABELS[candidate.consent_status]
+            if candidate.consent_at:
+                recorded += f", recorded {candidate.consent_at:%d %b %Y}"
+            if candidate.consent_source:
+                recorded += f" · {common.md(candidate.consent_source)}"
+            st.markdown(f"**Lawful basis:** {recorded}")
+            with st.form(f"profile_{cid}_basis_form"):
+                left, right = st.columns(2)
+                basis = left.selectbox(
+                    "Basis to record",
+                    list(CONSENT_LABELS),
+                    index=list(CONSENT_LABELS).index(candidate.consent_status),
+                    format_func=CONSENT_LABELS.get,
+                    key=field_key("basis"),
+                )
+                given_on = right.date_input(
+                    "Given or recorded on",
+                    value=dt.date.today(),
+                    max_value=dt.date.today(),
+                    key=field_key("basis_on"),
+                )
+                basis_source = st.text_input(
+                    "Where it came from",
+                    candidate.consent_source or "",
+                    max_chars=120,
+                    placeholder="Replied yes to the renewal email",
+                    key=field_key("basis_source"),
+                )
+                basis_note = st.text_input(
+                    "Note",
+                    candidate.consent_note or "",
+                    max_chars=2000,
+                    placeholder="What they agreed to, and how",
+                    key=field_key("basis_note"),
+                )
+                record_basis = st.form_submit_button("Record the basis")
+            if record_basis:
+                now = dt.datetime.now(dt.UTC)
+                given_at = (
+                    now
+                    if given_on == now.date()
+                    else dt.datetime.combine(given_on, dt.time(12), dt.UTC)
+                )
+                try:
+                    privacy.set_consent(
+                        engine,
+                        actor=user,
+                        candidate_id=cid,
+                        status=basis,
+                        source=basis_source,
+                        note=basis_note,
+                        at=given_at,
+                    )
+                except CrmError as error:
+                    st.error(str(error))
+                else:
+                    reload_latest()  # the record changed: start the edit form afresh
+                    st.session_state[f"profile_notice_{cid}"] = (
+                        f"Recorded the lawful basis: {CONSENT_LABELS[basis]}."
+                    )
+                    st.rerun()
+            if st.button("Erase this person…", icon=":material/delete:"):
+                st.session_state[ERASE_FLAG] = True
+        if st.session_state.get(ERASE_FLAG):
+            erase_dialog()
 
 with timeline_tab:
     touch, remind = st.columns(2)

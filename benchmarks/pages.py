@@ -28,8 +28,11 @@ APP_PAGES: list[tuple[str, str]] = [
     ("Talent pools", "Talent pools"),
     ("Campaigns", "Campaigns"),
     ("Content calendar", "Content calendar"),
+    ("Jobs", "Jobs"),
     ("Goals & ROI", "Goals & ROI"),
     ("Import / export", "Import / export"),
+    ("Privacy", "Privacy"),
+    ("Audit log", "Audit log"),
     ("Settings", "Settings"),
 ]
 HELLO_PAGES: list[tuple[str, str]] = [("Hello", "Hello"), ("Other", "Other")]

@@ -42,6 +42,13 @@ READ_ONLY_MESSAGE = "Managers have read-only access; ask a recruiter or an admin
 # --- passwords --------------------------------------------------------------------------
 
 
+# Sign-in is refused after this many failures in a row, until an admin sets a new password.
+MAX_LOGIN_ATTEMPTS = 5
+LOCKED_OUT = (
+    "Too many failed sign-ins for this user; ask an admin to set a new password to unlock it."
+)
+
+
 def validate_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters.")
@@ -218,6 +225,7 @@ def set_password(engine: Engine, *, actor: User, user_id: int, password: str) ->
             raise NotFound("That user no longer exists.")
         user.password_hash = password_hash
         user.sessions_revoked_at = utcnow()
+        user.failed_login_attempts = 0  # a new password unlocks a locked-out user
         audit.record(session, actor=actor, action="user.password", entity="user", entity_id=user_id)
 
 
@@ -229,6 +237,8 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
         )
         if user is None or not user.active:
             return None
+        if user.failed_login_attempts >= MAX_LOGIN_ATTEMPTS:
+            return None  # locked until an admin sets a new password
         if not password_matches(password, user.password_hash):
             user.failed_login_attempts += 1
             return None
@@ -413,6 +423,7 @@ def _login_form(engine: Engine, secret: str) -> None:
     try:
         authenticator.login(
             location="main",
+            max_login_attempts=MAX_LOGIN_ATTEMPTS,
             fields={
                 "Form name": "Sign in",
                 "Username": "Username",
@@ -421,7 +432,10 @@ def _login_form(engine: Engine, secret: str) -> None:
             },
         )
     except LoginError as error:
-        st.error(str(error))
+        if "attempts" in str(error):
+            st.error(LOCKED_OUT)
+        else:
+            st.error(str(error))
         return
     status = state.get("authentication_status")
     if status:

@@ -190,7 +190,8 @@ def import_(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Import candidates from a CSV file (LinkedIn, Google, Outlook, ATS exports and more).
+    """Import candidates (LinkedIn, Google, Outlook, ATS exports and more), or with --kind
+    the jobs, applications or costs of an ATS export.
 
     Runs as the first active admin. Exit 0 when the file was imported, even if some rows
     were refused (they are reported); 2 when the file as a whole cannot be used.
@@ -204,9 +205,8 @@ def import_(
     if kind not in kinds:
         raise InputUnusable(f"--kind must be one of {', '.join(kinds)}, not {kind!r}.")
     if kind != "candidates":
-        raise InputUnusable(
-            f"Importing {kind} is not available yet; only candidates can be imported."
-        )
+        _import_ats(file, kind=kind, maps=maps or [], dry_run=dry_run, as_json=as_json)
+        return
     modes = {"skip": "skip", "update": "update_all"} | {m: m for m in importer.ON_DUPLICATE}
     if on_duplicate not in modes:
         raise InputUnusable(
@@ -267,6 +267,49 @@ def import_(
         say(f"  line {problem.line}{column}: {problem.problem}")
     if len(result.problems) > 20:
         say(f"  ... and {len(result.problems) - 20:,} more; --json includes the full report.")
+
+
+def _import_ats(file: str, *, kind: str, maps: list[str], dry_run: bool, as_json: bool) -> None:
+    """Jobs, applications or costs from an ATS export (crm.ats_import)."""
+    from pathlib import Path
+
+    from crm import ats_import
+
+    mapping: dict[str, str | None] = {}
+    for item in maps:
+        header, equals, target = item.rpartition("=")
+        header, target = header.strip(), target.strip()
+        if not equals or not header:
+            raise InputUnusable(f'--map takes HEADER=field, like "Job Name=title", not {item!r}.')
+        mapping[header] = None if target.lower() in {"", "none", "ignore", "-"} else target
+    path = Path(file)
+    if not path.is_file():
+        raise InputUnusable(f"No such file: {file}")
+    engine = ready_engine()
+    result = ats_import.import_file(
+        engine,
+        actor=_operator(engine, "import"),
+        data=path.read_bytes(),
+        filename=path.name,
+        kind=kind,
+        mapping=mapping or None,
+        dry_run=dry_run,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    verb = "Checked (dry run, nothing written)" if dry_run else "Imported"
+    say(
+        f"{verb} {kind} from {path.name}: {result.read:,} rows, {result.created:,} new, "
+        f"{result.updated:,} updated, {result.skipped:,} duplicates, "
+        f"{len(result.errors):,} refused."
+    )
+    if result.candidates_created:
+        say(f"  {result.candidates_created:,} people added to the CRM (source ATS import).")
+    for line, column, problem in result.errors[:20]:
+        say(f"  line {line}{f' ({column})' if column else ''}: {problem}")
+    if len(result.errors) > 20:
+        say(f"  ... and {len(result.errors) - 20:,} more; --json includes the full report.")
 
 
 @app.command()

@@ -41,8 +41,9 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError:
+        # Never echo the URL: it may hold a password.
         raise ConfigError(
-            f"CRM_DATABASE_URL is not a database URL: {url!r} "
+            "CRM_DATABASE_URL is not a database URL "
             "(expected e.g. sqlite:///data/crm.db or postgresql+psycopg://user@host/db)."
         ) from None
     if parsed.get_backend_name() not in {"sqlite", "postgresql"}:

@@ -29,7 +29,11 @@ def sign(kind: str, ident: int, *, key: str | None = None) -> str:
 def verify(kind: str, token: str, *, key: str | None = None) -> int | None:
     """The id the token names, or None when it is not one we signed for this kind."""
     ident_text, _, signature = (token or "").partition(".")
-    if not ident_text.isdigit() or len(ident_text) > 18 or not signature:
+    # ASCII only: "²".isdigit() is true but int() refuses it, and compare_digest refuses
+    # non-ASCII text; a strange token must be refused, never crash the route.
+    if not (ident_text.isascii() and ident_text.isdigit()) or len(ident_text) > 18:
+        return None
+    if not signature or not signature.isascii():
         return None
     ident = int(ident_text)
     expected = _signature(kind, ident, key or secret_key())

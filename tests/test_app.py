@@ -19,9 +19,12 @@ EVERY_PAGE = [
     "app_pages/pools.py",
     "app_pages/campaigns.py",
     "app_pages/calendar.py",
+    "app_pages/jobs.py",
     "app_pages/goals.py",
     "app_pages/import_export.py",
 ]
+WRITERS_ONLY = ["app_pages/privacy.py"]
+ADMIN_ONLY = ["app_pages/audit.py", "app_pages/settings.py"]
 
 
 def app_as(user: User | None) -> AppTest:
@@ -65,7 +68,7 @@ def test_no_page_renders_without_login(users: dict[str, User]) -> None:
     assert not at.exception
     assert "Sign in" in texts(at)
     assert not at.metric and not at.dataframe
-    for page in EVERY_PAGE + ["app_pages/settings.py"]:
+    for page in EVERY_PAGE + WRITERS_ONLY + ADMIN_ONLY:
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(page)
 
@@ -73,8 +76,8 @@ def test_no_page_renders_without_login(users: dict[str, User]) -> None:
 @pytest.mark.parametrize(
     "role, landing, pages",
     [
-        ("admin", "Good", EVERY_PAGE + ["app_pages/settings.py"]),
-        ("recruiter", "Good", EVERY_PAGE),
+        ("admin", "Good", EVERY_PAGE + WRITERS_ONLY + ADMIN_ONLY),
+        ("recruiter", "Good", EVERY_PAGE + WRITERS_ONLY),
         ("manager", "Goals & ROI", EVERY_PAGE),
     ],
 )
@@ -87,10 +90,10 @@ def test_each_role_sees_its_menu(
     for page in pages:
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-    if "app_pages/settings.py" not in pages:
-        # Settings is not in the menu, so no URL reaches it.
+    for hidden in (page for page in WRITERS_ONLY + ADMIN_ONLY if page not in pages):
+        # Not in this role's menu, so no URL reaches it.
         with pytest.raises(ValueError, match="Could not find a navigation page"):
-            at.switch_page("app_pages/settings.py")
+            at.switch_page(hidden)
 
 
 def test_deactivation_takes_effect_on_the_next_rerun(
@@ -169,7 +172,7 @@ def test_pages_render_with_data_for_admin(users: dict[str, User], engine: Engine
     demo.load_demo(engine, candidates=200, seed=3, today=dt.date.today())
     at = app_as(users["admin"]).run()
     assert not at.exception
-    for page in EVERY_PAGE + ["app_pages/settings.py"]:
+    for page in EVERY_PAGE + WRITERS_ONLY + ADMIN_ONLY:
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
     at.switch_page("app_pages/candidates.py").run()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine
 
 from crm import candidates
 from crm.models import User
 from tests.test_app import app_as
+from tests.test_page_privacy import spy_downloads
 
 
 def open_profile(user: User, candidate_id: int):
@@ -115,3 +117,62 @@ def test_mark_a_reply_by_hand(users: dict[str, User], engine: Engine) -> None:
     assert kinds.count("email_reply") == 1 and kinds.count("email_interested") == 1
     manager = open_profile(users["manager"], person)
     assert [b for b in manager.button if b.label == "Mark interested"][0].disabled
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict:
+    return spy_downloads(monkeypatch)
+
+
+def test_privacy_section_records_the_basis_and_erases(
+    users: dict[str, User], engine: Engine, downloads: dict
+) -> None:
+    from sqlalchemy import select
+
+    from crm import db
+    from crm.identity import address_hash
+    from crm.models import Suppression
+
+    cid = make_ana(engine, users)
+    at = open_profile(users["recruiter"], cid)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download everything we hold (JSON)", "Download everything we hold (CSV)"]
+    assert '"ana@example.com"' in downloads[f"candidate-{cid}-data.json"]().decode()
+    at.selectbox(key=f"profile_{cid}_basis").select("consented")
+    text_input(at, "Where it came from").input("Signed up at the March meetup")
+    next(b for b in at.button if b.label == "Record the basis").click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value == "Recorded the lawful basis: Consented."
+    fresh = candidates.get_candidate(engine, cid)
+    assert (fresh.consent_status, fresh.consent_source) == (
+        "consented",
+        "Signed up at the March meetup",
+    )
+    text_input(at, "Company").input("Acme")  # the edit form follows the new version
+    save(at)
+    assert candidates.get_candidate(engine, cid).company == "Acme"
+
+    next(b for b in at.button if b.label == "Erase this person…").click().run()
+    assert any("never emailed again" in m.value for m in at.markdown)
+    assert candidates.get_candidate(engine, cid) is not None
+    next(b for b in at.button if b.label == "Erase permanently").click().run()
+    assert not at.exception, at.exception
+    assert candidates.get_candidate(engine, cid) is None
+    with db.read_session(engine) as session:
+        assert session.scalar(
+            select(Suppression.id).where(
+                Suppression.address_hash == address_hash("ana@example.com")
+            )
+        )
+    assert at.title[0].value == "Candidates"
+    assert at.success[0].value.startswith("Erased: personal data removed")
+
+
+def test_a_manager_gets_no_privacy_section(users: dict[str, User], engine: Engine) -> None:
+    cid = make_ana(engine, users)
+    at = open_profile(users["manager"], cid)
+    assert not at.get("download_button")
+    assert not any(b.label in ("Erase this person…", "Record the basis") for b in at.button)
+    assert not any(e.label == "Privacy" for e in at.expander)
+    recruiter = open_profile(users["recruiter"], cid)
+    assert any(e.label == "Privacy" for e in recruiter.expander)

@@ -16,8 +16,10 @@ MENU = [
     "Talent pools",
     "Campaigns",
     "Content calendar",
+    "Jobs",
     "Goals & ROI",
     "Import / export",
+    "Privacy",
 ]
 
 

@@ -1,0 +1,318 @@
+"""The Goals & ROI page under AppTest: cards and charts equal the services, goals, managers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import Engine, func, select
+
+from crm import candidates, db, goals, jobs, metrics
+from crm.models import Goal, User
+from tests.test_app import app_as
+
+TODAY = dt.date.today()
+
+
+def days_ago(n: int) -> dt.datetime:
+    return dt.datetime.combine(TODAY - dt.timedelta(days=n), dt.time(12), dt.UTC)
+
+
+def hiring(engine: Engine, users: dict[str, User]) -> dict[str, int]:
+    """Two jobs filled, one offer declined, three costs, all in the last 90 days."""
+    actor = users["recruiter"]
+    people = {
+        first: candidates.create_candidate(
+            engine,
+            actor=actor,
+            fields={"first_name": first, "last_name": "Test", "email": f"{first.lower()}@x.io"},
+        ).id
+        for first in ("Ana", "Ben", "Cy")
+    }
+    backend = jobs.create_job(
+        engine,
+        actor=actor,
+        title="Backend Engineer",
+        role_family="Software Engineering",
+        key_role=True,
+        opened_at=TODAY - dt.timedelta(days=60),
+    )
+    analyst = jobs.create_job(
+        engine,
+        actor=actor,
+        title="Data Analyst",
+        role_family="Data & Analytics",
+        opened_at=TODAY - dt.timedelta(days=70),
+    )
+    ana = jobs.add_application(
+        engine, actor=actor, job_id=backend, candidate_id=people["Ana"], source="talent_pool",
+        at=days_ago(50),
+    )  # fmt: skip
+    jobs.move_stage(engine, actor=actor, application_id=ana, stage="offer", at=days_ago(30))
+    jobs.move_stage(engine, actor=actor, application_id=ana, stage="hired", at=days_ago(21))
+    ben = jobs.add_application(
+        engine, actor=actor, job_id=analyst, candidate_id=people["Ben"], source="agency",
+        at=days_ago(65),
+    )  # fmt: skip
+    jobs.move_stage(engine, actor=actor, application_id=ben, stage="offer", at=days_ago(40))
+    jobs.move_stage(engine, actor=actor, application_id=ben, stage="hired", at=days_ago(34))
+    cy = jobs.add_application(
+        engine, actor=actor, job_id=backend, candidate_id=people["Cy"], source="job_board",
+        at=days_ago(45),
+    )  # fmt: skip
+    jobs.record_offer(engine, actor=actor, application_id=cy, accepted=None, at=days_ago(31))
+    jobs.record_offer(engine, actor=actor, application_id=cy, accepted=False, at=days_ago(28))
+    for amount, category, ago in (("5000", "agency_fees", 35), ("500.50", "job_ads", 40),
+                                  ("1000", "tools", 10)):  # fmt: skip
+        jobs.add_cost(
+            engine,
+            actor=actor,
+            amount=Decimal(amount),
+            category=category,
+            incurred_on=TODAY - dt.timedelta(days=ago),
+        )
+    return {"backend": backend, "analyst": analyst}
+
+
+def open_page(user: User):
+    at = app_as(user).run()
+    at.switch_page("app_pages/goals.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_frames(at) -> dict[str, pd.DataFrame]:
+    """Each Altair chart's data, named by a field only that chart encodes."""
+    found = {}
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        name = next(
+            (n for n in ("facet", "step", "source", "measured_to") if f'"{n}"' in chart.proto.spec),
+            "other",
+        )
+        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+        # A layered chart sends a dataset per layer: keep the one with the named field.
+        frames = [f for f in frames if name in f.columns] or frames
+        found[name] = frames[0]
+        assert spec
+    return found
+
+
+def main_buttons(at) -> list:
+    return list(at.main.button)
+
+
+def test_manager_reads_cards_and_charts_equal_to_the_services(
+    users: dict[str, User], engine: Engine
+) -> None:
+    hiring(engine, users)
+    at = open_page(users["manager"])
+    assert "read-only access" in at.caption[0].value
+    assert main_buttons(at) == []  # nothing writable: no goal buttons, no dialogs
+    start, end = TODAY - dt.timedelta(days=89), TODAY
+    report = metrics.compute(engine, start=start, end=end)
+    cards = {m.label: m.value for m in at.metric}
+    for metric in (
+        "time_to_fill_days",
+        "time_to_hire_days",
+        "cost_per_hire",
+        "offer_acceptance_rate",
+        "hires",
+        "hires_from_talent_pools_share",
+        "reply_rate",
+        "campaign_application_rate",
+    ):
+        assert cards[metrics.METRICS[metric][0]] == common_format(metric, report.value(metric))
+    assert cards["Hires"] == "2"
+    assert cards["Cost per hire"] == "$3,250"  # (5000 + 500.50 + 1000) / 2
+    assert cards["Reply rate"] == "no data"
+    charts = chart_frames(at)
+    trends = charts["facet"]
+    for metric in ("time_to_hire_days", "cost_per_hire", "offer_acceptance_rate"):
+        label = metrics.METRICS[metric][0]
+        shown = trends[trends["facet"].str.startswith(label)]["value"].tolist()
+        expected = [
+            v * 100 if metrics.METRICS[metric][1] == "fraction" else v
+            for _, v in metrics.monthly(engine, metric=metric, start=start, end=end)
+            if v is not None
+        ]
+        assert shown == pytest.approx(expected, rel=1e-12)
+    sources = charts["source"].set_index("source")["share"].to_dict()
+    assert sources == {"Talent pool": 0.5, "Agency": 0.5}
+    assert sources == {
+        metrics.SOURCE_LABELS[s]: share for s, share in report.source_of_hire.items()
+    }
+    saved = metrics.savings(engine, start=start, end=end)
+    assert cards["Net savings"] == f"${saved['net_savings']:,.0f}"
+    assert len(at.get("download_button")) >= 3  # CSV and PNG per chart, savings CSV
+
+
+def common_format(metric: str, value: float | None) -> str:
+    from app_pages import common
+
+    return common.format_value(metric, value)
+
+
+def test_empty_page_says_what_to_do(users: dict[str, User]) -> None:
+    at = open_page(users["recruiter"])
+    infos = " ".join(i.value for i in at.info)
+    assert "No goals yet. Set one with **New goal**" in infos
+    assert "Record jobs, hires and costs on the Jobs page" in infos
+    assert "No hires in this period" in infos
+    assert all(m.value in {"no data", "0"} for m in at.metric[:8])
+    manager = open_page(users["manager"])
+    assert "An admin or a recruiter sets them" in manager.info[0].value
+
+
+def open_new_goal(at):
+    next(b for b in at.button if b.label == "New goal").click().run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="goal_title")
+    return at
+
+
+def save_goal(at):
+    next(b for b in at.button if b.label == "Save goal").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def goal_count(engine: Engine) -> int:
+    with db.read_session(engine) as session:
+        return session.scalar(select(func.count()).select_from(Goal))
+
+
+def test_create_a_goal_through_the_dialog_and_see_its_status(
+    users: dict[str, User], engine: Engine
+) -> None:
+    hiring(engine, users)
+    at = open_new_goal(open_page(users["recruiter"]))
+    at.text_input(key="goal_title").input("Two hires this quarter")
+    at.selectbox(key="goal_metric").set_value("hires")
+    at.radio(key="goal_target_kind").set_value("absolute")
+    at.number_input(key="goal_target").set_value(2)
+    at.date_input(key="goal_start").set_value(TODAY - dt.timedelta(days=60))
+    at.date_input(key="goal_deadline").set_value(TODAY + dt.timedelta(days=30))
+    at.number_input(key="goal_baseline_value").set_value(0)
+    save_goal(at)
+    assert "Saved the goal 'Two hires this quarter'" in at.success[0].value
+    [goal] = goals.list_goals(engine)
+    assert (goal.metric, goal.target_value, goal.baseline_value) == ("hires", 2, 0)
+    assert goals.progress(engine, goal, today=TODAY).status == "on_track"
+    page = " ".join(str(m.value) for m in at.markdown)
+    assert "Two hires this quarter" in page
+    assert ":green-badge[:material/check_circle: On track]" in page
+    # Its progress chart plots the service's series.
+    frame = chart_frames(at)["measured_to"]
+    assert frame["value"].tolist() == [
+        actual for _, actual, _ in goals.series(engine, goal, today=TODAY) if actual is not None
+    ]
+
+
+def test_an_impossible_target_is_refused_with_the_services_sentence(
+    users: dict[str, User], engine: Engine
+) -> None:
+    hiring(engine, users)
+    at = open_new_goal(open_page(users["admin"]))
+    at.text_input(key="goal_title").input("Hire instantly")
+    at.selectbox(key="goal_metric").set_value("time_to_hire_days")
+    at.radio(key="goal_target_kind").set_value("relative")
+    at.number_input(key="goal_target").set_value(-120)
+    save_goal(at)
+    assert at.error[0].value == ("A reduction of 100% or more is impossible (120% was asked).")
+    assert goal_count(engine) == 0
+    # Still open with what was typed, so it can be corrected.
+    assert at.text_input(key="goal_title").value == "Hire instantly"
+    at.number_input(key="goal_target").set_value(-15)
+    save_goal(at)
+    assert goal_count(engine) == 1
+
+
+def test_the_guides_examples_are_added_in_one_click(users: dict[str, User], engine: Engine) -> None:
+    hiring(engine, users)
+    at = open_page(users["recruiter"])
+    next(b for b in at.button if b.label == "Add the guide's examples").click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value == "Added 3 of the guide's examples."
+    titles = sorted(g.title for g in goals.list_goals(engine))
+    assert titles == sorted(example["title"] for example in goals.GUIDE_EXAMPLES)
+    page = " ".join(str(m.value) for m in at.markdown)
+    for title in titles:
+        assert title.replace("-", "\\-").replace("'", "'")[:20] in page
+
+
+def test_guide_examples_without_baseline_data_are_refused_by_name(
+    users: dict[str, User], engine: Engine
+) -> None:
+    at = open_page(users["admin"])
+    next(b for b in at.button if b.label == "Add the guide's examples").click().run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 3
+    assert "has no data from" in at.error[0].value
+    assert goal_count(engine) == 0
+
+
+def test_delete_a_goal_after_confirming(users: dict[str, User], engine: Engine) -> None:
+    hiring(engine, users)
+    goals.save_goal(
+        engine,
+        actor=users["admin"],
+        draft=goals.GoalDraft(
+            metric="hires", target_kind="absolute", target_value=5, baseline_value=1,
+            start_date=TODAY, deadline=TODAY + dt.timedelta(days=90), title="Five hires",
+        ),
+    )  # fmt: skip
+    at = open_page(users["recruiter"])
+    [goal] = goals.list_goals(engine)
+    at.button(key=f"goals_delete_{goal.id}").click().run()
+    assert goal_count(engine) == 1  # only asked
+    at.button(key="goal_delete").click().run()
+    assert not at.exception, at.exception
+    assert goal_count(engine) == 0
+    assert "Deleted the goal 'Five hires'" in at.success[0].value
+    manager = open_page(users["manager"])
+    assert main_buttons(manager) == []
+
+
+def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -> None:
+    hiring(engine, users)
+    at = open_page(users["recruiter"])
+    assert at.segmented_control(key="goals_period").value == "Last 90 days"
+    at.segmented_control(key="goals_period").set_value("This year").run()
+    at.toggle(key="goals_print").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not at.get("download_button")
+    assert not [w for w in at.segmented_control if w.key == "goals_period"]
+    assert main_buttons(at) == []
+    assert f"01 Jan {TODAY.year}" in at.caption[0].value + at.caption[1].value
+    at.toggle(key="goals_print").set_value(False).run()
+    assert at.segmented_control(key="goals_period").value == "This year"
+
+
+def test_custom_period_and_scope_filter_the_cards(users: dict[str, User], engine: Engine) -> None:
+    hiring(engine, users)
+    at = open_page(users["manager"])
+    at.multiselect(key="goals_families").set_value(["Software Engineering"]).run()
+    assert not at.exception, at.exception
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Hires"] == "1"
+    assert cards["Time to fill"] == "39.0 days"
+    at.segmented_control(key="goals_period").set_value("Custom").run()
+    at.date_input(key="goals_custom").set_value((TODAY - dt.timedelta(days=25), TODAY)).run()
+    assert not at.exception, at.exception
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Hires"] == "1"
+    assert cards["Offer acceptance rate"] == "100%"  # Cy declined 28 days ago, before
+    # Team costs belong to no job, so a role-family scope leaves them out.
+    assert cards["Cost per hire"] == "$0"
+    report = metrics.compute(
+        engine,
+        start=TODAY - dt.timedelta(days=25),
+        end=TODAY,
+        scope=metrics.Scope(role_families=("Software Engineering",)),
+    )
+    assert cards["Time to hire"] == common_format("time_to_hire_days", report.time_to_hire_days)

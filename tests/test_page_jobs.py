@@ -1,0 +1,186 @@
+"""The Jobs page under AppTest: jobs, a pipeline from applied to hired, offers, costs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Engine
+
+from crm import candidates, jobs
+from crm.models import User
+from tests.test_app import app_as
+
+TODAY = dt.date.today()
+
+
+def people(engine: Engine, users: dict[str, User]) -> dict[str, int]:
+    return {
+        first: candidates.create_candidate(
+            engine,
+            actor=users["recruiter"],
+            fields={"first_name": first, "last_name": "Test", "email": f"{first.lower()}@x.io"},
+        ).id
+        for first in ("Ana", "Ben")
+    }
+
+
+def a_job(engine: Engine, users: dict[str, User]) -> int:
+    return jobs.create_job(
+        engine,
+        actor=users["recruiter"],
+        title="Backend Engineer",
+        role_family="Software Engineering",
+        key_role=True,
+        opened_at=TODAY - dt.timedelta(days=30),
+    )
+
+
+def open_page(user: User):
+    at = app_as(user).run()
+    at.switch_page("app_pages/jobs.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def click(at, label: str):
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def move(at, job_id: int, application_id: int, stage: str):
+    at.selectbox(key=f"jobs_move_person_{job_id}").set_value(application_id)
+    at.selectbox(key=f"jobs_move_stage_{job_id}").set_value(stage)
+    return click(at, "Move")
+
+
+def test_empty_page_says_what_to_do(users: dict[str, User]) -> None:
+    at = open_page(users["recruiter"])
+    assert at.title[0].value == "Jobs"
+    assert "No jobs yet. Create one with **New job**" in at.info[0].value
+    at.segmented_control(key="jobs_view").set_value("Costs").run()
+    assert not at.exception, at.exception
+    assert "No costs in this period" in at.info[0].value
+
+
+def test_create_a_job_through_the_dialog(users: dict[str, User], engine: Engine) -> None:
+    at = click(open_page(users["recruiter"]), "New job")
+    at.text_input(key="job_title").input("  Data   Engineer ")
+    at.selectbox(key="job_family").set_value("Data & Analytics")
+    at.text_input(key="job_manager").input("Grace Hopper")
+    at.checkbox(key="job_key_role").check()
+    click(at, "Create job")
+    assert at.success[0].value == "Created the job 'Data Engineer'."
+    [job] = jobs.list_jobs(engine)
+    assert (job.title, job.role_family, job.key_role, job.hiring_manager, job.status) == (
+        "Data Engineer", "Data & Analytics", True, "Grace Hopper", "open",
+    )  # fmt: skip
+    assert at.selectbox(key="jobs_selected").value == job.id
+    table = at.dataframe[0].value
+    assert table["title"].tolist() == ["Data Engineer"]
+    assert table["applied"].tolist() == [0]
+
+
+def test_a_job_needs_a_title(users: dict[str, User], engine: Engine) -> None:
+    at = click(open_page(users["admin"]), "New job")
+    click(at, "Create job")
+    assert at.error[0].value == "A job needs a title."
+    assert jobs.list_jobs(engine) == []
+
+
+def test_add_a_person_and_move_them_to_hired(users: dict[str, User], engine: Engine) -> None:
+    made = people(engine, users)
+    job_id = a_job(engine, users)
+    at = open_page(users["recruiter"])
+    at.text_input(key=f"jobs_find_{job_id}").input("ana@x").run()
+    at.selectbox(key=f"jobs_add_person_{job_id}").set_value(made["Ana"])
+    at.selectbox(key=f"jobs_add_source_{job_id}").set_value("talent_pool")
+    click(at, "Add to the pipeline")
+    assert at.success[0].value == "Added Ana Test to Backend Engineer."
+    [view] = jobs.pipeline(engine, job_id)["applied"]
+    assert (view.candidate_id, view.source) == (made["Ana"], "talent_pool")
+    assert at.dataframe[0].value["applied"].tolist() == [1]
+    # Adding her twice is refused with one sentence.
+    at.text_input(key=f"jobs_find_{job_id}").input("ana@x").run()
+    at.selectbox(key=f"jobs_add_person_{job_id}").set_value(made["Ana"])
+    click(at, "Add to the pipeline")
+    assert at.error[0].value == "Ana Test is already on the pipeline for Backend Engineer."
+    for stage in ("screen", "interview", "offer", "hired"):
+        move(at, job_id, view.id, stage)
+        assert at.success[0].value == f"Moved Ana Test to {stage}."
+        assert [v.id for v in jobs.pipeline(engine, job_id)[stage]] == [view.id]
+    job = jobs.get_job(engine, job_id)
+    assert (job.status, job.filled_at) == ("filled", dt.datetime.now(dt.UTC).date())
+    assert at.dataframe[0].value["hired"].tolist() == [1]
+    assert any("Filled" in str(m.value) for m in at.markdown)
+
+
+def test_record_a_declined_offer(users: dict[str, User], engine: Engine) -> None:
+    made = people(engine, users)
+    job_id = a_job(engine, users)
+    application = jobs.add_application(
+        engine, actor=users["recruiter"], job_id=job_id, candidate_id=made["Ben"],
+        source="job_board", at=TODAY - dt.timedelta(days=10),
+    )  # fmt: skip
+    at = open_page(users["recruiter"])
+    declined = next(b for b in at.button if b.label == "Declined")
+    assert declined.disabled  # nobody has an offer out yet
+    move(at, job_id, application, "offer")
+    at.selectbox(key=f"jobs_offer_person_{job_id}").set_value(application)
+    click(at, "Declined")
+    assert at.success[0].value == "Recorded: Ben Test declined the offer."
+    [view] = jobs.pipeline(engine, job_id)["withdrew"]
+    assert (view.id, view.offer_accepted) == (application, False)
+    assert jobs.get_job(engine, job_id).status == "open"
+
+
+def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
+    job_id = a_job(engine, users)
+    at = open_page(users["recruiter"])
+    assert "No costs recorded for this job yet" in " ".join(i.value for i in at.info)
+    at.selectbox(key=f"jobs_cost_category_{job_id}").set_value("agency_fees")
+    at.number_input(key=f"jobs_cost_amount_{job_id}").set_value(4500.5)
+    at.text_input(key=f"jobs_cost_note_{job_id}").input("Search firm")
+    click(at, "Add cost")
+    assert at.success[0].value == "Added a cost of $4,500.50."
+    [cost] = jobs.list_costs(engine, job_id=job_id)
+    assert (cost.amount, cost.category, cost.note, cost.incurred_on) == (
+        Decimal("4500.50"), "agency_fees", "Search firm", TODAY,
+    )  # fmt: skip
+    # The period view lists it with the job's title.
+    at.segmented_control(key="jobs_view").set_value("Costs").run()
+    assert at.dataframe[0].value["job"].tolist() == ["Backend Engineer"]
+    click(at, "Delete…")
+    assert jobs.list_costs(engine) != []  # only asked
+    click(at, "Delete the cost")
+    assert jobs.list_costs(engine) == []
+
+
+def test_a_cost_must_be_more_than_zero(users: dict[str, User], engine: Engine) -> None:
+    at = open_page(users["recruiter"])
+    at.segmented_control(key="jobs_view").set_value("Costs").run()
+    at.number_input(key="jobs_cost_amount_all").set_value(0)
+    click(at, "Add cost")
+    assert at.error[0].value == "A cost must be more than zero."
+    assert jobs.list_costs(engine) == []
+
+
+def test_manager_reads_but_changes_nothing(users: dict[str, User], engine: Engine) -> None:
+    made = people(engine, users)
+    job_id = a_job(engine, users)
+    jobs.add_application(
+        engine, actor=users["recruiter"], job_id=job_id, candidate_id=made["Ana"],
+        source="referral",
+    )  # fmt: skip
+    jobs.add_cost(
+        engine, actor=users["recruiter"], amount=Decimal(100), category="tools",
+        incurred_on=TODAY, job_id=job_id,
+    )  # fmt: skip
+    at = open_page(users["manager"])
+    assert "read-only access" in at.caption[0].value
+    assert "Ana Test" in [link.label for link in at.get("page_link")]
+    buttons = list(at.main.button)
+    assert {b.label for b in buttons} >= {"New job", "Move", "Add cost", "Delete…"}
+    assert all(b.disabled for b in buttons)
+    assert at.text_input(key=f"jobs_find_{job_id}").disabled
