@@ -81,11 +81,22 @@ _SELECTED = (
 )
 
 
+def needs_escape(value: str) -> bool:
+    """Whether a spreadsheet would read the cell as a formula, or it starts with a quote
+    that an import would take for our escape (so the quote survives a round trip)."""
+    if value.startswith(_FORMULA_STARTS):
+        return not _PLAIN_NUMBER.fullmatch(value)
+    return value.startswith("'") and needs_escape(value[1:])
+
+
 def escape_cell(value: str) -> str:
     """The cell with a quote in front if a spreadsheet would take it for a formula."""
-    if value.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    return "'" + value if needs_escape(value) else value
+
+
+def unescape_cell(value: str) -> str:
+    """The cell as it was before escape_cell (what an import of our export reads back)."""
+    return value[1:] if value.startswith("'") and needs_escape(value[1:]) else value
 
 
 def _plain(value: str | None) -> str:

@@ -73,6 +73,7 @@ from crm.auth import require_writer
 from crm.candidate_fields import clean_candidate
 from crm.db import read_session, write_session
 from crm.errors import CrmError, InputUnusable, NotFound, ValidationError
+from crm.exporter import unescape_cell
 from crm.identity import address_hash, clean_text
 from crm.models import (
     CONSENT_STATUSES,
@@ -489,8 +490,8 @@ class _Parser:
             value = cells[index]
             if not value or target in raw:
                 continue
-            if value[0] == "'" and value[1:2] in _FORMULA_STARTS:
-                value = value[1:]
+            if value[0] == "'":
+                value = unescape_cell(value)  # our export's formula escape
             if len(value) > csvfile.MAX_FIELD_CHARS:
                 problems.append(
                     (target, f"The value is longer than {csvfile.MAX_FIELD_CHARS:,} characters.")

@@ -405,3 +405,12 @@ def test_cli_export_refusals(people: Engine, tmp_path: Path) -> None:
 
     result = crm("export", "candidates")
     assert result.exit_code == 2  # Typer: the required -o is missing
+
+
+def test_escaping_survives_a_round_trip_for_every_quote_and_sign() -> None:
+    from crm.exporter import escape_cell, unescape_cell
+
+    for value in ["'-", "''=x", "'-5", "-5", "=1+1", "'abc", "@home", "'", "''", "+44 20"]:
+        escaped = escape_cell(value)
+        assert unescape_cell(escaped) == value, value
+        assert not escaped.startswith(("=", "+", "@")) or escaped == value == "-5"

@@ -1259,7 +1259,7 @@ def test_cli_dry_run_map_and_source(engine: Engine, admin: User, tmp_path: Path)
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [
-        (["--kind", "jobs"], 2, "Importing jobs is not available yet; only candidates"),
+        (["--kind", "jobs"], 2, "None of the file's columns is one an import of jobs knows"),
         (["--kind", "pets"], 2, "--kind must be one of"),
         (["--map", "Who=nickname"], 2, "unknown field 'nickname'"),
         (["--map", "nonsense"], 2, "HEADER=field"),
