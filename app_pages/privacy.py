@@ -4,7 +4,6 @@ renew. The work is done by crm.privacy; this page only asks and shows."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pandas as pd
 import streamlit as st
@@ -227,11 +226,7 @@ def access_section() -> None:
         json_col, csv_col, erase_col = st.columns(3)
         json_col.download_button(
             "Download everything (JSON)",
-            data=lambda: json.dumps(
-                privacy.export_data(engine, actor=user, candidate_id=found_id),
-                indent=2,
-                ensure_ascii=False,
-            ).encode("utf-8"),
+            data=lambda: privacy.export_data_json(engine, actor=user, candidate_id=found_id),
             file_name=f"candidate-{found_id}-data.json",
             mime="application/json",
             icon=":material/download:",

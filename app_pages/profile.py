@@ -1,7 +1,6 @@
 """One candidate's profile: every field (editable), the timeline, touchpoints, a reminder."""
 
 import datetime as dt
-import json
 
 import streamlit as st
 
@@ -278,11 +277,7 @@ with profile_tab:
             json_col, csv_col = st.columns(2)
             json_col.download_button(
                 "Download everything we hold (JSON)",
-                data=lambda: json.dumps(
-                    privacy.export_data(engine, actor=user, candidate_id=cid),
-                    indent=2,
-                    ensure_ascii=False,
-                ).encode("utf-8"),
+                data=lambda: privacy.export_data_json(engine, actor=user, candidate_id=cid),
                 file_name=f"candidate-{cid}-data.json",
                 mime="application/json",
                 icon=":material/download:",

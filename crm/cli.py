@@ -834,8 +834,9 @@ def candidate_export_data(
 
     engine = ready_engine()
     actor = _operator(engine, "export personal data")
-    data = privacy.export_data(engine, actor=actor, candidate_id=_person(engine, email))
-    _write_file(output, json.dumps(data, indent=2, ensure_ascii=False, default=str).encode())
+    _write_file(
+        output, privacy.export_data_json(engine, actor=actor, candidate_id=_person(engine, email))
+    )
     say(f"Wrote everything held about {email} to {output}.")
 
 

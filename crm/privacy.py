@@ -414,6 +414,12 @@ def _flatten(document: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
                 yield section, str(number), "value", item
 
 
+def export_data_json(engine: Engine, *, actor: User, candidate_id: int) -> bytes:
+    """export_data as the UTF-8 JSON document the pages and `crm candidate export-data` give."""
+    data = export_data(engine, actor=actor, candidate_id=candidate_id)
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+
+
 def export_data_csv(engine: Engine, *, actor: User, candidate_id: int) -> bytes:
     """The same export as (section, item, field, value) rows: UTF-8 with a BOM, every cell
     formula-escaped."""
