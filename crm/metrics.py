@@ -518,12 +518,23 @@ def _pool(session: Session, period: _Period, scope: Scope, by_month: bool) -> di
     ]
     if scope.campaign_id is not None:
         event_filter.append(Event.campaign_id == scope.campaign_id)
-    engaged_query = (
-        select(func.count(Candidate.id.distinct()))
-        .select_from(Candidate)
-        .join(Event, Event.candidate_id == Candidate.id)
-        .where(members_condition, *event_filter)
-    )
+    # A pool's filters are weighed once per person, never per event row (that took 13 s
+    # at a million events): one seek per member for the period's count, and the members
+    # picked once (an IN) for the counts by month.
+    if by_month:
+        member_ids = select(Candidate.id).where(members_condition)
+        engaged_query = select(func.count(Event.candidate_id.distinct())).where(
+            Event.candidate_id.in_(member_ids), *event_filter
+        )
+    else:
+        engaged_query = (
+            select(func.count())
+            .select_from(Candidate)
+            .where(
+                members_condition,
+                exists(select(Event.id).where(Event.candidate_id == Candidate.id, *event_filter)),
+            )
+        )
     hired_query = (
         select(func.count(Candidate.id.distinct()))
         .select_from(Candidate)

@@ -640,6 +640,7 @@ class Event(Base):
         _choice("kind", EVENT_KINDS),
         Index(None, "campaign_id", "kind"),
         Index(None, "candidate_id", "occurred_at"),
+        Index(None, "candidate_id", "campaign_id", "kind"),  # outreach metrics
         Index(None, "occurred_at"),
     )
 
