@@ -25,6 +25,7 @@ REFRESH_SECONDS = 300
 DIALOG = "goals_dialog"  # ("new",) or ("delete", goal_id, title)
 NOTICE = "goals_notice"
 PRINT = "goals_print"
+SECTION = "goals_section"  # the open tab
 PERIODS = ("Last 90 days", "This year", "Last 12 months", "Custom")
 CARD_METRICS = (
     "time_to_fill_days",
@@ -37,6 +38,7 @@ CARD_METRICS = (
     "campaign_application_rate",
 )
 STATUS_COLORS = {"on_track": "green", "at_risk": "orange", "off_track": "red", "no_data": "gray"}
+STATUS_EMOJI = {"on_track": "🟢", "at_risk": "🟠", "off_track": "🔴", "no_data": "⚪"}
 STATUS_ICONS = {
     "on_track": ":material/check_circle:",
     "at_risk": ":material/warning:",
@@ -417,68 +419,25 @@ def add_guide_examples() -> None:
 
 # --- the page ---------------------------------------------------------------------------
 
-head, print_toggle = st.columns([4, 1], vertical_alignment="bottom")
-head.title("Goals & ROI", anchor=False)
+state = st.session_state
+head_row, print_toggle = st.columns([4, 1], vertical_alignment="bottom")
+head_row.title("Goals & ROI", anchor=False)
 printing = print_toggle.toggle(
     "Print view",
     key=PRINT,
-    help="Hide the controls and lay the charts out one per row, ready to print.",
+    help="Hide the controls and lay every section out, one chart per row, ready to print.",
 )
 common.read_only_caption()
-if NOTICE in st.session_state:
-    st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
-for refusal in st.session_state.pop("goals_refused", []):
+if NOTICE in state:
+    st.success(state.pop(NOTICE), icon=":material/check_circle:")
+for refusal in state.pop("goals_refused", []):
     st.error(f"Not added: {refusal}", icon=":material/error:")
 
 url = common.database_key()
 options = load_options(url)
 
-if not printing:
-    with st.container(border=True):
-        a, b = st.columns([3, 2], vertical_alignment="bottom")
-        choice = a.segmented_control(
-            "Period",
-            PERIODS,
-            default=PERIODS[0],
-            required=True,
-            key="goals_period",
-            persist_state="page",
-        )
-        if choice == "Custom":
-            b.date_input(
-                "From – to",
-                value=(today - dt.timedelta(days=89), today),
-                max_value=today,
-                key="goals_custom",
-                persist_state="page",
-            )
-        a, b, c, d = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
-        a.multiselect(
-            "Role families",
-            options["families"],
-            key="goals_families",
-            placeholder="All role families",
-            persist_state="page",
-        )
-        b.toggle("Key roles only", key="goals_key_roles", persist_state="page")
-        c.selectbox(
-            "Talent pool",
-            [None, *options["pools"]],
-            format_func=lambda pid: "Any pool" if pid is None else options["pools"].get(pid, "?"),
-            key="goals_pool",
-            persist_state="page",
-        )
-        d.selectbox(
-            "Campaign",
-            [None, *options["campaigns"]],
-            format_func=lambda cid: (
-                "Any campaign" if cid is None else options["campaigns"].get(cid, "?")
-            ),
-            key="goals_campaign",
-            persist_state="page",
-        )
-
-state = st.session_state
+# The filters as they stand (widget values are in session state before they are drawn),
+# so the scope button can say what it holds.
 start, end = period_for(state.get("goals_period") or PERIODS[0], state.get("goals_custom"))
 families = tuple(f for f in state.get("goals_families") or () if f in options["families"])
 pool_id = state.get("goals_pool") if state.get("goals_pool") in options["pools"] else None
@@ -488,14 +447,63 @@ campaign_id = (
 scope_key = (families, bool(state.get("goals_key_roles")), pool_id, campaign_id)
 scope = _scope(*scope_key)
 scope_text = describe_scope(scope.as_json(), options)
+
+if not printing:
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        choice = st.segmented_control(
+            "Period",
+            PERIODS,
+            default=PERIODS[0],
+            required=True,
+            key="goals_period",
+            persist_state="page",
+        )
+        if choice == "Custom":
+            st.date_input(
+                "From – to",
+                value=(today - dt.timedelta(days=89), today),
+                max_value=today,
+                key="goals_custom",
+                persist_state="page",
+                width=260,
+            )
+        # The scope filters live in a popover: four pickers drawn on every visit cost
+        # more than the figures they filter.
+        with st.popover(
+            f"Scope: {common.md(scope_text)}",
+            icon=":material/filter_list:",
+            help="Role families, key roles, a talent pool or a campaign.",
+        ):
+            st.multiselect(
+                "Role families",
+                options["families"],
+                key="goals_families",
+                placeholder="All role families",
+                persist_state="page",
+            )
+            st.toggle("Key roles only", key="goals_key_roles", persist_state="page")
+            st.selectbox(
+                "Talent pool",
+                [None, *options["pools"]],
+                format_func=lambda pid: (
+                    "Any pool" if pid is None else options["pools"].get(pid, "?")
+                ),
+                key="goals_pool",
+                persist_state="page",
+            )
+            st.selectbox(
+                "Campaign",
+                [None, *options["campaigns"]],
+                format_func=lambda cid: (
+                    "Any campaign" if cid is None else options["campaigns"].get(cid, "?")
+                ),
+                key="goals_campaign",
+                persist_state="page",
+            )
+
 length = (end - start).days + 1
 before_end = start - dt.timedelta(days=1)
 before_start = before_end - dt.timedelta(days=length - 1)
-
-report = load_report(url, start, end, scope_key)
-previous = load_report(url, before_start, before_end, scope_key)
-trends = load_trends(url, start, end, scope_key)
-goal_rows = load_goals(url, today)
 charts_per_row = 1 if printing else 2
 
 st.caption(
@@ -503,92 +511,6 @@ st.caption(
     f"{before_start:%d %b %Y} – {before_end:%d %b %Y}. Definitions: docs/metrics.md; "
     f"figures refresh every {REFRESH_SECONDS // 60} minutes."
 )
-
-# Metric cards
-for row in (CARD_METRICS[:4], CARD_METRICS[4:]):
-    for column, metric in zip(st.columns(len(row)), row, strict=True):
-        label, _, better = metrics.METRICS[metric]
-        now_value, then_value = report.value(metric), previous.value(metric)
-        spark = [
-            shown(metric, v)
-            for v in trends.loc[trends["metric"] == metric, "value"].tolist()
-            if v is not None and not pd.isna(v)
-        ]
-        column.metric(
-            label,
-            common.format_value(metric, now_value),
-            delta=delta_text(metric, now_value, then_value),
-            delta_color="inverse" if better == "lower" else "normal",
-            help=f"Exactly {exact(metric, now_value)}; before: {exact(metric, then_value)}.",
-            border=True,
-            height="stretch",
-            chart_data=spark if len(spark) > 1 else None,
-            chart_type="line",
-        )
-
-# Goals at a glance
-st.subheader("Goals", anchor=False)
-if writable and not printing:
-    with st.container(horizontal=True):
-        if st.button("New goal", icon=":material/add:", key="goals_new", type="primary"):
-            state[DIALOG] = ("new",)
-        st.button(
-            "Add the guide's examples",
-            icon=":material/library_add:",
-            key="goals_guide",
-            on_click=add_guide_examples,
-            help="; ".join(example["title"] for example in goals.GUIDE_EXAMPLES),
-        )
-if not goal_rows:
-    st.info(
-        "No goals yet. Set one with **New goal**, or add the guide's three examples."
-        if writable
-        else "No goals yet. An admin or a recruiter sets them on this page.",
-        icon=":material/flag:",
-    )
-for goal, points in goal_rows:
-    with st.container(border=True):
-        a, b, c = st.columns([4, 2, 2], vertical_alignment="center")
-        with a:
-            st.markdown(f"**{common.md(goal.title)}**")
-            owner = options["users"].get(goal.owner_id, "nobody")
-            where = common.md(describe_scope(goal.scope, options))
-            st.caption(
-                f"{metrics.METRICS[goal.metric][0]} · {where}"
-                f" · {goal.start_date:%d %b %Y} – {goal.deadline:%d %b %Y} · "
-                f"owner {common.md(owner)}"
-            )
-        with b:
-            st.badge(
-                goals.STATUS_LABELS[goal.status],
-                icon=STATUS_ICONS[goal.status],
-                color=STATUS_COLORS[goal.status],
-            )
-            st.caption(
-                f"Expected by today {common.format_value(goal.metric, goal.expected)}; "
-                f"baseline {common.format_value(goal.metric, goal.baseline)}"
-            )
-        spark = [shown(goal.metric, actual) for _, actual, _ in points if actual is not None]
-        c.metric(
-            f"Actual · target {common.format_value(goal.metric, goal.target)}",
-            common.format_value(goal.metric, goal.actual),
-            help=f"Actual exactly {exact(goal.metric, goal.actual)}, target "
-            f"{exact(goal.metric, goal.target)}, expected by today "
-            f"{exact(goal.metric, goal.expected)}.",
-            chart_data=spark if len(spark) > 1 else None,
-            chart_type="line",
-        )
-        if (
-            writable
-            and not printing
-            and st.button(
-                "Delete",
-                icon=":material/delete:",
-                key=f"goals_delete_{goal.goal_id}",
-                type="tertiary",
-            )
-        ):
-            state[DIALOG] = ("delete", goal.goal_id, goal.title)
 
 
 def goal_chart_data(
@@ -657,43 +579,157 @@ def goal_chart(goal: goals.GoalProgress, data: pd.DataFrame) -> alt.LayerChart |
     return alt.layer(*layers).properties(height=240).configure_legend(orient="bottom")
 
 
-if goal_rows:
-    st.subheader("Progress against the path to each target", anchor=False)
-    st.caption(
-        "The actual value is measured from the goal's start to each month's end; the dashed "
-        "line runs straight from the baseline to the target."
+def progress_block(goal: goals.GoalProgress, points: list[Any]) -> None:
+    """One goal's progress chart (actual against the path), with its CSV and PNG."""
+    data = goal_chart_data(goal, points)
+    chart = goal_chart(goal, data)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown(f"**{common.md(goal.title)}**", width="content")
+        st.badge(
+            goals.STATUS_LABELS[goal.status],
+            icon=STATUS_ICONS[goal.status],
+            color=STATUS_COLORS[goal.status],
+        )
+    if chart is None:
+        st.info(
+            "No data yet: the baseline or the metric since the start is missing.",
+            icon=":material/hourglass_empty:",
+        )
+        return
+    chart_block(
+        f"goal_{goal.goal_id}",
+        chart,
+        data,
+        alt_text=f"{goal.title}: {goals.STATUS_LABELS[goal.status].lower()}",
+        printing=printing,
+        title=goal.title,
     )
-    columns = st.columns(charts_per_row)
-    for index, (goal, points) in enumerate(goal_rows):
-        with columns[index % charts_per_row], st.container(border=True):
-            data = goal_chart_data(goal, points)
-            chart = goal_chart(goal, data)
-            st.markdown(f"**{common.md(goal.title)}**")
-            if chart is None:
-                st.info(
-                    "No data yet: the baseline or the metric since the start is missing.",
-                    icon=":material/hourglass_empty:",
-                )
-                continue
-            chart_block(
-                f"goal_{goal.goal_id}",
-                chart,
-                data,
-                alt_text=f"{goal.title}: {goals.STATUS_LABELS[goal.status].lower()}",
-                printing=printing,
-                title=goal.title,
-            )
 
-# Trends
-st.subheader("Trends by month", anchor=False)
-known = trends.dropna(subset=["value"])
-if known[known["metric"] != "hires"].empty and not known["value"].any():
-    st.info(
-        "No hiring, cost or campaign data in this period yet. Record jobs, hires and costs "
-        "on the Jobs page, or pick a longer period.",
-        icon=":material/insights:",
+
+def glance_table(goal_rows: list[Any]) -> pd.DataFrame:
+    """Every goal on one row: status, actual against target, and its monthly sparkline."""
+    rows = []
+    for goal, points in goal_rows:
+        rows.append(
+            {
+                "Goal": goal.title,
+                "Status": f"{STATUS_EMOJI[goal.status]} {goals.STATUS_LABELS[goal.status]}",
+                "Actual": common.format_value(goal.metric, goal.actual),
+                "Target": common.format_value(goal.metric, goal.target),
+                "Expected by today": common.format_value(goal.metric, goal.expected),
+                "Trend": [shown(goal.metric, a) for _, a, _ in points if a is not None],
+                "Metric": metrics.METRICS[goal.metric][0],
+                "Scope": describe_scope(goal.scope, options),
+                "Deadline": goal.deadline,
+                "Owner": options["users"].get(goal.owner_id, "nobody"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def draw_goals() -> None:
+    """Goals at a glance, and the progress chart of the goal picked (all when printing)."""
+    goal_rows = load_goals(url, today)
+    if writable and not printing:
+        with st.container(horizontal=True):
+            if st.button("New goal", icon=":material/add:", key="goals_new", type="primary"):
+                state[DIALOG] = ("new",)
+            st.button(
+                "Add the guide's examples",
+                icon=":material/library_add:",
+                key="goals_guide",
+                on_click=add_guide_examples,
+                help="; ".join(example["title"] for example in goals.GUIDE_EXAMPLES),
+            )
+    if not goal_rows:
+        st.info(
+            "No goals yet. Set one with **New goal**, or add the guide's three examples."
+            if writable
+            else "No goals yet. An admin or a recruiter sets them on this page.",
+            icon=":material/flag:",
+        )
+        return
+    st.dataframe(
+        glance_table(goal_rows),
+        hide_index=True,
+        column_config={
+            "Goal": st.column_config.TextColumn(width="large"),
+            "Trend": st.column_config.LineChartColumn(
+                "Trend", help="The actual value measured from the start to each month's end."
+            ),
+            "Deadline": st.column_config.DateColumn(format="D MMM YYYY"),
+        },
     )
-else:
+    if printing:
+        st.subheader("Progress against the path to each target", anchor=False)
+        for goal, points in goal_rows:
+            with st.container(border=True):
+                progress_block(goal, points)
+        return
+    by_id = {goal.goal_id: (goal, points) for goal, points in goal_rows}
+    picked = st.selectbox(
+        "Progress of",
+        list(by_id),
+        index=None,
+        format_func=lambda goal_id: by_id[goal_id][0].title,
+        placeholder="Pick a goal to see its progress against the path to its target",
+        key="goals_picked",
+    )
+    if picked is None:
+        return
+    goal, points = by_id[picked]
+    with st.container(border=True):
+        st.caption(
+            f"{metrics.METRICS[goal.metric][0]} · {common.md(describe_scope(goal.scope, options))}"
+            f" · {goal.start_date:%d %b %Y} – {goal.deadline:%d %b %Y} · expected by today "
+            f"{exact(goal.metric, goal.expected)}, actual {exact(goal.metric, goal.actual)}. "
+            "The actual value is measured from the goal's start to each month's end; the "
+            "dashed line runs straight from the baseline to the target."
+        )
+        progress_block(goal, points)
+        if writable and st.button(
+            "Delete this goal",
+            icon=":material/delete:",
+            key=f"goals_delete_{goal.goal_id}",
+            type="tertiary",
+        ):
+            state[DIALOG] = ("delete", goal.goal_id, goal.title)
+
+
+def draw_metrics() -> None:
+    """Each metric against the period before, with its months, and the trends chart."""
+    report = load_report(url, start, end, scope_key)
+    previous = load_report(url, before_start, before_end, scope_key)
+    trends = load_trends(url, start, end, scope_key)
+    for row in (CARD_METRICS[:4], CARD_METRICS[4:]):
+        for column, metric in zip(st.columns(len(row)), row, strict=True):
+            label, _, better = metrics.METRICS[metric]
+            now_value, then_value = report.value(metric), previous.value(metric)
+            spark = [
+                shown(metric, v)
+                for v in trends.loc[trends["metric"] == metric, "value"].tolist()
+                if v is not None and not pd.isna(v)
+            ]
+            column.metric(
+                label,
+                common.format_value(metric, now_value),
+                delta=delta_text(metric, now_value, then_value),
+                delta_color="inverse" if better == "lower" else "normal",
+                help=f"Exactly {exact(metric, now_value)}; before: {exact(metric, then_value)}.",
+                border=True,
+                height="stretch",
+                chart_data=spark if len(spark) > 1 else None,
+                chart_type="line",
+            )
+    st.subheader("Trends by month", anchor=False)
+    known = trends.dropna(subset=["value"])
+    if known[known["metric"] != "hires"].empty and not known["value"].any():
+        st.info(
+            "No hiring, cost or campaign data in this period yet. Record jobs, hires and "
+            "costs on the Jobs page, or pick a longer period.",
+            icon=":material/insights:",
+        )
+        return
     plotted = known.assign(
         month=pd.to_datetime(known["month"]),
         value=[shown(m, v) for m, v in zip(known["metric"], known["value"], strict=True)],
@@ -729,58 +765,61 @@ else:
             printing=printing,
         )
 
-# Funnel and source of hire
-columns = st.columns(charts_per_row)
-with columns[0], st.container(border=True):
-    st.subheader("Talent pool funnel", anchor=False)
-    funnel = load_funnel(url, start, end, pool_id)
-    st.caption(
-        f"{'Pool ' + common.md(options['pools'][pool_id]) if pool_id else 'All pools'}: "
-        "members now, and who of them was contacted, engaged, applied and was hired in the "
-        "period (the funnel follows the pool filter only)."
-    )
-    if not funnel["members"]:
-        st.info(
-            "No one is in a talent pool yet. Build one on the Talent pools page.",
-            icon=":material/workspaces:",
+
+def draw_funnel_and_sources() -> None:
+    """The talent pool funnel and the source of hire, side by side."""
+    report = load_report(url, start, end, scope_key)
+    columns = st.columns(charts_per_row)
+    with columns[0], st.container(border=True):
+        st.subheader("Talent pool funnel", anchor=False)
+        funnel = load_funnel(url, start, end, pool_id)
+        st.caption(
+            f"{'Pool ' + common.md(options['pools'][pool_id]) if pool_id else 'All pools'}: "
+            "members now, and who of them was contacted, engaged, applied and was hired in "
+            "the period (the funnel follows the pool filter only)."
         )
-    else:
-        funnel_data = pd.DataFrame(
-            {
-                "step": [FUNNEL_LABELS[s] for s in metrics.FUNNEL_STEPS],
-                "people": [funnel[s] for s in metrics.FUNNEL_STEPS],
-                "share_of_pool": [funnel[s] / funnel["members"] for s in metrics.FUNNEL_STEPS],
-            }
-        )
-        order = list(funnel_data["step"])
-        bars = alt.Chart(funnel_data).encode(
-            y=alt.Y("step:N", sort=order, title=None),
-            x=alt.X("people:Q", title="People"),
-            tooltip=[
-                "step:N",
-                alt.Tooltip("people:Q", format=","),
-                alt.Tooltip("share_of_pool:Q", title="Share of the pool", format=".2%"),
-            ],
-        )
-        funnel_chart = (
-            bars.mark_bar()
-            + bars.mark_text(align="left", dx=3).encode(text=alt.Text("people:Q", format=","))
-        ).properties(height=220)
-        chart_block(
-            "funnel",
-            funnel_chart,
-            funnel_data,
-            alt_text=f"Funnel: {funnel['members']:,} in pools, {funnel['hired']:,} hired",
-            printing=printing,
-        )
-with columns[-1], st.container(border=True):
-    st.subheader("Source of hire", anchor=False)
-    if not report.source_of_hire:
-        st.info(
-            "No hires in this period. Move people to Hired on the Jobs page.",
-            icon=":material/work:",
-        )
-    else:
+        if not funnel["members"]:
+            st.info(
+                "No one is in a talent pool yet. Build one on the Talent pools page.",
+                icon=":material/workspaces:",
+            )
+        else:
+            funnel_data = pd.DataFrame(
+                {
+                    "step": [FUNNEL_LABELS[s] for s in metrics.FUNNEL_STEPS],
+                    "people": [funnel[s] for s in metrics.FUNNEL_STEPS],
+                    "share_of_pool": [funnel[s] / funnel["members"] for s in metrics.FUNNEL_STEPS],
+                }
+            )
+            order = list(funnel_data["step"])
+            bars = alt.Chart(funnel_data).encode(
+                y=alt.Y("step:N", sort=order, title=None),
+                x=alt.X("people:Q", title="People"),
+                tooltip=[
+                    "step:N",
+                    alt.Tooltip("people:Q", format=","),
+                    alt.Tooltip("share_of_pool:Q", title="Share of the pool", format=".2%"),
+                ],
+            )
+            funnel_chart = (
+                bars.mark_bar()
+                + bars.mark_text(align="left", dx=3).encode(text=alt.Text("people:Q", format=","))
+            ).properties(height=220)
+            chart_block(
+                "funnel",
+                funnel_chart,
+                funnel_data,
+                alt_text=f"Funnel: {funnel['members']:,} in pools, {funnel['hired']:,} hired",
+                printing=printing,
+            )
+    with columns[-1], st.container(border=True):
+        st.subheader("Source of hire", anchor=False)
+        if not report.source_of_hire:
+            st.info(
+                "No hires in this period. Move people to Hired on the Jobs page.",
+                icon=":material/work:",
+            )
+            return
         sources = sorted(report.source_of_hire.items(), key=lambda item: (-item[1], item[0]))
         source_data = pd.DataFrame(
             {
@@ -812,8 +851,9 @@ with columns[-1], st.container(border=True):
             printing=printing,
         )
 
-# Savings
-with st.container(border=True):
+
+def draw_savings() -> None:
+    """Pool hires priced at what an outside hire costs, less the CRM's own costs."""
     st.subheader("Savings from hiring out of talent pools", anchor=False)
     saved = load_savings(url, start, end, None)
     if saved["external_cost_per_hire"] is None:
@@ -877,6 +917,27 @@ with st.container(border=True):
             key="goals_csv_savings",
             type="tertiary",
         )
+
+
+SECTIONS: dict[str, Callable[[], None]] = {
+    "Goals": draw_goals,
+    "Metrics": draw_metrics,
+    "Funnel & source of hire": draw_funnel_and_sources,
+    "Savings": draw_savings,
+}
+if printing:
+    for title, draw in SECTIONS.items():
+        st.header(title, anchor=False)
+        draw()
+else:
+    # Lazy tabs: only the open section runs and is drawn, so the page a manager lands on
+    # (goals at a glance) does not wait for a dozen charts nobody looked at.
+    for tab, draw in zip(
+        st.tabs(list(SECTIONS), key=SECTION, on_change="rerun"), SECTIONS.values(), strict=True
+    ):
+        if tab.open:
+            with tab:
+                draw()
 
 dialog = state.get(DIALOG)
 if writable and dialog and dialog[0] == "new":

@@ -102,6 +102,14 @@ def chart_frames(at) -> dict[str, pd.DataFrame]:
     return found
 
 
+def open_section(at, title: str):
+    """Open one of the page's tabs (lazy: only the open one runs)."""
+    at.session_state["goals_section"] = title
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def main_buttons(at) -> list:
     return list(at.main.button)
 
@@ -115,6 +123,8 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
     assert main_buttons(at) == []  # nothing writable: no goal buttons, no dialogs
     start, end = TODAY - dt.timedelta(days=89), TODAY
     report = metrics.compute(engine, start=start, end=end)
+    assert not at.metric and not at.get("vega_lite_chart")  # the Goals tab opens first
+    open_section(at, "Metrics")
     cards = {m.label: m.value for m in at.metric}
     for metric in (
         "time_to_fill_days",
@@ -141,14 +151,20 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
             if v is not None
         ]
         assert shown == pytest.approx(expected, rel=1e-12)
+    open_section(at, "Funnel & source of hire")
+    charts = chart_frames(at)
     sources = charts["source"].set_index("source")["share"].to_dict()
     assert sources == {"Talent pool": 0.5, "Agency": 0.5}
     assert sources == {
         metrics.SOURCE_LABELS[s]: share for s, share in report.source_of_hire.items()
     }
+    assert len(at.get("download_button")) == 2  # CSV and PNG of the one chart (no pools)
+    open_section(at, "Savings")
     saved = metrics.savings(engine, start=start, end=end)
+    cards = {m.label: m.value for m in at.metric}
     assert cards["Net savings"] == f"${saved['net_savings']:,.0f}"
-    assert len(at.get("download_button")) >= 3  # CSV and PNG per chart, savings CSV
+    assert [b.label for b in at.get("download_button")] == ["CSV"]
+    assert main_buttons(at) == []
 
 
 def common_format(metric: str, value: float | None) -> str:
@@ -159,11 +175,14 @@ def common_format(metric: str, value: float | None) -> str:
 
 def test_empty_page_says_what_to_do(users: dict[str, User]) -> None:
     at = open_page(users["recruiter"])
-    infos = " ".join(i.value for i in at.info)
-    assert "No goals yet. Set one with **New goal**" in infos
-    assert "Record jobs, hires and costs on the Jobs page" in infos
-    assert "No hires in this period" in infos
+    assert "No goals yet. Set one with **New goal**" in at.info[0].value
+    open_section(at, "Metrics")
+    assert "Record jobs, hires and costs on the Jobs page" in at.info[0].value
     assert all(m.value in {"no data", "0"} for m in at.metric[:8])
+    open_section(at, "Funnel & source of hire")
+    infos = " ".join(i.value for i in at.info)
+    assert "No one is in a talent pool yet" in infos
+    assert "No hires in this period" in infos
     manager = open_page(users["manager"])
     assert "An admin or a recruiter sets them" in manager.info[0].value
 
@@ -203,8 +222,13 @@ def test_create_a_goal_through_the_dialog_and_see_its_status(
     [goal] = goals.list_goals(engine)
     assert (goal.metric, goal.target_value, goal.baseline_value) == ("hires", 2, 0)
     assert goals.progress(engine, goal, today=TODAY).status == "on_track"
+    glance = at.dataframe[0].value
+    assert glance[["Goal", "Status", "Actual", "Target"]].values.tolist() == [
+        ["Two hires this quarter", "🟢 On track", "2", "2"]
+    ]
+    assert not at.get("vega_lite_chart")  # no chart until a goal is picked
+    at.selectbox(key="goals_picked").set_value(goal.id).run()
     page = " ".join(str(m.value) for m in at.markdown)
-    assert "Two hires this quarter" in page
     assert ":green-badge[:material/check_circle: On track]" in page
     # Its progress chart plots the service's series.
     frame = chart_frames(at)["measured_to"]
@@ -240,9 +264,7 @@ def test_the_guides_examples_are_added_in_one_click(users: dict[str, User], engi
     assert at.success[0].value == "Added 3 of the guide's examples."
     titles = sorted(g.title for g in goals.list_goals(engine))
     assert titles == sorted(example["title"] for example in goals.GUIDE_EXAMPLES)
-    page = " ".join(str(m.value) for m in at.markdown)
-    for title in titles:
-        assert title.replace("-", "\\-").replace("'", "'")[:20] in page
+    assert sorted(at.dataframe[0].value["Goal"]) == titles
 
 
 def test_guide_examples_without_baseline_data_are_refused_by_name(
@@ -268,6 +290,7 @@ def test_delete_a_goal_after_confirming(users: dict[str, User], engine: Engine) 
     )  # fmt: skip
     at = open_page(users["recruiter"])
     [goal] = goals.list_goals(engine)
+    at.selectbox(key="goals_picked").set_value(goal.id).run()
     at.button(key=f"goals_delete_{goal.id}").click().run()
     assert goal_count(engine) == 1  # only asked
     at.button(key="goal_delete").click().run()
@@ -278,6 +301,27 @@ def test_delete_a_goal_after_confirming(users: dict[str, User], engine: Engine) 
     assert main_buttons(manager) == []
 
 
+def test_manager_sees_a_goals_progress_but_cannot_delete_it(
+    users: dict[str, User], engine: Engine
+) -> None:
+    hiring(engine, users)
+    goals.save_goal(
+        engine,
+        actor=users["admin"],
+        draft=goals.GoalDraft(
+            metric="hires", target_kind="absolute", target_value=5, baseline_value=1,
+            start_date=TODAY - dt.timedelta(days=80), deadline=TODAY + dt.timedelta(days=90),
+            title="Five hires",
+        ),
+    )  # fmt: skip
+    [goal] = goals.list_goals(engine)
+    at = open_page(users["manager"])
+    at.selectbox(key="goals_picked").set_value(goal.id).run()
+    assert not at.exception, at.exception
+    assert "measured_to" in chart_frames(at)
+    assert main_buttons(at) == []
+
+
 def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -> None:
     hiring(engine, users)
     at = open_page(users["recruiter"])
@@ -286,6 +330,11 @@ def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -
     at.toggle(key="goals_print").set_value(True).run()
     assert not at.exception, at.exception
     assert not at.get("download_button")
+    # Every section one after another, no tabs.
+    assert [h.value for h in at.header] == ["Goals", "Metrics", "Funnel & source of hire",
+                                            "Savings"]  # fmt: skip
+    assert not at.tabs
+    assert {"facet", "source"} <= set(chart_frames(at))
     assert not [w for w in at.segmented_control if w.key == "goals_period"]
     assert main_buttons(at) == []
     assert f"01 Jan {TODAY.year}" in at.caption[0].value + at.caption[1].value
@@ -295,9 +344,10 @@ def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -
 
 def test_custom_period_and_scope_filter_the_cards(users: dict[str, User], engine: Engine) -> None:
     hiring(engine, users)
-    at = open_page(users["manager"])
+    at = open_section(open_page(users["manager"]), "Metrics")
     at.multiselect(key="goals_families").set_value(["Software Engineering"]).run()
     assert not at.exception, at.exception
+    assert "Scope: Software Engineering" in at.get("popover")[0].proto.popover.label
     cards = {m.label: m.value for m in at.metric}
     assert cards["Hires"] == "1"
     assert cards["Time to fill"] == "39.0 days"
