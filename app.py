@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import common
 from crm import auth, db
-from crm.config import secret_key
+from crm.config import secret_key, sso_settings
 from crm.errors import CrmError
 
 st.set_page_config(page_title="Candidate CRM", page_icon=":material/diversity_3:", layout="wide")
@@ -39,6 +39,7 @@ try:
     engine = common.engine()
     db.require_current_schema(engine)
     secret = secret_key()
+    sso = sso_settings()  # single sign-on (st.login), when CRM_OIDC_* is set
 except CrmError as error:
     problem = str(error)
 
@@ -49,10 +50,14 @@ except CrmError as error:
     show_only("Candidate CRM", not_ready)
 
 user = auth.session_user(engine, st.session_state)
+if user is None and sso is not None:
+    # Back from the provider (or a new tab with its cookie): st.user names the person;
+    # the users table says who that is in the CRM and with which role.
+    user = auth.sso_sign_in(engine, st.session_state, st.user.to_dict())
 if user is None:
 
     def sign_in() -> None:
-        auth.login_screen(engine, secret)
+        auth.login_screen(engine, secret, sso)
 
     show_only("Sign in", sign_in)
 st.session_state[common.CURRENT_USER_KEY] = user
@@ -152,6 +157,11 @@ with st.sidebar:
     st.caption(f"Signed in as **{common.md(user.display_name)}** · {user.role}")
     if st.button("Sign out", icon=":material/logout:", key="sign_out"):
         auth.sign_out(engine, st.session_state, user)
+        if sso is not None and st.user.to_dict().get("is_logged_in"):
+            # End the provider's session too (Streamlit's cookie, and the provider's own
+            # when it offers an end-session endpoint), or the next visit signs back in.
+            st.logout()
+            st.stop()
         st.rerun()
 
 navigation.run()

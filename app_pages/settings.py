@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages import common
 from crm import auth, custom_fields, db, outbox
-from crm.config import load_settings
+from crm.config import load_settings, sso_settings
 from crm.errors import CrmError
 from crm.models import ROLES
 
@@ -194,6 +194,7 @@ with st.form("frequency_cap"):
 st.subheader("Server", anchor=False)
 settings = load_settings()
 smtp = settings.smtp
+sso = sso_settings()
 server_rows = {
     "Database": db.describe(db.parse_url(settings.database_url)),
     "Public URL (tracking links)": settings.public_url,
@@ -204,6 +205,9 @@ server_rows = {
     if settings.worker_enabled
     else "off (separate `crm send` workers)",
     "Send rate": f"{settings.send_rate:g} messages per second",
+    "Single sign-on": f"{sso.name}, by email ({sso.metadata_url})"
+    if sso
+    else "off: CRM_OIDC_METADATA_URL is not set (passwords only)",
 }
 st.markdown(
     "| setting | value |\n| --- | --- |\n"

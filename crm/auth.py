@@ -1,8 +1,9 @@
-"""Users, passwords, roles, and the login gate.
+"""Users, passwords, roles, single sign-on, and the login gate.
 
 This is the only module that touches streamlit-authenticator. The service half (users,
-passwords, permission checks) imports no Streamlit and serves the CLI and tests; the
-login gate at the bottom imports Streamlit lazily and is used by app.py.
+passwords, permission checks, matching a single sign-on identity to a user) imports no
+Streamlit and serves the CLI and tests; the login gate at the bottom imports Streamlit
+lazily and is used by app.py.
 
 Roles: admin (users and settings, and everything a recruiter does), recruiter (all the
 work), manager (reads everything, writes nothing). Writing services call
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import bcrypt
 from sqlalchemy import Engine, func, select
@@ -22,8 +23,12 @@ from sqlalchemy.orm import Session
 
 from crm import audit
 from crm.db import read_session, write_session
-from crm.errors import NotFound, PermissionDenied, ValidationError
+from crm.errors import CrmError, NotFound, PermissionDenied, SignInRefused, ValidationError
+from crm.identity import normalize_email
 from crm.models import ROLES, User, utcnow
+
+if TYPE_CHECKING:
+    from crm.config import SsoSettings
 
 COOKIE_NAME = "crm_auth"
 COOKIE_EXPIRY_DAYS = 14.0
@@ -35,6 +40,7 @@ USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 SESSION_USER_ID = "crm_user_id"
 SESSION_SIGNED_IN_AT = "crm_signed_in_at"
 SESSION_NOTICE = "crm_auth_notice"
+SESSION_SSO_REFUSAL = "crm_sso_refusal"  # why the provider's identity was not let in
 
 READ_ONLY_MESSAGE = "Managers have read-only access; ask a recruiter or an admin to do this."
 
@@ -248,6 +254,155 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
         return user
 
 
+# --- single sign-on ---------------------------------------------------------------------
+
+
+def _email_key(text: str | None) -> str | None:
+    """The comparison key of an email address (lower case), None if it is not one."""
+    try:
+        normalized = normalize_email(text)
+    except ValidationError:
+        return None
+    return normalized[1] if normalized else None
+
+
+def _signed_out_since(user: User, signed_in_at: dt.datetime) -> bool:
+    return user.sessions_revoked_at is not None and signed_in_at < user.sessions_revoked_at
+
+
+def user_for_sso(
+    engine: Engine,
+    *,
+    email: str | None,
+    email_verified: bool | None,
+    subject: str,
+    issuer: str,
+    issued_at: dt.datetime,
+) -> User:
+    """The active user whose email is the one the provider vouched for; records the login.
+
+    Roles come from the users table: nobody is created here, an admin adds people (with
+    their email) in Settings. issued_at is when the sign-in happened at the provider; a
+    sign-in from before the user's last sign-out (or deactivation) is refused, so "sign
+    out" ends single sign-on sessions in every browser too. Raises SignInRefused with the
+    sentence to show.
+    """
+    key = _email_key(email)
+    if key is None:
+        raise SignInRefused(
+            "The sign-in provider did not give an email address, so Candidate CRM cannot "
+            "tell who you are; ask an admin to let it share your email."
+        )
+    shown = (email or "").strip()
+    if email_verified is False:
+        raise SignInRefused(
+            f"The sign-in provider has not verified the email address {shown}; verify it "
+            "there, then sign in again."
+        )
+    with write_session(engine) as session:
+        matches = [
+            user
+            for user in session.scalars(select(User).where(User.email.is_not(None)))
+            if _email_key(user.email) == key
+        ]
+        active = [user for user in matches if user.active]
+        if not matches:
+            raise SignInRefused(
+                f"No Candidate CRM user has the email address {shown}; ask an admin to add "
+                "it to your user in Settings, or sign in with your password."
+            )
+        if not active:
+            raise SignInRefused(
+                f"The Candidate CRM user with the email address {shown} is deactivated; "
+                "ask an admin."
+            )
+        if len(active) > 1:
+            raise SignInRefused(
+                f"More than one Candidate CRM user has the email address {shown}; ask an "
+                "admin to keep it on one user only."
+            )
+        user = session.get(User, active[0].id, with_for_update=True, populate_existing=True)
+        if user is None or not user.active:
+            raise SignInRefused("That user was just removed or deactivated; ask an admin.")
+        if _signed_out_since(user, issued_at):
+            raise SignInRefused(
+                "You signed out after this single sign-on; sign in again to continue."
+            )
+        user.failed_login_attempts = 0
+        user.last_login_at = utcnow()
+        audit.record(
+            session,
+            actor=user,
+            action="login",
+            entity="user",
+            entity_id=user.id,
+            detail={"method": "sso", "issuer": issuer, "subject": subject},
+        )
+        return user
+
+
+def _claim_flag(value: object) -> bool | None:
+    """email_verified as a provider sends it: true/false, some send "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
+
+
+def sso_issued_at(claims: Mapping[str, Any]) -> dt.datetime | None:
+    """When the provider signed the person in: the ID token's iat, in whole seconds.
+
+    iat is truncated to the second, so the sign-in happened before iat + 1 s; that end
+    of the second is what is compared with a later sign-out, so a sign-in made in the
+    same second as the sign-out before it is not mistaken for an old one.
+    """
+    value = claims.get("iat")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        seconds = int(float(value))
+        return dt.datetime.fromtimestamp(seconds, dt.UTC) + dt.timedelta(seconds=1)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def sso_sign_in(
+    engine: Engine, state: MutableMapping[str, Any], claims: Mapping[str, Any]
+) -> User | None:
+    """Sign this browser session in as the user the provider's identity names.
+
+    claims is st.user (the ID token's claims, with is_logged_in). None when nobody is
+    signed in at the provider, or when the identity is refused; the refusal's sentence
+    is kept in state for the sign-in screen.
+    """
+    if claims.get("is_logged_in") is not True:
+        state.pop(SESSION_SSO_REFUSAL, None)
+        return None
+    issued_at = sso_issued_at(claims)
+    try:
+        if issued_at is None:
+            raise SignInRefused(
+                "The sign-in provider's answer has no time of issue; sign in again."
+            )
+        email = claims.get("email")
+        user = user_for_sso(
+            engine,
+            email=email if isinstance(email, str) else None,
+            email_verified=_claim_flag(claims.get("email_verified")),
+            subject=str(claims.get("sub") or ""),
+            issuer=str(claims.get("iss") or ""),
+            issued_at=issued_at,
+        )
+    except CrmError as error:
+        state[SESSION_SSO_REFUSAL] = str(error)
+        return None
+    sign_in_session(state, user, signed_in_at=issued_at)
+    for key in (SESSION_NOTICE, SESSION_SSO_REFUSAL):
+        state.pop(key, None)
+    return user
+
+
 # --- browser sessions -------------------------------------------------------------------
 
 
@@ -285,7 +440,7 @@ def session_user(engine: Engine, state: MutableMapping[str, Any]) -> User | None
         _forget_session(state, "Your account has been deactivated; ask an admin.")
         return None
     signed_in_at = dt.datetime.fromisoformat(state.get(SESSION_SIGNED_IN_AT) or "1970-01-01+00:00")
-    if user.sessions_revoked_at is not None and signed_in_at < user.sessions_revoked_at:
+    if _signed_out_since(user, signed_in_at):
         _forget_session(state, "You have been signed out; sign in again.")
         return None
     return user
@@ -348,21 +503,49 @@ def _complete_login(engine: Engine, username: str, issued_at: dt.datetime) -> Us
 # --- the login gate (Streamlit) ---------------------------------------------------------
 
 
-def login_screen(engine: Engine, secret: str) -> None:
-    """Draw the sign-in form, or the first-admin form when nobody has an account yet."""
+def login_screen(engine: Engine, secret: str, sso: SsoSettings | None = None) -> None:
+    """Draw the sign-in form (and the single sign-on button when sso is set up), or the
+    first-admin form when nobody has an account yet."""
     import streamlit as st
 
     state = st.session_state
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
         st.title("Candidate CRM", anchor=False)
+        refusal = state.get(SESSION_SSO_REFUSAL) if sso is not None else None
         notice = state.get(SESSION_NOTICE)
-        if notice:
+        if refusal:
+            st.error(refusal)
+        elif notice:
             st.info(notice)
         if not has_users(engine):
             _first_admin_form(engine)
-        else:
-            _login_form(engine, secret)
+            return
+        if sso is not None:
+            _sso_buttons(sso, refused=bool(refusal))
+        _login_form(engine, secret)
+
+
+def _sso_buttons(sso: SsoSettings, *, refused: bool) -> None:
+    """Sign in with the provider (st.login); after a refusal, also leave its account."""
+    import streamlit as st
+
+    st.button(
+        f"Sign in with {sso.name}",
+        key="crm_sso_login",
+        type="primary",
+        icon=":material/key:",
+        width="stretch",
+        on_click=st.login,
+    )
+    if refused:
+        st.button(
+            f"Sign out of {sso.name}",
+            key="crm_sso_logout",
+            width="stretch",
+            on_click=st.logout,
+        )
+    st.caption("Or sign in with your username and password:")
 
 
 def _first_admin_form(engine: Engine) -> None:

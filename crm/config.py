@@ -39,7 +39,14 @@ SETTINGS: dict[str, str | None] = {
     "CRM_IMAP_USER": None,
     "CRM_IMAP_PASSWORD": None,
     "CRM_IMAP_SECURITY": None,
+    "CRM_OIDC_METADATA_URL": None,
+    "CRM_OIDC_CLIENT_ID": None,
+    "CRM_OIDC_CLIENT_SECRET": None,
+    "CRM_OIDC_NAME": "SSO",
 }
+
+# Streamlit's OIDC callback path (st.login): the redirect URI registered with the provider.
+OIDC_CALLBACK_PATH = "/oauth2callback"
 
 
 def _secrets_file_values() -> dict[str, str]:
@@ -162,6 +169,56 @@ def _imap_settings() -> ImapSettings | None:
         user=raw_setting("CRM_IMAP_USER") or "",
         password=raw_setting("CRM_IMAP_PASSWORD") or "",
         security=security,
+    )
+
+
+@dataclass(frozen=True)
+class SsoSettings:
+    """Single sign-on through an OpenID Connect provider (Streamlit's st.login)."""
+
+    metadata_url: str  # the provider's /.well-known/openid-configuration
+    client_id: str
+    client_secret: str
+    name: str  # shown on the button: "Sign in with NAME"
+    redirect_uri: str  # CRM_PUBLIC_URL + /oauth2callback
+
+
+def _is_web_url(text: str) -> bool:
+    scheme, _, rest = text.partition("://")
+    return scheme.lower() in {"http", "https"} and bool(rest) and " " not in text
+
+
+def sso_settings() -> SsoSettings | None:
+    """The single sign-on settings, or None when CRM_OIDC_* is not set (password only)."""
+    required = ("CRM_OIDC_METADATA_URL", "CRM_OIDC_CLIENT_ID", "CRM_OIDC_CLIENT_SECRET")
+    values = {name: (raw_setting(name) or "").strip() for name in required}
+    if not any(values.values()):
+        return None
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ConfigError(
+            f"Single sign-on also needs {' and '.join(missing)}; set "
+            f"{'them' if len(missing) > 1 else 'it'}, or unset every CRM_OIDC_* setting to "
+            "sign in with passwords only."
+        )
+    metadata_url = values["CRM_OIDC_METADATA_URL"]
+    if not _is_web_url(metadata_url):
+        raise ConfigError(
+            "CRM_OIDC_METADATA_URL must be the provider's https:// address of "
+            f"/.well-known/openid-configuration, not {metadata_url!r}."
+        )
+    public_url = (raw_setting("CRM_PUBLIC_URL") or "").strip().rstrip("/")
+    if not _is_web_url(public_url):
+        raise ConfigError(
+            "Single sign-on needs CRM_PUBLIC_URL to be the address people open Candidate CRM "
+            f"at, such as https://crm.example.com, not {public_url!r}."
+        )
+    return SsoSettings(
+        metadata_url=metadata_url,
+        client_id=values["CRM_OIDC_CLIENT_ID"],
+        client_secret=values["CRM_OIDC_CLIENT_SECRET"],
+        name=(raw_setting("CRM_OIDC_NAME") or "SSO").strip() or "SSO",
+        redirect_uri=public_url + OIDC_CALLBACK_PATH,
     )
 
 

@@ -21,6 +21,10 @@ class PermissionDenied(CrmError):
     """The signed-in user's role does not allow this action."""
 
 
+class SignInRefused(CrmError):
+    """A sign-in (single sign-on) that matches no active user; the message says why."""
+
+
 class ValidationError(CrmError):
     """Input that breaks a rule; the message names the field and the rule."""
 

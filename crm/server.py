@@ -7,7 +7,10 @@ delivers mail); the tracking and unsubscribe routes attach here too.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -21,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crm import __version__, tracking
-from crm.config import load_settings, raw_setting
+from crm.config import SETTINGS, load_settings, raw_setting, secret_key, sso_settings
 from crm.db import parse_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -133,10 +136,34 @@ def _no_delay_on_accepted_connections() -> None:
     starlette_server._bind_socket = bind_socket
 
 
+def streamlit_secrets() -> dict[str, Any] | None:
+    """Streamlit's [auth] section (st.login), built from the CRM_OIDC_* settings.
+
+    The redirect URI is CRM_PUBLIC_URL/oauth2callback, and the secret that signs
+    Streamlit's identity cookie is derived from CRM_SECRET_KEY, so every `crm serve`
+    process behind one address accepts the same sign-in. None when single sign-on is off.
+    """
+    sso = sso_settings()
+    if sso is None:
+        return None
+    cookie_secret = hmac.new(
+        secret_key().encode("utf-8"), b"streamlit-auth-cookie", hashlib.sha256
+    ).hexdigest()
+    return {
+        "auth": {
+            "redirect_uri": sso.redirect_uri,
+            "cookie_secret": cookie_secret,
+            "client_id": sso.client_id,
+            "client_secret": sso.client_secret,
+            "server_metadata_url": sso.metadata_url,
+        }
+    }
+
+
 _no_delay_on_accepted_connections()
 routes = [Route("/api/version", version), *tracking.routes]
 
-app = st.App(str(APP_SCRIPT), routes=routes, lifespan=lifespan)
+app = st.App(str(APP_SCRIPT), routes=routes, lifespan=lifespan, secrets=streamlit_secrets())
 _freeze_startup_objects()
 
 
@@ -153,8 +180,6 @@ def absolute_database_url(url_text: str) -> str:
 
 def run(*, host: str, port: int) -> None:
     """Serve on host:port until interrupted (used by `crm serve`)."""
-    import os
-
     from streamlit.web import cli as streamlit_cli
 
     if not APP_SCRIPT.is_file():
@@ -163,6 +188,12 @@ def run(*, host: str, port: int) -> None:
     # the project; paths the operator gave relative to where they stood must keep meaning.
     os.environ["CRM_DATABASE_URL"] = absolute_database_url(load_settings().database_url)
     os.environ["CRM_DATA_DIR"] = str(Path(raw_setting("CRM_DATA_DIR") or "data").resolve())
+    # Settings from this folder's .streamlit/secrets.toml (single sign-on's among them)
+    # must survive the move too; the environment still wins over the file.
+    for name in SETTINGS:
+        value = raw_setting(name)
+        if value and value != SETTINGS[name] and not os.environ.get(name):
+            os.environ[name] = value
     os.chdir(PROJECT_ROOT)
     sys.argv = [
         "streamlit",

@@ -180,3 +180,107 @@ def test_pages_render_with_data_for_admin(users: dict[str, User], engine: Engine
     at.text_input(key="candidates_search").input("python").run()
     assert not at.exception
     assert all(at.dataframe[0].value.shape)
+
+
+# --- single sign-on (st.login): the gate maps st.user to a user by email ---------------
+
+
+@pytest.fixture
+def sso_env(monkeypatch: pytest.MonkeyPatch, crm_env: str) -> None:
+    monkeypatch.setenv("CRM_OIDC_METADATA_URL", "https://id.acme.example/.well-known/openid")
+    monkeypatch.setenv("CRM_OIDC_CLIENT_ID", "crm")
+    monkeypatch.setenv("CRM_OIDC_CLIENT_SECRET", "client-secret")
+    monkeypatch.setenv("CRM_OIDC_NAME", "Acme ID")
+
+
+def _signed_in_at_provider(email: str) -> dict:
+    return {
+        "is_logged_in": True,
+        "email": email,
+        "email_verified": True,
+        "name": "Whoever The Provider Says",
+        "sub": "sub-1",
+        "iss": "https://id.acme.example",
+        "iat": int(dt.datetime.now(dt.UTC).timestamp()),
+    }
+
+
+def _set_email(engine: Engine, user: User, email: str) -> None:
+    from crm import db
+
+    with db.write_session(engine) as session:
+        session.get(User, user.id).email = email
+
+
+@pytest.mark.parametrize(
+    "role, landing, has_settings",
+    [("manager", "Goals & ROI", False), ("recruiter", "Good", False), ("admin", "Good", True)],
+)
+def test_sso_person_lands_in_the_app_with_the_role_of_their_email(
+    sso_env: None,
+    users: dict[str, User],
+    engine: Engine,
+    role: str,
+    landing: str,
+    has_settings: bool,
+) -> None:
+    _set_email(engine, users[role], f"{role}@acme.example")
+    at = app_as(None)
+    at.user = _signed_in_at_provider(f"{role.upper()}@acme.example")
+    at.run()
+    assert not at.exception
+    assert at.title[0].value.startswith(landing)
+    assert f"· {role}" in at.sidebar.caption[0].value
+    assert users[role].display_name in at.sidebar.caption[0].value  # the CRM's name
+    if has_settings:
+        at.switch_page("app_pages/settings.py").run()
+        assert not at.exception
+        assert "| Single sign-on | Acme ID, by email" in texts(at)
+    else:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page("app_pages/settings.py")
+
+
+def test_sso_unknown_email_stays_on_the_sign_in_screen_with_the_sentence(
+    sso_env: None, users: dict[str, User]
+) -> None:
+    at = app_as(None)
+    at.user = _signed_in_at_provider("stranger@acme.example")
+    at.run()
+    assert not at.exception
+    assert "Sign in" in texts(at)
+    assert not at.sidebar.button
+    assert at.error[0].value.startswith(
+        "No Candidate CRM user has the email address stranger@acme.example;"
+    )
+    labels = [button.label for button in at.button]
+    assert "Sign in with Acme ID" in labels and "Sign out of Acme ID" in labels
+    assert [field.label for field in at.text_input] == ["Username", "Password"]  # stays
+
+
+def test_without_sso_settings_a_provider_identity_signs_nobody_in(
+    users: dict[str, User], engine: Engine
+) -> None:
+    _set_email(engine, users["recruiter"], "recruiter@acme.example")
+    at = app_as(None)
+    at.user = _signed_in_at_provider("recruiter@acme.example")
+    at.run()
+    assert not at.exception
+    assert "Sign in" in texts(at)
+    assert [button.label for button in at.button if "Acme" in button.label] == []
+
+
+def test_sign_out_of_an_sso_session_also_ends_it_at_the_provider(
+    sso_env: None, users: dict[str, User], engine: Engine
+) -> None:
+    _set_email(engine, users["recruiter"], "recruiter@acme.example")
+    at = app_as(None)
+    at.user = _signed_in_at_provider("recruiter@acme.example")
+    at.run()
+    assert at.title[0].value.startswith("Good")
+    at.sidebar.button(key="sign_out").click().run()
+    assert not at.exception
+    assert at.user == {"is_logged_in": False}  # st.logout() ran
+    at.run()
+    assert "Sign in" in texts(at)
+    assert not at.sidebar.button

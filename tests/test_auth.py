@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import Engine, select
 
 from crm import auth, db, goals
-from crm.errors import PermissionDenied, ValidationError
+from crm.errors import PermissionDenied, SignInRefused, ValidationError
 from crm.models import AuditLog, Goal, User
 from tests.conftest import PASSWORDS
 
@@ -140,3 +141,147 @@ def test_user_changes_are_audited(users: dict[str, User], engine: Engine) -> Non
         actions = [row.action for row in session.scalars(select(AuditLog).order_by(AuditLog.id))]
     assert actions.count("user.create") == 3
     assert actions[-1] == "user.role"
+
+
+# --- single sign-on ---------------------------------------------------------------------
+
+
+def _add_email(engine: Engine, user: User, email: str) -> None:
+    with db.write_session(engine) as session:
+        session.get(User, user.id).email = email
+
+
+def _sso(engine: Engine, email: str | None, **overrides: object) -> User:
+    arguments: dict = {
+        "email": email,
+        "email_verified": True,
+        "subject": "sub-123",
+        "issuer": "https://id.acme.example",
+        "issued_at": dt.datetime.now(dt.UTC),
+    }
+    arguments.update(overrides)
+    return auth.user_for_sso(engine, **arguments)
+
+
+def test_sso_signs_in_the_user_with_that_email_and_the_tables_role(
+    users: dict[str, User], engine: Engine
+) -> None:
+    _add_email(engine, users["manager"], "Manny.Manager@Acme.example")
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    with db.write_session(engine) as session:
+        session.get(User, users["manager"].id).failed_login_attempts = 3
+    user = _sso(engine, "  manny.manager@ACME.example ")  # case and spaces do not matter
+    assert (user.id, user.role) == (users["manager"].id, "manager")
+    stored = auth.get_user(engine, user.id)
+    assert stored.failed_login_attempts == 0
+    assert stored.last_login_at is not None
+    with db.read_session(engine) as session:
+        entry = session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
+    assert (entry.action, entry.user_id, entry.username) == ("login", user.id, "manager")
+    assert entry.detail == {
+        "method": "sso",
+        "issuer": "https://id.acme.example",
+        "subject": "sub-123",
+    }
+    # No user is made up from a provider's answer.
+    assert len(auth.list_users(engine)) == 3
+
+
+@pytest.mark.parametrize(
+    "email, verified, message",
+    [
+        ("stranger@acme.example", True, "No Candidate CRM user has the email address"),
+        ("rita@acme.example", False, "has not verified the email address rita@acme.example"),
+        (None, True, "did not give an email address"),
+        ("not an address", True, "did not give an email address"),
+    ],
+)
+def test_sso_refuses_unknown_unverified_and_missing_emails(
+    users: dict[str, User], engine: Engine, email: str | None, verified: bool, message: str
+) -> None:
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    with pytest.raises(SignInRefused, match=message) as refused:
+        _sso(engine, email, email_verified=verified)
+    sentence = str(refused.value)
+    assert sentence.endswith(".") and "\n" not in sentence and "Traceback" not in sentence
+    with db.read_session(engine) as session:
+        actions = session.scalars(select(AuditLog.action)).all()
+    assert "login" not in actions
+    assert auth.get_user(engine, users["recruiter"].id).last_login_at is None
+
+
+def test_sso_accepts_a_provider_that_does_not_say_whether_the_email_is_verified(
+    users: dict[str, User], engine: Engine
+) -> None:
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    assert _sso(engine, "rita@acme.example", email_verified=None).id == users["recruiter"].id
+
+
+def test_sso_refuses_a_deactivated_user(users: dict[str, User], engine: Engine) -> None:
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    auth.set_active(engine, actor=users["admin"], user_id=users["recruiter"].id, active=False)
+    with pytest.raises(SignInRefused, match="rita@acme.example is deactivated; ask an admin"):
+        _sso(engine, "rita@acme.example")
+
+
+def test_sso_with_an_email_on_two_active_users_is_refused_but_an_old_account_is_ignored(
+    users: dict[str, User], engine: Engine
+) -> None:
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    _add_email(engine, users["manager"], "RITA@acme.example")
+    with pytest.raises(SignInRefused, match="More than one Candidate CRM user"):
+        _sso(engine, "rita@acme.example")
+    auth.set_active(engine, actor=users["admin"], user_id=users["manager"].id, active=False)
+    assert _sso(engine, "rita@acme.example").id == users["recruiter"].id
+
+
+def test_sso_session_follows_sign_out_and_deactivation(
+    users: dict[str, User], engine: Engine
+) -> None:
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = {
+        "is_logged_in": True,
+        "email": "rita@acme.example",
+        "email_verified": "true",  # some providers send a string
+        "sub": "sub-rita",
+        "iss": "https://id.acme.example",
+        "iat": now - 60,
+    }
+    tab: dict = {}
+    other_tab: dict = {}
+    assert auth.sso_sign_in(engine, tab, claims).id == users["recruiter"].id
+    assert auth.sso_sign_in(engine, other_tab, claims).id == users["recruiter"].id
+    assert auth.session_user(engine, tab).id == users["recruiter"].id
+    # Signing out in one tab ends the other tab's session, and its provider identity
+    # (issued before the sign-out) no longer signs it back in.
+    auth.sign_out(engine, tab, users["recruiter"])
+    assert auth.session_user(engine, other_tab) is None
+    assert auth.sso_sign_in(engine, other_tab, claims) is None
+    assert "signed out after this single sign-on" in other_tab[auth.SESSION_SSO_REFUSAL]
+    # A fresh sign-in at the provider, even within the second of the sign-out, is honoured.
+    fresh = dict(claims, iat=int(time.time()))
+    assert auth.sso_sign_in(engine, other_tab, fresh).id == users["recruiter"].id
+    assert auth.SESSION_SSO_REFUSAL not in other_tab
+    assert auth.session_user(engine, other_tab).id == users["recruiter"].id
+    # Deactivation ends the SSO session on the next rerun and refuses it after that.
+    auth.set_active(engine, actor=users["admin"], user_id=users["recruiter"].id, active=False)
+    assert auth.session_user(engine, other_tab) is None
+    later = dict(claims, iat=now + 5)
+    assert auth.sso_sign_in(engine, other_tab, later) is None
+    assert "deactivated" in other_tab[auth.SESSION_SSO_REFUSAL]
+
+
+def test_sso_sign_in_needs_a_signed_in_provider_identity(
+    users: dict[str, User], engine: Engine
+) -> None:
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    state: dict = {auth.SESSION_SSO_REFUSAL: "an old refusal"}
+    # AppTest's default st.user, and a logged-out one: nothing happens.
+    assert auth.sso_sign_in(engine, state, {"email": "rita@acme.example"}) is None
+    assert auth.sso_sign_in(engine, state, {"is_logged_in": False}) is None
+    assert state == {}
+    no_time = {"is_logged_in": True, "email": "rita@acme.example", "sub": "s", "iss": "i"}
+    assert auth.sso_sign_in(engine, state, no_time) is None
+    assert "no time of issue" in state[auth.SESSION_SSO_REFUSAL]
+    assert auth.SESSION_USER_ID not in state

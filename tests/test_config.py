@@ -92,6 +92,66 @@ def test_missing_secret_with_unwritable_data_folder(
         config.secret_key()
 
 
+def test_single_sign_on_is_off_until_configured_then_read_from_file_or_environment(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config.sso_settings() is None
+    (clean_env / ".streamlit").mkdir()
+    (clean_env / ".streamlit" / "secrets.toml").write_text(
+        'CRM_OIDC_METADATA_URL = "https://id.acme.example/.well-known/openid-configuration"\n'
+        'CRM_OIDC_CLIENT_ID = "crm"\nCRM_OIDC_CLIENT_SECRET = "from-file"\n'
+    )
+    monkeypatch.setenv("CRM_PUBLIC_URL", "https://crm.acme.example/")
+    sso = config.sso_settings()
+    assert sso.name == "SSO" and sso.client_secret == "from-file"
+    assert sso.redirect_uri == "https://crm.acme.example/oauth2callback"
+    monkeypatch.setenv("CRM_OIDC_NAME", "Acme ID")
+    monkeypatch.setenv("CRM_OIDC_CLIENT_SECRET", "from-env")
+    assert (config.sso_settings().name, config.sso_settings().client_secret) == (
+        "Acme ID",
+        "from-env",
+    )
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"CRM_OIDC_METADATA_URL": "https://id.acme.example/.well-known/openid-configuration"},
+            "Single sign-on also needs CRM_OIDC_CLIENT_ID and CRM_OIDC_CLIENT_SECRET",
+        ),
+        (
+            {"CRM_OIDC_CLIENT_ID": "crm", "CRM_OIDC_CLIENT_SECRET": "s"},
+            "Single sign-on also needs CRM_OIDC_METADATA_URL",
+        ),
+        (
+            {
+                "CRM_OIDC_METADATA_URL": "id.acme.example",
+                "CRM_OIDC_CLIENT_ID": "crm",
+                "CRM_OIDC_CLIENT_SECRET": "s",
+            },
+            "CRM_OIDC_METADATA_URL must be the provider's https:// address",
+        ),
+        (
+            {
+                "CRM_OIDC_METADATA_URL": "https://id.acme.example/.well-known/openid-configuration",
+                "CRM_OIDC_CLIENT_ID": "crm",
+                "CRM_OIDC_CLIENT_SECRET": "s",
+                "CRM_PUBLIC_URL": "crm.acme.example",
+            },
+            "Single sign-on needs CRM_PUBLIC_URL to be the address",
+        ),
+    ],
+)
+def test_incomplete_single_sign_on_gets_one_sentence(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], message: str
+) -> None:
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        config.sso_settings()
+
+
 def test_readme_documents_every_setting() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`(CRM_[A-Z_]+)`", readme))
