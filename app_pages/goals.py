@@ -38,7 +38,6 @@ CARD_METRICS = (
     "campaign_application_rate",
 )
 STATUS_COLORS = {"on_track": "green", "at_risk": "orange", "off_track": "red", "no_data": "gray"}
-STATUS_EMOJI = {"on_track": "🟢", "at_risk": "🟠", "off_track": "🔴", "no_data": "⚪"}
 STATUS_ICONS = {
     "on_track": ":material/check_circle:",
     "at_risk": ":material/warning:",
@@ -590,6 +589,13 @@ def progress_block(goal: goals.GoalProgress, points: list[Any]) -> None:
             icon=STATUS_ICONS[goal.status],
             color=STATUS_COLORS[goal.status],
         )
+    st.caption(
+        f"{metrics.METRICS[goal.metric][0]} · {common.md(describe_scope(goal.scope, options))}"
+        f" · {goal.start_date:%d %b %Y} – {goal.deadline:%d %b %Y} · expected by today "
+        f"{exact(goal.metric, goal.expected)}, actual {exact(goal.metric, goal.actual)}. The "
+        "actual value is measured from the goal's start to each month's end; the dashed line "
+        "runs straight from the baseline to the target."
+    )
     if chart is None:
         st.info(
             "No data yet: the baseline or the metric since the start is missing.",
@@ -613,7 +619,7 @@ def glance_table(goal_rows: list[Any]) -> pd.DataFrame:
         rows.append(
             {
                 "Goal": goal.title,
-                "Status": f"{STATUS_EMOJI[goal.status]} {goals.STATUS_LABELS[goal.status]}",
+                "Status": goals.STATUS_LABELS[goal.status],
                 "Actual": common.format_value(goal.metric, goal.actual),
                 "Target": common.format_value(goal.metric, goal.target),
                 "Expected by today": common.format_value(goal.metric, goal.expected),
@@ -653,7 +659,7 @@ def draw_goals() -> None:
         glance_table(goal_rows),
         hide_index=True,
         column_config={
-            "Goal": st.column_config.TextColumn(width="large"),
+            "Goal": st.column_config.TextColumn(width="medium"),
             "Trend": st.column_config.LineChartColumn(
                 "Trend", help="The actual value measured from the start to each month's end."
             ),
@@ -679,13 +685,6 @@ def draw_goals() -> None:
         return
     goal, points = by_id[picked]
     with st.container(border=True):
-        st.caption(
-            f"{metrics.METRICS[goal.metric][0]} · {common.md(describe_scope(goal.scope, options))}"
-            f" · {goal.start_date:%d %b %Y} – {goal.deadline:%d %b %Y} · expected by today "
-            f"{exact(goal.metric, goal.expected)}, actual {exact(goal.metric, goal.actual)}. "
-            "The actual value is measured from the goal's start to each month's end; the "
-            "dashed line runs straight from the baseline to the target."
-        )
         progress_block(goal, points)
         if writable and st.button(
             "Delete this goal",
