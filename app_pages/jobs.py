@@ -22,6 +22,7 @@ VIEW = "jobs_view"
 SELECTED = "jobs_selected"
 DIALOG = "jobs_dialog"  # ("new",) or ("delete_cost", cost_id, label)
 NOTICE = "jobs_notice"
+JOB_TAB = "jobs_job_tab"  # the open tab of the job shown
 NEXT_SELECTED = "jobs_next_selected"  # the job to open on the next run (set after the picker)
 BOARD_STAGES = ("applied", "screen", "interview", "offer", "hired")
 SIDE_STAGES = ("sourced", "rejected", "withdrew")
@@ -224,7 +225,10 @@ def pipeline_section(job: jobs.JobSummary) -> None:
                     )
     everyone = {view.id: view for views in board.values() for view in views}
     if not everyone:
-        st.info("Nobody is on this pipeline yet. Add a person below.", icon=":material/person_add:")
+        st.info(
+            "Nobody is on this pipeline yet. Add one on the Add a person tab.",
+            icon=":material/person_add:",
+        )
         return
     left, right = st.columns(2)
     with left, st.form(f"jobs_move_form_{job.id}"):
@@ -282,7 +286,6 @@ def pipeline_section(job: jobs.JobSummary) -> None:
 
 
 def add_person_section(job: jobs.JobSummary) -> None:
-    st.markdown("**Add a person to this job**")
     query = st.text_input(
         "Find a person",
         key=f"jobs_find_{job.id}",
@@ -565,11 +568,20 @@ else:
         with b:
             st.badge(STATUS_LABELS[job.status], color=STATUS_COLORS[job.status])
             status_form(job)
-        pipeline_section(job)
-    with st.container(border=True):
-        add_person_section(job)
-    with st.expander(f"Costs of {common.md(job.title)}", icon=":material/payments:"):
-        costs_section(job, summaries)
+        # Lazy tabs: only the open one runs and is drawn, so opening a job shows its
+        # pipeline without waiting for the forms and tables of the other two.
+        pipeline_tab, add_tab, costs_tab = st.tabs(
+            ["Pipeline", "Add a person", "Costs"], key=JOB_TAB, on_change="rerun"
+        )
+        if pipeline_tab.open:
+            with pipeline_tab:
+                pipeline_section(job)
+        if add_tab.open:
+            with add_tab:
+                add_person_section(job)
+        if costs_tab.open:
+            with costs_tab:
+                costs_section(job, summaries)
 
 dialog = st.session_state.get(DIALOG)
 if writable and dialog and dialog[0] == "new":

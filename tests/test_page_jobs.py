@@ -49,6 +49,14 @@ def click(at, label: str):
     return at
 
 
+def open_tab(at, title: str):
+    """Open one of the job's tabs (lazy: only the open one runs)."""
+    at.session_state["jobs_job_tab"] = title
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def move(at, job_id: int, application_id: int, stage: str):
     at.selectbox(key=f"jobs_move_person_{job_id}").set_value(application_id)
     at.selectbox(key=f"jobs_move_stage_{job_id}").set_value(stage)
@@ -93,6 +101,8 @@ def test_add_a_person_and_move_them_to_hired(users: dict[str, User], engine: Eng
     made = people(engine, users)
     job_id = a_job(engine, users)
     at = open_page(users["recruiter"])
+    assert "Add one on the Add a person tab" in at.info[0].value
+    open_tab(at, "Add a person")
     at.text_input(key=f"jobs_find_{job_id}").input("ana@x").run()
     at.selectbox(key=f"jobs_add_person_{job_id}").set_value(made["Ana"])
     at.selectbox(key=f"jobs_add_source_{job_id}").set_value("talent_pool")
@@ -106,6 +116,7 @@ def test_add_a_person_and_move_them_to_hired(users: dict[str, User], engine: Eng
     at.selectbox(key=f"jobs_add_person_{job_id}").set_value(made["Ana"])
     click(at, "Add to the pipeline")
     assert at.error[0].value == "Ana Test is already on the pipeline for Backend Engineer."
+    open_tab(at, "Pipeline")
     for stage in ("screen", "interview", "offer", "hired"):
         move(at, job_id, view.id, stage)
         assert at.success[0].value == f"Moved Ana Test to {stage}."
@@ -137,7 +148,7 @@ def test_record_a_declined_offer(users: dict[str, User], engine: Engine) -> None
 
 def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
     job_id = a_job(engine, users)
-    at = open_page(users["recruiter"])
+    at = open_tab(open_page(users["recruiter"]), "Costs")
     assert "No costs recorded for this job yet" in " ".join(i.value for i in at.info)
     at.selectbox(key=f"jobs_cost_category_{job_id}").set_value("agency_fees")
     at.number_input(key=f"jobs_cost_amount_{job_id}").set_value(4500.5)
@@ -181,6 +192,11 @@ def test_manager_reads_but_changes_nothing(users: dict[str, User], engine: Engin
     assert "read-only access" in at.caption[0].value
     assert "Ana Test" in [link.label for link in at.get("page_link")]
     buttons = list(at.main.button)
-    assert {b.label for b in buttons} >= {"New job", "Move", "Add cost", "Delete…"}
+    assert {b.label for b in buttons} >= {"New job", "Move", "Accepted", "Declined"}
     assert all(b.disabled for b in buttons)
+    open_tab(at, "Costs")
+    buttons = list(at.main.button)
+    assert {b.label for b in buttons} >= {"New job", "Add cost", "Delete…"}
+    assert all(b.disabled for b in buttons)
+    open_tab(at, "Add a person")
     assert at.text_input(key=f"jobs_find_{job_id}").disabled
