@@ -9,13 +9,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
+from app_pages import calendar_grid, common
 from crm import auth, calendar, campaigns, pools
 from crm.config import load_settings
 from crm.errors import CrmError
 
 VIEW = "cal_view"
 CURSOR = "cal_cursor"  # the date the month or week view shows
+GRID = "cal_grid"  # the month grid component (its triggers: opened, day)
 DIALOG = "cal_dialog"  # ("new", date) | ("open", item_id, key) | ("delete", item_id, title)
 NOTICE = "cal_notice"
 PER_DAY = 5  # chips per day in the month view before "+N more"
@@ -112,15 +113,60 @@ def open_from_pills(widget_key: str, by_index: list[calendar.Occurrence]) -> Non
         st.session_state[DIALOG] = ("open", occurrence.item_id, occurrence.key)
 
 
+def open_from_grid() -> None:
+    """A chip of the month grid was clicked: open its item."""
+    opened = getattr(st.session_state.get(GRID), "opened", None)
+    if opened and "item" in opened and "key" in opened:
+        st.session_state[DIALOG] = ("open", int(opened["item"]), str(opened["key"]))
+
+
+def pick_from_grid(pick_key: str) -> None:
+    """A day's "+N more" was clicked: list that day's items under the grid."""
+    picked = getattr(st.session_state.get(GRID), "day", None)
+    try:
+        st.session_state[pick_key] = dt.date.fromisoformat(str(picked))
+    except ValueError:
+        return
+
+
+def grid_days(
+    first: dt.date, last: dt.date, days: dict[dt.date, list[calendar.Occurrence]], *, month: int
+) -> list[calendar_grid.GridDay]:
+    """The month grid's data: every day from first to last with its first PER_DAY chips."""
+    found: list[calendar_grid.GridDay] = []
+    day = first
+    while day <= last:
+        items = days.get(day, [])
+        found.append(
+            {
+                "date": day.isoformat(),
+                "label": str(day.day),
+                "today": day == today,
+                "muted": day.month != month,
+                "chips": [
+                    {
+                        "id": item.item_id,
+                        "key": item.key,
+                        "text": f"{local(item.starts_at):%H:%M} {item.title}",
+                        "tooltip": f"{item.title} · {calendar.CHANNEL_LABELS[item.channel]} · "
+                        f"{item.status}",
+                        "colour": calendar.CHANNEL_COLOURS.get(item.channel, "gray"),
+                        "published": item.status == "published",
+                    }
+                    for item in items[:PER_DAY]
+                ],
+                "more": max(0, len(items) - PER_DAY),
+            }
+        )
+        day += dt.timedelta(days=1)
+    return found
+
+
 def day_cell(
     day: dt.date, items: list[calendar.Occurrence], *, in_month: bool, limit: int, clickable: bool
 ) -> None:
-    """One day: its number and its items as chips coloured by channel.
-
-    The week view's chips are clickable (st.pills); the month view draws them as one
-    markdown block per day (a month of clickable chips is hundreds of widgets) and opens
-    a picked day's items under the grid.
-    """
+    """One day of the week view: its number and its items as chips coloured by channel
+    (clickable, st.pills)."""
     label = f"**{day.day}**" if day == today else str(day.day)
     if not in_month:
         label = f":gray[{day.day}]"
@@ -441,22 +487,24 @@ if len(warnings) > 4:
 if view in ("Month", "Week"):
     occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     days = by_day(occurrences)
-    header = st.columns(7)
-    for column, name in zip(header, WEEKDAYS, strict=True):
-        column.markdown(f"**{name}**")
-    day = first
-    while day <= last:
+    if view == "Month":
+        pick_key = f"cal_pick_{first}"
+        calendar_grid.month_grid(
+            grid_days(first, last, days, month=cursor.month),
+            weekdays=WEEKDAYS,
+            key=GRID,
+            on_opened=open_from_grid,
+            on_day=lambda: pick_from_grid(pick_key),
+        )
+    else:
+        header = st.columns(7)
+        for column, name in zip(header, WEEKDAYS, strict=True):
+            column.markdown(f"**{name}**")
         row = st.columns(7)
-        for column in row:
+        for offset, column in enumerate(row):
+            day = first + dt.timedelta(days=offset)
             with column.container(border=True):
-                day_cell(
-                    day,
-                    days.get(day, []),
-                    in_month=view == "Week" or day.month == cursor.month,
-                    limit=PER_DAY if view == "Month" else 50,
-                    clickable=view == "Week",
-                )
-            day += dt.timedelta(days=1)
+                day_cell(day, days.get(day, []), in_month=True, limit=50, clickable=True)
     legend = " ".join(
         f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
         for c, label in calendar.CHANNEL_LABELS.items()

@@ -1,0 +1,167 @@
+"""The month view's grid: one small Streamlit component (CCv2) instead of 42 columns.
+
+Drawn with Streamlit's columns, a month was about 130 blocks and 42 markdown elements, and
+the page took five times as long as a hello-world page to settle. Here the browser builds
+the grid itself from plain data. Every piece of user text goes in through textContent,
+never as HTML, and chip colours come from an allow-list, so nothing a user typed can
+become markup. A click on a chip opens the item's dialog; "+N more" picks that day for
+the list under the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+import streamlit as st
+
+# Streamlit's own palette names (the badges of the week view use the same colours).
+COLOURS = ("blue", "green", "orange", "red", "violet", "gray", "primary")
+
+
+class GridChip(TypedDict):
+    id: int
+    key: str
+    text: str
+    tooltip: str
+    colour: str
+    published: bool
+
+
+class GridDay(TypedDict):
+    date: str
+    label: str
+    today: bool
+    muted: bool
+    chips: list[GridChip]
+    more: int
+
+
+_CSS = """
+.crm-grid {
+  display: grid;
+  grid-template-columns: repeat(7, minmax(0, 1fr));
+  gap: 0.5rem;
+  font-family: var(--st-font);
+  font-size: 0.875rem;
+  color: var(--st-text-color);
+}
+.crm-grid .head { font-weight: 600; padding: 0 0.25rem; }
+.crm-grid .day {
+  min-height: 7.5rem;
+  border: 1px solid var(--st-border-color);
+  border-radius: var(--st-base-radius);
+  padding: 0.5rem;
+  display: flex;
+  flex-direction: column;
+  gap: 0.2rem;
+  min-width: 0;
+}
+.crm-grid .day.muted .number { color: var(--st-gray-color); }
+.crm-grid .day.today { border-color: var(--st-primary-color); }
+.crm-grid .day.today .number { font-weight: 700; color: var(--st-primary-color); }
+.crm-grid .number { margin-bottom: 0.15rem; }
+.crm-grid button {
+  font: inherit;
+  font-size: 0.8rem;
+  text-align: left;
+  border: none;
+  border-radius: 0.4rem;
+  padding: 0.05rem 0.4rem;
+  cursor: pointer;
+  white-space: nowrap;
+  overflow: hidden;
+  text-overflow: ellipsis;
+  max-width: 100%;
+}
+.crm-grid button:focus-visible { outline: 2px solid var(--st-primary-color); }
+.crm-grid .more { background: none; color: var(--st-gray-color); padding-left: 0; }
+.crm-grid .chip.primary {
+  background: var(--st-secondary-background-color);
+  color: var(--st-primary-color);
+}
+""" + "\n".join(
+    f".crm-grid .chip.{colour} {{ background: var(--st-{colour}-background-color); "
+    f"color: var(--st-{colour}-text-color); }}"
+    for colour in COLOURS
+    if colour != "primary"
+)
+
+
+# User text only ever reaches the page through textContent and title (never innerHTML).
+_JS = """
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  let grid = parentElement.querySelector(".crm-grid");
+  if (!grid) {
+    grid = document.createElement("div");
+    grid.className = "crm-grid";
+    grid.setAttribute("role", "grid");
+    parentElement.appendChild(grid);
+  }
+  const colours = new Set(data.colours);
+  const cells = [];
+  for (const name of data.weekdays) {
+    const head = document.createElement("div");
+    head.className = "head";
+    head.setAttribute("role", "columnheader");
+    head.textContent = name;
+    cells.push(head);
+  }
+  for (const day of data.days) {
+    const cell = document.createElement("div");
+    cell.className = "day" + (day.muted ? " muted" : "") + (day.today ? " today" : "");
+    cell.setAttribute("role", "gridcell");
+    cell.dataset.date = day.date;
+    const number = document.createElement("div");
+    number.className = "number";
+    number.textContent = day.label;
+    cell.appendChild(number);
+    for (const chip of day.chips) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "chip " + (colours.has(chip.colour) ? chip.colour : "gray");
+      button.textContent = (chip.published ? "\\u2713 " : "") + chip.text;
+      button.title = chip.tooltip;
+      button.addEventListener("click", () => {
+        setTriggerValue("opened", { item: chip.id, key: chip.key });
+      });
+      cell.appendChild(button);
+    }
+    if (day.more > 0) {
+      const more = document.createElement("button");
+      more.type = "button";
+      more.className = "more";
+      more.textContent = "+" + day.more + " more";
+      more.title = "List every item of this day under the grid";
+      more.addEventListener("click", () => setTriggerValue("day", day.date));
+      cell.appendChild(more);
+    }
+    cells.push(cell);
+  }
+  grid.replaceChildren(...cells);
+}
+"""
+
+_GRID = st.components.v2.component("crm_calendar_grid", css=_CSS, js=_JS)
+
+
+def month_grid(
+    days: list[GridDay],
+    *,
+    weekdays: list[str],
+    key: str,
+    on_opened: Callable[[], None],
+    on_day: Callable[[], None],
+) -> Any:
+    """Draw the grid; a chip click calls on_opened, a "+N more" click on_day.
+
+    In the callbacks, st.session_state[key].opened is {"item": id, "key": occurrence key}
+    and st.session_state[key].day an ISO date.
+    """
+    return _GRID(
+        key=key,
+        data={"weekdays": weekdays, "days": days, "colours": list(COLOURS)},
+        on_opened_change=on_opened,
+        on_day_change=on_day,
+    )
