@@ -18,11 +18,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from crm import activities, audit, custom_fields, pools
 from crm.auth import require_writer
-from crm.candidate_fields import clean_candidate, split_list
+from crm.candidate_fields import CleanCandidate, clean_candidate, split_list
 from crm.custom_fields import clean_values
 from crm.db import read_session, write_session
 from crm.errors import CrmError, NotFound, ValidationError
@@ -340,6 +341,27 @@ def create_candidate(engine: Engine, *, actor: User, fields: Mapping[str, Any]) 
         raise CandidateInvalid(cleaned.problems)
     values = cleaned.values
     now = utcnow()
+    try:
+        candidate_id = _insert_candidate(engine, actor, fields, cleaned, now)
+    except IntegrityError:
+        # Someone added the same person (another form, an import) between the check and
+        # the insert; the unique key refused the second record: say so, as for the check.
+        with read_session(engine) as session:
+            existing = _existing_identity(session, values)
+        if existing is None:
+            raise
+        raise DuplicateCandidate(_duplicate_message(existing, values), existing.id) from None
+    return get_candidate(engine, candidate_id)
+
+
+def _insert_candidate(
+    engine: Engine,
+    actor: User,
+    fields: Mapping[str, Any],
+    cleaned: CleanCandidate,
+    now: dt.datetime,
+) -> int:
+    values = cleaned.values
     with write_session(engine) as session:
         existing = _existing_identity(session, values)
         if existing is not None:
@@ -372,7 +394,7 @@ def create_candidate(engine: Engine, *, actor: User, fields: Mapping[str, Any]) 
             entity="candidate",
             entity_id=candidate.id,
         )
-    return get_candidate(engine, candidate.id)
+        return candidate.id
 
 
 def _shown(value: Any) -> Any:

@@ -65,7 +65,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from crm import audit, csvfile, mapping
@@ -1277,10 +1277,18 @@ class _BulkInsert:
             connection.exec_driver_sql(self._statement(names), rows)
         elif self.copy:
             cursor = connection.connection.cursor()  # the transaction's own connection
+            driver_error = self.dialect.loaded_dbapi.Error
             try:
                 with cursor.copy(self.sql) as copy:
                     for row in rows:
                         copy.write_row(row)
+            except driver_error as error:
+                # COPY bypasses SQLAlchemy, which would have wrapped the driver's error: do it
+                # here, so a key someone else took meanwhile is the IntegrityError callers
+                # handle ("import the file again"), not a bare psycopg UniqueViolation.
+                raise DBAPIError.instance(
+                    self.sql, None, error, driver_error, dialect=self.dialect
+                ) from error
             finally:
                 cursor.close()
         else:
