@@ -69,6 +69,7 @@ bench: $(VENV)/.installed-test chromium
 	$(BIN)/python -m benchmarks.report_page
 	$(BIN)/python -m benchmarks.calendar_speed
 	$(BIN)/python -m benchmarks.goals_page
+	CRM_TEST_POSTGRES_URL="$(POSTGRES_URL)" $(BIN)/python -m benchmarks.team_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
