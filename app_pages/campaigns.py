@@ -557,30 +557,31 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
     result = load_report(common.database_key(), detail.id)
     totals = result["totals"]
     delivered = totals["delivered"]
-    cards = st.columns(6)
-    cards[0].metric(
+    # One flex row rather than six columns: the same cards with fewer blocks to lay out.
+    cards = st.container(horizontal=True)
+    cards.metric(
         "Reply rate",
         percent(totals["replies"], delivered),
         f"{totals['replies']:,} people",
         delta_color="off",
     )
-    cards[1].metric(
+    cards.metric(
         "Interested",
         percent(totals["interested"], delivered),
         f"{totals['interested']:,} people",
         delta_color="off",
     )
-    cards[2].metric(
+    cards.metric(
         "Opened (people)",
         percent(totals["opens_human"], delivered),
         f"{totals['opens_human']:,}",
         delta_color="off",
     )
-    cards[3].metric(
+    cards.metric(
         "Clicked", percent(totals["clicks"], delivered), f"{totals['clicks']:,}", delta_color="off"
     )
-    cards[4].metric("Unsubscribed", f"{totals['unsubscribes']:,}")
-    cards[5].metric("Bounced", f"{totals['bounces']:,}")
+    cards.metric("Unsubscribed", f"{totals['unsubscribes']:,}")
+    cards.metric("Bounced", f"{totals['bounces']:,}")
     st.caption(
         f"Rates are of the {delivered:,} people whose message was delivered. "
         f"{totals['opens_machine']:,} automatic opens by mail scanners and image proxies are "
@@ -606,6 +607,16 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
         hide_index=True,
         width="stretch",
     )
+    if writable and st.button(
+        "Mark replies by hand…", icon=":material/mark_email_read:", key=f"replies_{detail.id}"
+    ):
+        st.session_state[DIALOG] = ("replies", detail.id)
+        st.rerun()
+
+
+def hires_section(detail: campaigns.CampaignDetail) -> None:
+    """The funnel from delivered to hired, and the applications the campaign brought."""
+    result = load_report(common.database_key(), detail.id)
     funnel_section(detail)
     attributed = campaigns.attributed_applications(engine, detail.id)
     if attributed:
@@ -629,11 +640,6 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
             "No applications are attributed to this campaign yet: when someone it reached "
             "applies, record the application with this campaign as its source."
         )
-    if writable and st.button(
-        "Mark replies by hand…", icon=":material/mark_email_read:", key=f"replies_{detail.id}"
-    ):
-        st.session_state[DIALOG] = ("replies", detail.id)
-        st.rerun()
 
 
 @st.dialog(
@@ -868,6 +874,7 @@ def campaign_section(campaign_id: int) -> None:
                 else ""
             )
         )
+    lines = []
     for number, step in enumerate(detail.steps, start=1):
         window = send_window.describe(send_window.parse_window(step.send_window))
         delay = (
@@ -875,26 +882,29 @@ def campaign_section(campaign_id: int) -> None:
             if number == 1 and not step.delay_days
             else f"{step.delay_days} days after the {'previous step' if number > 1 else 'launch'}"
         )
-        st.markdown(f"**Step {number}**: {common.md(step.subject)} · {delay} · {common.md(window)}")
+        subject = common.md(step.subject)
+        lines.append(f"**Step {number}**: {subject} · {delay} · {common.md(window)}")
+    if lines:
+        st.markdown("  \n".join(lines))
 
-    if writable:
-        buttons = st.columns(4)
+    if writable and detail.status in {"draft", "active", "paused"}:
+        buttons = st.container(horizontal=True)
         if detail.status == "draft":
-            if buttons[0].button("Edit", icon=":material/edit:"):
+            if buttons.button("Edit", icon=":material/edit:"):
                 load_into_composer(detail)
                 st.session_state[NEXT_VIEW] = "Compose"
                 st.rerun()
-            if buttons[1].button("Delete draft", icon=":material/delete:"):
+            if buttons.button("Delete draft", icon=":material/delete:"):
                 campaigns.delete_campaign(engine, actor=user, campaign_id=detail.id)
                 st.session_state.pop(SELECTED, None)
                 finish(f"Deleted the draft {detail.name!r}.")
-        if detail.status == "active" and buttons[0].button("Pause", icon=":material/pause:"):
+        if detail.status == "active" and buttons.button("Pause", icon=":material/pause:"):
             campaigns.pause(engine, actor=user, campaign_id=detail.id)
             finish("Paused; nothing more goes out until you resume.")
-        if detail.status == "paused" and buttons[0].button("Resume", icon=":material/play_arrow:"):
+        if detail.status == "paused" and buttons.button("Resume", icon=":material/play_arrow:"):
             moved = campaigns.resume(engine, actor=user, campaign_id=detail.id)
             finish(f"Resumed; {moved:,} overdue messages re-spaced from now.")
-        if detail.status in {"active", "paused"} and buttons[1].button(
+        if detail.status in {"active", "paused"} and buttons.button(
             "Cancel…", icon=":material/cancel:"
         ):
             st.session_state[DIALOG] = ("cancel", detail.id, detail.name)
@@ -904,16 +914,19 @@ def campaign_section(campaign_id: int) -> None:
         preview_section(detail)
         launch_section(detail)
     else:
-        # One part at a time: a big campaign's outbox and preview cost nothing until asked.
+        # One part at a time: a big campaign's outbox, funnel and preview cost nothing
+        # until asked.
         part = st.segmented_control(
             "Show",
-            ["Results", "Steps and outbox", "Preview"],
+            ["Results", "Funnel and hires", "Steps and outbox", "Preview"],
             default="Results",
             key=f"campaign_part_{detail.id}",
             label_visibility="collapsed",
         )
         if part == "Steps and outbox":
             progress_section(detail)
+        elif part == "Funnel and hires":
+            hires_section(detail)
         elif part == "Preview":
             preview_section(detail)
         else:

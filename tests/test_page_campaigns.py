@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 from sqlalchemy import Engine, func, select
 
 from crm import campaigns, candidates, db, outbox, pools
@@ -203,3 +204,36 @@ def test_results_and_replies_marked_by_hand(
     assert "Marked 1 replies. 1 addresses matched nobody: zed@nowhere.io" in at.success[0].value
     assert [m for m in at.metric if m.label == "Reply rate"][0].value == "50%"
     assert [m for m in at.metric if m.label == "Interested"][0].value == "50%"
+
+
+def test_funnel_and_hires_part_draws_the_reports_numbers(
+    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
+) -> None:
+    pool_id = audience(engine, users)
+    campaign_id = campaigns.save_campaign(
+        engine,
+        actor=users["recruiter"],
+        draft=campaigns.CampaignDraft(
+            name="Autumn",
+            audience_pool_id=pool_id,
+            steps=[campaigns.StepDraft(subject="Hi", body="Hello {{first_name}}")],
+        ),
+    )
+    campaigns.launch(engine, actor=users["recruiter"], campaign_id=campaign_id)
+    outbox.deliver_due(engine)
+    at = open_page(users["manager"])
+    at.session_state["campaigns_selected"] = campaign_id
+    at.run()
+    assert not at.get("vega_lite_chart")  # the funnel waits until its part is picked
+    at.segmented_control(key=f"campaign_part_{campaign_id}").set_value("Funnel and hires").run()
+    assert not at.exception, at.exception
+    [chart] = at.get("vega_lite_chart")
+    frame = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_pandas()
+    report = campaigns.report(engine, campaign_id)
+    assert frame["people"].tolist() == [
+        report["totals"]["delivered"], report["totals"]["opens_human"],
+        report["totals"]["clicks"], report["totals"]["replies"],
+        report["applications"], report["hires"],
+    ]  # fmt: skip
+    assert frame["people"].tolist()[0] == 2
+    assert any("No applications are attributed" in c.value for c in at.main.caption)
