@@ -419,13 +419,8 @@ def add_guide_examples() -> None:
 # --- the page ---------------------------------------------------------------------------
 
 state = st.session_state
-head_row, print_toggle = st.columns([4, 1], vertical_alignment="bottom")
-head_row.title("Goals & ROI", anchor=False)
-printing = print_toggle.toggle(
-    "Print view",
-    key=PRINT,
-    help="Hide the controls and lay every section out, one chart per row, ready to print.",
-)
+st.title("Goals & ROI", anchor=False)
+printing = bool(state.get(PRINT))
 common.read_only_caption()
 if NOTICE in state:
     st.success(state.pop(NOTICE), icon=":material/check_circle:")
@@ -447,8 +442,9 @@ scope_key = (families, bool(state.get("goals_key_roles")), pool_id, campaign_id)
 scope = _scope(*scope_key)
 scope_text = describe_scope(scope.as_json(), options)
 
-if not printing:
-    with st.container(horizontal=True, vertical_alignment="bottom"):
+# One row for the controls (fewer blocks for the browser to lay out on every visit).
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    if not printing:
         choice = st.segmented_control(
             "Period",
             PERIODS,
@@ -499,6 +495,12 @@ if not printing:
                 key="goals_campaign",
                 persist_state="page",
             )
+    st.space("stretch")
+    st.toggle(
+        "Print view",
+        key=PRINT,
+        help="Hide the controls and lay every section out, one chart per row, ready to print.",
+    )
 
 length = (end - start).days + 1
 before_end = start - dt.timedelta(days=1)
