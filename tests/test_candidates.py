@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
-from crm import candidates, db
+from crm import candidates, db, importer
 from crm.errors import NotFound, PermissionDenied, ValidationError
 from crm.identity import address_hash
+from crm.importer import ImportOptions
 from crm.models import Activity, Candidate, Pool, PoolMember, Suppression, User
+
+T = TypeVar("T")
 
 ANA = {
     "first_name": "Ana",
@@ -24,6 +32,49 @@ ANA = {
 def count(engine: Engine) -> int:
     with db.read_session(engine) as session:
         return session.scalar(select(func.count()).select_from(Candidate))
+
+
+def while_another_transaction_adds(
+    engine: Engine, person: dict[str, Any], write: Callable[[], T]
+) -> T:
+    """What `write` gives (returns or raises) when it runs while another transaction has
+    added `person` and not committed yet; that transaction commits once `write` waits for it.
+
+    On PostgreSQL `write` cannot see the uncommitted row, so its checks miss the person and
+    its insert waits on the unique key; the commit comes only once the server shows that
+    wait. On SQLite `write` waits for the write lock before it reads anything.
+    """
+    with (
+        ThreadPoolExecutor(1) as pool,  # last to close: the rollback below frees `write`
+        engine.connect() as connection,
+        Session(bind=connection) as session,
+    ):
+        session.add(Candidate(**person))
+        session.flush()
+        postgres = engine.dialect.name == "postgresql"
+        holder = session.scalar(text("SELECT pg_backend_pid()")) if postgres else None
+        racing = pool.submit(write)
+        if holder is not None:
+            _wait_until_blocked_by(engine, holder, racing)
+        session.commit()
+        return racing.result(timeout=60)
+
+
+def _wait_until_blocked_by(engine: Engine, holder: int, racing: Future[Any]) -> None:
+    deadline = time.monotonic() + 30
+    with engine.connect() as watcher:
+        while not racing.done():
+            waiting = watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": holder},
+            )
+            watcher.rollback()  # pg_stat_activity is read once per transaction
+            if waiting:
+                return
+            assert time.monotonic() < deadline, "the racing write never waited for the other"
+            time.sleep(0.01)
 
 
 def test_create_normalizes_and_logs(users: dict[str, User], engine: Engine) -> None:
@@ -82,6 +133,66 @@ def test_no_second_record_for_the_same_person(users: dict[str, User], engine: En
             fields={"first_name": "A", "linkedin_url": "http://uk.linkedin.com/in/Ana-Lima?trk=1"},
         )
     assert count(engine) == 1
+
+
+def test_adding_a_person_an_import_adds_meanwhile_says_they_are_already_there(
+    users: dict[str, User], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import commits Ana between the form's duplicate check and its insert: the unique
+    key refuses the second record, and the form says what its check would have said."""
+    importer.run_import(
+        engine,
+        b"Name,Email\r\nAna Lima,ana.lima@example.com\r\n",
+        ImportOptions(),
+        actor=users["admin"],
+        filename="people.csv",
+    )
+    with db.read_session(engine) as session:
+        imported = session.scalar(select(Candidate.id))
+        activities = session.scalar(select(func.count()).select_from(Activity))
+    check, looked = candidates._existing_identity, []
+
+    def checked_before_the_import_committed(session: Session, values: dict, **kw: Any) -> Any:
+        looked.append(values["email_normalized"])
+        return None if len(looked) == 1 else check(session, values, **kw)
+
+    monkeypatch.setattr(candidates, "_existing_identity", checked_before_the_import_committed)
+    with pytest.raises(
+        candidates.DuplicateCandidate,
+        match=r"^Ana Lima is already in the database with the same email\.$",
+    ) as caught:
+        candidates.create_candidate(engine, actor=users["recruiter"], fields=ANA)
+    assert caught.value.existing_id == imported
+    assert looked == ["ana.lima@example.com"] * 2  # the check, then the look after the refusal
+    assert count(engine) == 1
+    with db.read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Activity)) == activities
+
+
+def test_adding_a_person_another_transaction_is_adding_says_they_are_already_there(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """No check sees a person another transaction has not committed yet (PostgreSQL): the
+    form's insert waits on the unique key and is refused when they commit. (On SQLite the
+    form waits for the write lock, then its check finds them.)"""
+    ana = {
+        "first_name": "Ana",
+        "last_name": "Lima",
+        "email": "ana.lima@example.com",
+        "email_normalized": "ana.lima@example.com",
+    }
+    with pytest.raises(
+        candidates.DuplicateCandidate,
+        match=r"^Ana Lima is already in the database with the same email\.$",
+    ):
+        while_another_transaction_adds(
+            engine,
+            ana,
+            lambda: candidates.create_candidate(engine, actor=users["recruiter"], fields=ANA),
+        )
+    assert count(engine) == 1
+    with db.read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Activity)) == 0
 
 
 def test_a_suppressed_address_is_entered_as_do_not_contact(

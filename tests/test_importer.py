@@ -33,6 +33,8 @@ from crm.models import (
     Suppression,
     User,
 )
+from tests.conftest import BACKEND
+from tests.test_candidates import while_another_transaction_adds
 
 runner = CliRunner()
 
@@ -748,6 +750,26 @@ def test_a_clash_with_a_concurrent_writer_is_one_sentence(
     with pytest.raises(CrmError, match="rolled back .* import the file again"):
         run(engine, admin, data)
     assert counts(engine)[:2] == (0, 0)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="COPY, PostgreSQL's way of writing rows")
+def test_an_import_racing_another_for_the_same_new_address_is_rolled_back_with_the_sentence(
+    engine: Engine, admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transaction holds Ana uncommitted: the import cannot see her, so its COPY of
+    her waits on the unique key and is refused when she is committed; the whole import,
+    Bo copied in the chunk before hers included, is rolled back with the sentence."""
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 1)
+    data = csv_bytes([["Name", "Email"], ["Bo Berg", "bo@example.com"], ["Ana", "ana@example.com"]])
+    ana = {"first_name": "Ana", "email": "ana@example.com", "email_normalized": "ana@example.com"}
+    with pytest.raises(
+        CrmError,
+        match=r"^The import was rolled back because someone added or changed one of these "
+        r"people while it ran; import the file again\.$",
+    ):
+        while_another_transaction_adds(engine, ana, lambda: run(engine, admin, data))
+    assert list(people(engine)) == ["ana@example.com"]
+    assert counts(engine) == (1, 0, 0, 0)  # one person, no batch, no activity, no tag
 
 
 # --- preview, dry run, history ----------------------------------------------------------
