@@ -19,7 +19,7 @@ from crm.goals import TECH_ROLE_FAMILIES
 from crm.models import APPLICATION_SOURCES, APPLICATION_STAGES, COST_CATEGORIES
 
 VIEW = "jobs_view"
-SELECTED = "jobs_selected"
+SELECTED = "jobs_open"  # the job shown under the table (kept while the session lasts)
 DIALOG = "jobs_dialog"  # ("new",) or ("delete_cost", cost_id, label)
 NOTICE = "jobs_notice"
 JOB_TAB = "jobs_job_tab"  # the open tab of the job shown
@@ -156,6 +156,8 @@ def jobs_table(summaries: list[jobs.JobSummary]) -> None:
         chosen = event.selection.rows if event else []
         if chosen:
             st.session_state[SELECTED] = int(frame.iloc[chosen[0]]["id"])
+        else:
+            st.session_state.pop(SELECTED, None)
 
     st.dataframe(
         frame,
@@ -182,28 +184,41 @@ def jobs_table(summaries: list[jobs.JobSummary]) -> None:
 
 
 def person_card(view: jobs.ApplicationView) -> None:
-    with st.container(border=True, gap=None):
-        if view.candidate_id is None:
-            st.markdown("*(erased)*")
-        else:
-            st.page_link(
-                "app_pages/profile.py",
-                label=view.candidate_name or "(no name)",
-                query_params={"id": view.candidate_id},
-            )
-        since = f" · since {view.stage_at:%d %b}" if view.stage_at else ""
-        offer = ""
-        if view.offer_accepted is True:
-            offer = " · offer accepted"
-        elif view.offer_accepted is False:
-            offer = " · offer declined"
-        elif view.offer_at is not None and view.stage == "offer":
-            offer = " · offer out"
-        st.caption(f"{source_label(view.source)}{since}{offer}")
+    """One person on the board: a link to the profile, with where they came from and since
+    when in grey (one element per person: a board of cards in boxes took twice as long to
+    draw)."""
+    since = f" · since {view.stage_at:%d %b}" if view.stage_at else ""
+    offer = ""
+    if view.offer_accepted is True:
+        offer = " · offer accepted"
+    elif view.offer_accepted is False:
+        offer = " · offer declined"
+    elif view.offer_at is not None and view.stage == "offer":
+        offer = " · offer out"
+    details = f":gray[{common.md(source_label(view.source) + since + offer)}]"
+    if view.candidate_id is None:
+        st.markdown(f"*(erased)*  \n{details}")
+        return
+    st.page_link(
+        "app_pages/profile.py",
+        label=f"{common.md(view.candidate_name or '(no name)')}  \n{details}",
+        query_params={"id": view.candidate_id},
+    )
 
 
 def pipeline_section(job: jobs.JobSummary) -> None:
     board = jobs.pipeline(engine, job.id)
+    everyone = {view.id: view for views in board.values() for view in views}
+    if not everyone:
+        st.info(
+            "Nobody is on this pipeline yet. Add one on the Add a person tab.",
+            icon=":material/person_add:",
+        )
+        return
+    # The two forms wait in popovers: drawn on every visit they cost more than the board.
+    with st.container(horizontal=True):
+        move_form(job, everyone)
+        offer_form(job, everyone)
     columns = st.columns(len(BOARD_STAGES))
     for column, stage in zip(columns, BOARD_STAGES, strict=True):
         with column:
@@ -214,25 +229,23 @@ def pipeline_section(job: jobs.JobSummary) -> None:
             if hidden > 0:
                 st.caption(f"and {hidden:,} more")
     st.caption(" · ".join(f"{jobs.STAGE_LABELS[s]}: {len(board[s]):,}" for s in SIDE_STAGES))
-    side = [view for stage in SIDE_STAGES for view in board[stage]]
+    side = [(stage, view) for stage in SIDE_STAGES for view in board[stage]]
     if side:
         with st.expander("Sourced, rejected and withdrew"):
-            for stage in SIDE_STAGES:
-                for view in board[stage]:
-                    st.markdown(
-                        f"{common.md(view.candidate_name or '(no name)')} · "
-                        f"{jobs.STAGE_LABELS[stage].lower()}"
-                    )
-    everyone = {view.id: view for views in board.values() for view in views}
-    if not everyone:
-        st.info(
-            "Nobody is on this pipeline yet. Add one on the Add a person tab.",
-            icon=":material/person_add:",
-        )
-        return
-    left, right = st.columns(2)
-    with left, st.form(f"jobs_move_form_{job.id}"):
-        st.markdown("**Move someone**")
+            st.markdown(
+                "  \n".join(
+                    f"{common.md(view.candidate_name or '(no name)')} · "
+                    f"{jobs.STAGE_LABELS[stage].lower()}"
+                    for stage, view in side
+                )
+            )
+
+
+def move_form(job: jobs.JobSummary, everyone: dict[int, jobs.ApplicationView]) -> None:
+    with (
+        st.popover("Move someone", icon=":material/arrow_forward:", disabled=not writable),
+        st.form(f"jobs_move_form_{job.id}", border=False),
+    ):
         person = st.selectbox(
             "Person",
             list(everyone),
@@ -257,9 +270,14 @@ def pipeline_section(job: jobs.JobSummary) -> None:
             else:
                 name = everyone[person].candidate_name or "(no name)"
                 finish(f"Moved {name} to {jobs.STAGE_LABELS[stage].lower()}.")
+
+
+def offer_form(job: jobs.JobSummary, everyone: dict[int, jobs.ApplicationView]) -> None:
     offers = {aid: view for aid, view in everyone.items() if view.stage == "offer"}
-    with right, st.form(f"jobs_offer_form_{job.id}"):
-        st.markdown("**Record an offer decision**")
+    with (
+        st.popover("Record an offer decision", icon=":material/handshake:", disabled=not writable),
+        st.form(f"jobs_offer_form_{job.id}", border=False),
+    ):
         if not offers:
             st.caption("Nobody has an offer out. Move someone to Offer first.")
         chosen = st.selectbox(
@@ -491,6 +509,46 @@ def status_form(job: jobs.JobSummary) -> None:
                 finish(f"{job.title} is now {STATUS_LABELS[status].lower()}.")
 
 
+def job_section(job: jobs.JobSummary, summaries: list[jobs.JobSummary]) -> None:
+    """The job ticked in the table: its pipeline, the add-a-person form and its costs."""
+    with st.container(border=True):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.subheader(common.md(job.title), anchor=False, width="content")
+            st.badge(STATUS_LABELS[job.status], color=STATUS_COLORS[job.status])
+            st.space("stretch")
+            status_form(job)
+            st.button(
+                "Close",
+                icon=":material/close:",
+                key="jobs_close",
+                type="tertiary",
+                on_click=lambda: st.session_state.pop(SELECTED, None),
+            )
+        details = [
+            job.role_family,
+            "key role" if job.key_role else None,
+            f"hiring manager {job.hiring_manager}" if job.hiring_manager else None,
+            job.location,
+            f"opened {job.opened_at:%d %b %Y}",
+            f"filled {job.filled_at:%d %b %Y}" if job.filled_at else None,
+        ]
+        st.caption(common.md(" · ".join(d for d in details if d)))
+        # Lazy tabs: only the open one runs and is drawn, so opening a job shows its
+        # pipeline without waiting for the forms and tables of the other two.
+        pipeline_tab, add_tab, costs_tab = st.tabs(
+            ["Pipeline", "Add a person", "Costs"], key=JOB_TAB, on_change="rerun"
+        )
+        if pipeline_tab.open:
+            with pipeline_tab:
+                pipeline_section(job)
+        if add_tab.open:
+            with add_tab:
+                add_person_section(job)
+        if costs_tab.open:
+            with costs_tab:
+                costs_section(job, summaries)
+
+
 # --- the page ---------------------------------------------------------------------------
 
 st.title("Jobs", anchor=False)
@@ -536,52 +594,18 @@ else:
         jobs_table(shown)
     else:
         st.info("No jobs with that status. Pick another status above.")
-    ids = [j.id for j in summaries]
     by_id = {j.id: j for j in summaries}
     if st.session_state.get(NEXT_SELECTED) in by_id:
         st.session_state[SELECTED] = st.session_state.pop(NEXT_SELECTED)
-    if st.session_state.get(SELECTED) not in by_id:
-        st.session_state[SELECTED] = shown[0].id if shown else ids[0]
-    selected = st.selectbox(
-        "Open a job",
-        ids,
-        format_func=lambda jid: (
-            f"{by_id[jid].title} · {STATUS_LABELS[by_id[jid].status]} · "
-            f"opened {by_id[jid].opened_at:%d %b %Y}"
-        ),
-        key=SELECTED,
-    )
-    job = by_id[selected]
-    with st.container(border=True):
-        a, b = st.columns([4, 1], vertical_alignment="center")
-        with a:
-            st.subheader(common.md(job.title), anchor=False)
-            details = [
-                job.role_family,
-                "key role" if job.key_role else None,
-                f"hiring manager {job.hiring_manager}" if job.hiring_manager else None,
-                job.location,
-                f"opened {job.opened_at:%d %b %Y}",
-                f"filled {job.filled_at:%d %b %Y}" if job.filled_at else None,
-            ]
-            st.caption(common.md(" · ".join(d for d in details if d)))
-        with b:
-            st.badge(STATUS_LABELS[job.status], color=STATUS_COLORS[job.status])
-            status_form(job)
-        # Lazy tabs: only the open one runs and is drawn, so opening a job shows its
-        # pipeline without waiting for the forms and tables of the other two.
-        pipeline_tab, add_tab, costs_tab = st.tabs(
-            ["Pipeline", "Add a person", "Costs"], key=JOB_TAB, on_change="rerun"
+    job = by_id.get(st.session_state.get(SELECTED))
+    if job is None:
+        st.caption(
+            "Tick a job's row to open its pipeline: move people through the stages, add "
+            "people and record its costs."
         )
-        if pipeline_tab.open:
-            with pipeline_tab:
-                pipeline_section(job)
-        if add_tab.open:
-            with add_tab:
-                add_person_section(job)
-        if costs_tab.open:
-            with costs_tab:
-                costs_section(job, summaries)
+    else:
+        job_section(job, summaries)
+
 
 dialog = st.session_state.get(DIALOG)
 if writable and dialog and dialog[0] == "new":

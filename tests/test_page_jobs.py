@@ -49,6 +49,14 @@ def click(at, label: str):
     return at
 
 
+def open_job(at, job_id: int):
+    """Tick the job's row in the table (the selection callback stores the job to open)."""
+    at.session_state["jobs_open"] = job_id
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def open_tab(at, title: str):
     """Open one of the job's tabs (lazy: only the open one runs)."""
     at.session_state["jobs_job_tab"] = title
@@ -84,7 +92,8 @@ def test_create_a_job_through_the_dialog(users: dict[str, User], engine: Engine)
     assert (job.title, job.role_family, job.key_role, job.hiring_manager, job.status) == (
         "Data Engineer", "Data & Analytics", True, "Grace Hopper", "open",
     )  # fmt: skip
-    assert at.selectbox(key="jobs_selected").value == job.id
+    assert at.session_state["jobs_open"] == job.id  # the new job is opened
+    assert [h.value for h in at.subheader] == ["Data Engineer"]
     table = at.dataframe[0].value
     assert table["title"].tolist() == ["Data Engineer"]
     assert table["applied"].tolist() == [0]
@@ -101,6 +110,9 @@ def test_add_a_person_and_move_them_to_hired(users: dict[str, User], engine: Eng
     made = people(engine, users)
     job_id = a_job(engine, users)
     at = open_page(users["recruiter"])
+    assert not at.subheader  # nothing opened until a row is ticked
+    assert "Tick a job's row to open its pipeline" in at.caption[-2].value + at.caption[-1].value
+    open_job(at, job_id)
     assert "Add one on the Add a person tab" in at.info[0].value
     open_tab(at, "Add a person")
     at.text_input(key=f"jobs_find_{job_id}").input("ana@x").run()
@@ -134,7 +146,7 @@ def test_record_a_declined_offer(users: dict[str, User], engine: Engine) -> None
         engine, actor=users["recruiter"], job_id=job_id, candidate_id=made["Ben"],
         source="job_board", at=TODAY - dt.timedelta(days=10),
     )  # fmt: skip
-    at = open_page(users["recruiter"])
+    at = open_job(open_page(users["recruiter"]), job_id)
     declined = next(b for b in at.button if b.label == "Declined")
     assert declined.disabled  # nobody has an offer out yet
     move(at, job_id, application, "offer")
@@ -148,7 +160,7 @@ def test_record_a_declined_offer(users: dict[str, User], engine: Engine) -> None
 
 def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
     job_id = a_job(engine, users)
-    at = open_tab(open_page(users["recruiter"]), "Costs")
+    at = open_tab(open_job(open_page(users["recruiter"]), job_id), "Costs")
     assert "No costs recorded for this job yet" in " ".join(i.value for i in at.info)
     at.selectbox(key=f"jobs_cost_category_{job_id}").set_value("agency_fees")
     at.number_input(key=f"jobs_cost_amount_{job_id}").set_value(4500.5)
@@ -188,15 +200,25 @@ def test_manager_reads_but_changes_nothing(users: dict[str, User], engine: Engin
         engine, actor=users["recruiter"], amount=Decimal(100), category="tools",
         incurred_on=TODAY, job_id=job_id,
     )  # fmt: skip
-    at = open_page(users["manager"])
+    at = open_job(open_page(users["manager"]), job_id)
     assert "read-only access" in at.caption[0].value
-    assert "Ana Test" in [link.label for link in at.get("page_link")]
+    assert [link.label.split("  \n")[0] for link in at.get("page_link")] == ["Ana Test"]
     buttons = list(at.main.button)
     assert {b.label for b in buttons} >= {"New job", "Move", "Accepted", "Declined"}
-    assert all(b.disabled for b in buttons)
+    assert all(b.disabled for b in buttons if b.label != "Close")  # closing only reads
     open_tab(at, "Costs")
     buttons = list(at.main.button)
     assert {b.label for b in buttons} >= {"New job", "Add cost", "Delete…"}
-    assert all(b.disabled for b in buttons)
+    assert all(b.disabled for b in buttons if b.label != "Close")
     open_tab(at, "Add a person")
     assert at.text_input(key=f"jobs_find_{job_id}").disabled
+
+
+def test_close_the_open_job(users: dict[str, User], engine: Engine) -> None:
+    job_id = a_job(engine, users)
+    at = open_job(open_page(users["manager"]), job_id)
+    assert [h.value for h in at.subheader] == ["Backend Engineer"]
+    at.button(key="jobs_close").click().run()
+    assert not at.exception, at.exception
+    assert not at.subheader
+    assert "jobs_open" not in at.session_state
