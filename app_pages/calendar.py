@@ -17,6 +17,7 @@ from crm.errors import CrmError
 VIEW = "cal_view"
 CURSOR = "cal_cursor"  # the date the month or week view shows
 GRID = "cal_grid"  # the month grid component (its triggers: opened, day)
+DAY = "cal_day"  # the day listed under the month grid (its "+N more" was clicked)
 DIALOG = "cal_dialog"  # ("new", date) | ("open", item_id, key) | ("delete", item_id, title)
 NOTICE = "cal_notice"
 PER_DAY = 5  # chips per day in the month view before "+N more"
@@ -120,11 +121,11 @@ def open_from_grid() -> None:
         st.session_state[DIALOG] = ("open", int(opened["item"]), str(opened["key"]))
 
 
-def pick_from_grid(pick_key: str) -> None:
+def pick_from_grid() -> None:
     """A day's "+N more" was clicked: list that day's items under the grid."""
     picked = getattr(st.session_state.get(GRID), "day", None)
     try:
-        st.session_state[pick_key] = dt.date.fromisoformat(str(picked))
+        st.session_state[DAY] = dt.date.fromisoformat(str(picked))
     except ValueError:
         return
 
@@ -437,65 +438,97 @@ def campaign_results(campaign_id: int) -> None:
 
 pool_names = load_pools(common.database_key())
 st.session_state.setdefault(CURSOR, today)
-top = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
-view = top[0].segmented_control(
-    "View", ["Month", "Week", "Table", "Themes"], key=VIEW, default="Month",
+# Rows are flex containers, not columns: the same controls with fewer blocks to lay out.
+top = st.container(horizontal=True, vertical_alignment="bottom")
+view = top.segmented_control(
+    "View", ["Month", "Week", "Table", "Themes", "Share & cadence"], key=VIEW, default="Month",
     label_visibility="collapsed",
 ) or "Month"  # fmt: skip
-pool_filter = top[1].selectbox(
+pool_filter = top.selectbox(
     "Pool", [None, *pool_names], format_func=lambda p: "All pools" if p is None else pool_names[p],
-    key="cal_pool",
+    key="cal_pool", width=200,
 )  # fmt: skip
-channel_filter = top[2].selectbox(
+channel_filter = top.selectbox(
     "Channel", [None, *calendar.CHANNEL_LABELS],
     format_func=lambda c: "All channels" if c is None else calendar.CHANNEL_LABELS[c],
-    key="cal_channel",
+    key="cal_channel", width=200,
 )  # fmt: skip
-if writable and top[3].button("New item", icon=":material/add:", width="stretch"):
+if writable and top.button("New item", icon=":material/add:"):
     st.session_state[DIALOG] = ("new", st.session_state[CURSOR])
 
 cursor: dt.date = st.session_state[CURSOR]
-if view in ("Month", "Week", "Table"):
-    nav = st.columns([1, 1, 1, 5], vertical_alignment="center")
-    step = {"months": 1} if view != "Week" else {"days": 7}
-    back = {"months": -1} if view != "Week" else {"days": -7}
-    nav[0].button("Previous", icon=":material/chevron_left:", on_click=shift, kwargs=back)
-    nav[1].button("Today", on_click=go_today)
-    nav[2].button("Next", icon=":material/chevron_right:", on_click=shift, kwargs=step)
-
 if view == "Week":
     first = cursor - dt.timedelta(days=cursor.weekday())
     last = first + dt.timedelta(days=6)
-    nav[3].subheader(f"Week of {first:%d %B %Y}", anchor=False)
+    heading = f"Week of {first:%d %B %Y}"
 else:
     month_start = cursor.replace(day=1)
     month_end = (month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
     first = month_start - dt.timedelta(days=month_start.weekday())
     last = month_end + dt.timedelta(days=6 - month_end.weekday())
-    if view in ("Month", "Table"):
-        nav[3].subheader(f"{month_start:%B %Y}", anchor=False)
+    heading = f"{month_start:%B %Y}"
+if view in ("Month", "Week", "Table"):
+    step = {"months": 1} if view != "Week" else {"days": 7}
+    back = {"months": -1} if view != "Week" else {"days": -7}
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button("Previous", icon=":material/chevron_left:", on_click=shift, kwargs=back)
+        st.button("Today", on_click=go_today)
+        st.button("Next", icon=":material/chevron_right:", on_click=shift, kwargs=step)
+        st.subheader(heading, anchor=False)
 
 start, end = bounds(first, last)
 warnings = load_warnings(common.database_key(), start, end, zone_name)
-for warning in warnings[:4]:
-    st.warning(common.md(warning.message), icon=":material/notifications_active:")
+if warnings:
+    st.warning(
+        "  \n".join(common.md(warning.message) for warning in warnings[:4]),
+        icon=":material/notifications_active:",
+    )
 if len(warnings) > 4:
     with st.expander(f"{len(warnings) - 4} more cadence warnings"):
-        for warning in warnings[4:]:
-            st.markdown(f"- {common.md(warning.message)}")
+        st.markdown("\n".join(f"- {common.md(warning.message)}" for warning in warnings[4:]))
 
 if view in ("Month", "Week"):
     occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     days = by_day(occurrences)
+    summary = f"{len(occurrences):,} items shown."
     if view == "Month":
-        pick_key = f"cal_pick_{first}"
         calendar_grid.month_grid(
             grid_days(first, last, days, month=cursor.month),
             weekdays=WEEKDAYS,
+            legend=[
+                (label, calendar.CHANNEL_COLOURS[channel])
+                for channel, label in calendar.CHANNEL_LABELS.items()
+            ],
+            summary=summary,
             key=GRID,
             on_opened=open_from_grid,
-            on_day=lambda: pick_from_grid(pick_key),
+            on_day=pick_from_grid,
         )
+        picked = st.session_state.get(DAY)
+        if isinstance(picked, dt.date) and first <= picked <= last:
+            # The day whose "+N more" was clicked, every item a clickable chip (a widget
+            # per item, so only for the day asked for).
+            day_items = days.get(picked, [])
+            with st.container(border=True):
+                with st.container(horizontal=True, vertical_alignment="center"):
+                    st.markdown(f"**{picked:%A %d %B}** · {len(day_items):,} items")
+                    st.button(
+                        "Close",
+                        icon=":material/close:",
+                        type="tertiary",
+                        key="cal_day_close",
+                        on_click=lambda: st.session_state.pop(DAY, None),
+                    )
+                key = f"cal_picked_{picked.isoformat()}"
+                st.pills(
+                    "Items that day",
+                    list(range(len(day_items))),
+                    format_func=lambda index: chip(day_items[index]),
+                    key=key,
+                    label_visibility="collapsed",
+                    on_change=open_from_pills,
+                    args=(key, day_items),
+                )
     else:
         header = st.columns(7)
         for column, name in zip(header, WEEKDAYS, strict=True):
@@ -505,39 +538,15 @@ if view in ("Month", "Week"):
             day = first + dt.timedelta(days=offset)
             with column.container(border=True):
                 day_cell(day, days.get(day, []), in_month=True, limit=50, clickable=True)
-    legend = " ".join(
-        f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
-        for c, label in calendar.CHANNEL_LABELS.items()
-    )
-    st.caption(f"{len(occurrences):,} items shown. Colours: {legend}")
-    if view == "Month" and occurrences:
-        # One day's chips, clickable: pick the day (a month of clickable chips would be
-        # hundreds of widgets to draw).
-        picked = st.date_input(
-            "Open an item on",
-            value=today if first <= today <= last else first,
-            min_value=first,
-            max_value=last,
-            key=f"cal_pick_{first}",
+        legend = " ".join(
+            f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
+            for c, label in calendar.CHANNEL_LABELS.items()
         )
-        day_items = days.get(picked, [])
-        if day_items:
-            key = f"cal_picked_{picked.isoformat()}"
-            st.pills(
-                "Items that day",
-                list(range(len(day_items))),
-                format_func=lambda index: chip(day_items[index]),
-                key=key,
-                label_visibility="collapsed",
-                on_change=open_from_pills,
-                args=(key, day_items),
-            )
-        else:
-            st.caption("Nothing on that day.")
+        st.caption(f"{summary} Colours: {legend}")
     if not occurrences:
         st.info(
             "Nothing is planned here yet. Add an item with **New item**, or bring your "
-            "content spreadsheet below (CSV)."
+            "content spreadsheet (CSV) under **Share & cadence**."
         )
 elif view == "Table":
     occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
@@ -607,7 +616,7 @@ elif view == "Table":
                 st.error(str(error))
             else:
                 finish(f"Saved {changed:,} items.")
-else:  # Themes
+elif view == "Themes":
     year_start = dt.date(today.year, 1, 1)
     theme_start, theme_end = bounds(year_start, dt.date(today.year, 12, 31))
     balance = calendar.theme_balance(
@@ -640,9 +649,7 @@ else:  # Themes
             "insight, advice and stories."
         )
 
-# --- share and bring ---------------------------------------------------------------------
-
-with st.expander("Export, import and cadence settings", icon=":material/ios_share:"):
+else:  # Share & cadence: export, import, and each pool's cadence settings
     year_start, year_end = bounds(today - dt.timedelta(days=31), today + dt.timedelta(days=365))
     left, right = st.columns(2)
     left.download_button(

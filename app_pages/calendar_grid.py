@@ -4,8 +4,8 @@ Drawn with Streamlit's columns, a month was about 130 blocks and 42 markdown ele
 the page took five times as long as a hello-world page to settle. Here the browser builds
 the grid itself from plain data. Every piece of user text goes in through textContent,
 never as HTML, and chip colours come from an allow-list, so nothing a user typed can
-become markup. A click on a chip opens the item's dialog; "+N more" picks that day for
-the list under the grid.
+become markup. A click on a chip opens the item's dialog; "+N more" lists that day's
+items under the grid. The count and the colour legend are drawn under the grid too.
 """
 
 from __future__ import annotations
@@ -76,12 +76,24 @@ _CSS = """
 }
 .crm-grid button:focus-visible { outline: 2px solid var(--st-primary-color); }
 .crm-grid .more { background: none; color: var(--st-gray-color); padding-left: 0; }
-.crm-grid .chip.primary {
+.crm-legend {
+  margin-top: 0.75rem;
+  font-family: var(--st-font);
+  font-size: 0.875rem;
+  color: var(--st-gray-color);
+  display: flex;
+  flex-wrap: wrap;
+  gap: 0.35rem;
+  align-items: center;
+}
+.crm-legend .chip { border-radius: 0.4rem; padding: 0.05rem 0.4rem; }
+.crm-grid .chip.primary, .crm-legend .chip.primary {
   background: var(--st-secondary-background-color);
   color: var(--st-primary-color);
 }
 """ + "\n".join(
-    f".crm-grid .chip.{colour} {{ background: var(--st-{colour}-background-color); "
+    f".crm-grid .chip.{colour}, .crm-legend .chip.{colour} {{ "
+    f"background: var(--st-{colour}-background-color); "
     f"color: var(--st-{colour}-text-color); }}"
     for colour in COLOURS
     if colour != "primary"
@@ -140,6 +152,21 @@ export default function (component) {
     cells.push(cell);
   }
   grid.replaceChildren(...cells);
+  // Under the grid: how many items, and which colour is which channel.
+  let legend = parentElement.querySelector(".crm-legend");
+  if (!legend) {
+    legend = document.createElement("div");
+    legend.className = "crm-legend";
+    parentElement.appendChild(legend);
+  }
+  const parts = [document.createTextNode(data.summary + " Colours: ")];
+  for (const entry of data.legend) {
+    const swatch = document.createElement("span");
+    swatch.className = "chip " + (colours.has(entry.colour) ? entry.colour : "gray");
+    swatch.textContent = entry.label;
+    parts.push(swatch);
+  }
+  legend.replaceChildren(...parts);
 }
 """
 
@@ -150,6 +177,8 @@ def month_grid(
     days: list[GridDay],
     *,
     weekdays: list[str],
+    legend: list[tuple[str, str]],
+    summary: str,
     key: str,
     on_opened: Callable[[], None],
     on_day: Callable[[], None],
@@ -161,7 +190,13 @@ def month_grid(
     """
     return _GRID(
         key=key,
-        data={"weekdays": weekdays, "days": days, "colours": list(COLOURS)},
+        data={
+            "weekdays": weekdays,
+            "days": days,
+            "colours": list(COLOURS),
+            "legend": [{"label": label, "colour": colour} for label, colour in legend],
+            "summary": summary,
+        },
         on_opened_change=on_opened,
         on_day_change=on_day,
     )

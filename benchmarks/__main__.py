@@ -89,7 +89,7 @@ def measure_database(
         try:
             page = context.new_page()
             pages.sign_in(page, url, *credentials)
-            app = pages.Clicker(page, pages.APP_PAGES)
+            app = pages.Clicker(page, pages.APP_PAGES, ready=pages.READY)
             hello.reset()
             clicks = len(pages.APP_PAGES)
             for round_number in range(warmup + runs):

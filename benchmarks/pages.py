@@ -36,9 +36,23 @@ APP_PAGES: list[tuple[str, str]] = [
     ("Settings", "Settings"),
 ]
 HELLO_PAGES: list[tuple[str, str]] = [("Hello", "Hello"), ("Other", "Other")]
+# What a page draws in the browser after its script run, as a JS expression that must hold
+# before the clock stops: the calendar's month grid is built inside a component's shadow
+# root once its script has finished.
+READY: dict[str, str] = {
+    "Content calendar": (
+        "[...document.querySelectorAll('[data-testid=stBidiComponentIsolated], "
+        "[data-testid=stBidiComponentIsolated] *')]"
+        ".some(host => host.shadowRoot && host.shadowRoot.querySelectorAll('.crm-grid .day')"
+        ".length >= 28)"
+    ),
+}
 
 CLICK_AND_SETTLE = """
-async ({index, prefix, timeoutMs}) => {
+async ({index, prefix, timeoutMs, ready}) => {
+  // `ready`: a JS expression that must also hold, for a page that draws part of itself
+  // after the script run (a component built in the browser, say).
+  const isReady = ready ? new Function(`return (${ready});`) : () => true;
   const heading = () => document.querySelector('[data-testid=stMain] h1');
   const before = heading();
   if (before && before.innerText.trim().startsWith(prefix)) {
@@ -54,7 +68,8 @@ async ({index, prefix, timeoutMs}) => {
       const app = document.querySelector('[data-testid=stApp]');
       const h1 = heading();
       const settled = app && app.getAttribute('data-test-script-state') === 'notRunning';
-      if (settled && h1 && h1.checkVisibility() && h1.innerText.trim().startsWith(prefix)) {
+      if (settled && h1 && h1.checkVisibility() && h1.innerText.trim().startsWith(prefix)
+          && isReady()) {
         resolve(now - started);
       } else if (settled && document.querySelector('[data-testid=stException]')) {
         resolve(-1);  // the page failed: the caller reports the exception
@@ -126,7 +141,9 @@ class Clicker:
     spill into the next measure.
     """
 
-    def __init__(self, page: Any, targets: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, page: Any, targets: list[tuple[str, str]], ready: dict[str, str] | None = None
+    ) -> None:
         self.page = page
         # A link's text is its material icon's name, then its title: keep the last line.
         texts = page.locator(f"{NAV} a").all_inner_texts()
@@ -135,6 +152,7 @@ class Clicker:
         if missing:
             raise PageBroke(f"the sidebar lacks {missing}; it has {self.links}")
         self.targets = targets
+        self.ready = ready or {}  # title -> a JS expression that must hold once settled
         self.order = targets[1:] + targets[:1]
         self.position = 0
         self.reset()
@@ -161,7 +179,11 @@ class Clicker:
             self.page.wait_for_timeout(THINK_TIME_MS)
 
     def _click_and_settle(self, title: str, prefix: str) -> float:
-        arguments = {"index": self.links.index(title), "prefix": prefix}
+        arguments = {
+            "index": self.links.index(title),
+            "prefix": prefix,
+            "ready": self.ready.get(title),
+        }
         try:
             elapsed = self.page.evaluate(
                 CLICK_AND_SETTLE, {**arguments, "timeoutMs": STEP_TIMEOUT_MS}

@@ -48,8 +48,10 @@ def measure(
     runs: int,
     warmup: int = 1,
     before: Callable[[Any], None] | None = None,
+    ready: str | None = None,
 ) -> PageVersusHello:
-    """Serve the app on `env`'s database and time `title` (its h1 starts with `heading`)."""
+    """Serve the app on `env`'s database and time `title` (its h1 starts with `heading`;
+    `ready`, a JS expression, must also hold: for what a page draws after its run)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -67,7 +69,11 @@ def measure(
                     else:
                         page.locator(f"{pages.NAV} a").filter(has_text=title).first.click()
                         pages.settle(page)
-                    app = pages.Clicker(page, [(title, heading), ("Home", "Good ")])
+                    app = pages.Clicker(
+                        page,
+                        [(title, heading), ("Home", "Good ")],
+                        ready={title: ready} if ready else None,
+                    )
                     for round_number in range(warmup + runs):
                         record = round_number >= warmup
                         app.click(2, record=record)

@@ -108,10 +108,18 @@ def test_month_grid_shows_five_chips_a_day_then_how_many_more(
         f"{hour:02d}:00 Post at {hour}" for hour in range(8, 13)
     ]
     assert this_day["more"] == 3  # two more posts and the published SMS
-    # "+3 more" lists the day under the grid: there, every item is a clickable chip.
+    # No day is listed until its "+3 more" is clicked in the grid (in the browser: see
+    # tests/e2e/test_calendar.py), which stores the day.
+    assert not [p for p in at.get("button_group") if str(p.key).startswith("cal_picked_")]
+    at.session_state["cal_day"] = today
+    at.run()
+    assert not at.exception, at.exception
+    # Listed under the grid, every item of the day is a clickable chip.
     [pills] = [p for p in at.get("button_group") if p.key == f"cal_picked_{today}"]
     assert len(pills.proto.options) == 8
     assert ":material/check:" in pills.proto.options[-1].content
+    at.button(key="cal_day_close").click().run()
+    assert not [p for p in at.get("button_group") if str(p.key).startswith("cal_picked_")]
 
 
 def test_an_item_without_a_title_is_refused(users: dict[str, User], engine: Engine) -> None:

@@ -48,6 +48,7 @@ def test_month_grid_chips_are_inert_text_and_open_their_item(demo_server: Server
     assert page.locator(".crm-grid img").count() == 0
     assert page.title() != "1"
     expect(cell.locator("button.chip")).to_have_count(5)
+    expect(page.locator(".crm-legend")).to_contain_text("items shown. Colours: Email newsletter")
     # A chip opens its item's dialog.
     chip.click()
     dialog = page.get_by_role("dialog")
