@@ -446,12 +446,12 @@ view = top.segmented_control(
 ) or "Month"  # fmt: skip
 pool_filter = top.selectbox(
     "Pool", [None, *pool_names], format_func=lambda p: "All pools" if p is None else pool_names[p],
-    key="cal_pool", width=200,
+    key="cal_pool", width=170,
 )  # fmt: skip
 channel_filter = top.selectbox(
     "Channel", [None, *calendar.CHANNEL_LABELS],
     format_func=lambda c: "All channels" if c is None else calendar.CHANNEL_LABELS[c],
-    key="cal_channel", width=200,
+    key="cal_channel", width=170,
 )  # fmt: skip
 if writable and top.button("New item", icon=":material/add:"):
     st.session_state[DIALOG] = ("new", st.session_state[CURSOR])

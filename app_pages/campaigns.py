@@ -553,7 +553,6 @@ def percent(part: int, whole: int) -> str:
 
 def report_section(detail: campaigns.CampaignDetail) -> None:
     """The honest numbers: replies and interest first, machine opens apart."""
-    st.subheader("Results", anchor=False)
     result = load_report(common.database_key(), detail.id)
     totals = result["totals"]
     delivered = totals["delivered"]
@@ -847,26 +846,24 @@ def campaign_section(campaign_id: int) -> None:
     except CrmError:
         st.session_state.pop(SELECTED, None)
         return
-    st.divider()
-    st.header(common.md(detail.name), anchor=False)
+    st.header(common.md(detail.name), anchor=False, divider="gray")
     sender_name, sender_address = detail.sender_name, detail.sender_email
     if not sender_address and settings.smtp:
         sender_name, sender_address = mailer.split_sender(settings.smtp.sender)
     sender = (
         mailer.format_sender(sender_name, sender_address) if sender_address else "no sender set"
     )
-    st.caption(
+    about = (
         f"{detail.status.capitalize()} · to {common.md(detail.audience)} · from "
         f"{common.md(sender)}"
         + (f" · launched {common.ago(detail.launched_at)}" if detail.launched_at else "")
     )
-    if detail.pause_reason and detail.status == "paused":
-        st.warning(common.md(detail.pause_reason), icon=":material/pause_circle:")
     if detail.launch_summary:
         summary = detail.launch_summary
         skipped = summary.get("skipped") or {}
-        st.caption(
-            f"At launch: {summary.get('enrolled', 0):,} of {summary.get('audience', 0):,} enrolled"
+        about += (
+            f"  \nAt launch: {summary.get('enrolled', 0):,} of {summary.get('audience', 0):,} "
+            "enrolled"
             + (
                 "; skipped "
                 + "; ".join(f"{n:,} {campaigns.SKIP_REASONS.get(k, k)}" for k, n in skipped.items())
@@ -874,6 +871,9 @@ def campaign_section(campaign_id: int) -> None:
                 else ""
             )
         )
+    st.caption(about)
+    if detail.pause_reason and detail.status == "paused":
+        st.warning(common.md(detail.pause_reason), icon=":material/pause_circle:")
     lines = []
     for number, step in enumerate(detail.steps, start=1):
         window = send_window.describe(send_window.parse_window(step.send_window))
@@ -978,10 +978,11 @@ else:
             frame, hide_index=True, width="stretch", on_select="rerun",
             selection_mode="single-row", key="campaigns_table",
         )  # fmt: skip
-        st.caption(
-            "Select a campaign to preview, launch or follow it. Rates count people, not "
-            "messages: a person who opened twice counts once."
-        )
+        if not st.session_state.get(SELECTED):
+            st.caption(
+                "Select a campaign to preview, launch or follow it. Rates count people, not "
+                "messages: a person who opened twice counts once."
+            )
         if selection.selection.rows:
             st.session_state[SELECTED] = summaries[selection.selection.rows[0]].id
         if st.session_state.get(SELECTED):

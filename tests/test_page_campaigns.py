@@ -191,7 +191,7 @@ def test_results_and_replies_marked_by_hand(
     at.session_state["campaigns_selected"] = campaign_id
     at.run()
     assert not at.exception, at.exception
-    assert "Results" in [s.value for s in at.subheader]
+    assert at.segmented_control(key=f"campaign_part_{campaign_id}").value == "Results"
     reply_rate = [m for m in at.metric if m.label == "Reply rate"][0]
     assert reply_rate.value == "0%"
     [open_dialog] = [b for b in at.button if b.label == "Mark replies by hand…"]
