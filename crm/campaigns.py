@@ -1510,6 +1510,15 @@ def send_test(
         connection.close()
     if result.outcome != mailer.SendOutcome.SENT:
         raise ValidationError(f"The test was not sent: the mail server said {result.reply}")
+    with write_session(engine) as session:
+        audit.record(
+            session,
+            actor=actor,
+            action="campaign.send_test",
+            entity="campaign",
+            entity_id=campaign_id,
+            detail={"step": step},  # not the person it was rendered for, nor the address
+        )
     return actor.email
 
 

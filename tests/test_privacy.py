@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, MetaData, func, select, update
+from sqlalchemy import types as sa_types
 
 from crm import (
     campaigns,
@@ -377,6 +378,52 @@ def test_erase_removes_the_person_and_keeps_anonymous_counts(
         privacy.erase(engine, actor=users["recruiter"], candidate_id=cid)
     # Nothing more goes out to her.
     assert outbox.deliver_due(engine).sent == 0
+
+
+def _text_cells_mentioning(engine: Engine, needles: list[str]) -> list[tuple[str, str, str]]:
+    """(table, column, value) for every text or JSON cell of every table that contains one
+    of the needles (case-insensitive): the whole database, not a list of known places."""
+    meta = MetaData()
+    meta.reflect(engine)
+    found = []
+    with engine.connect() as connection:
+        for table in meta.sorted_tables:
+            for column in table.columns:
+                if not isinstance(column.type, (sa_types.String, sa_types.JSON)):
+                    continue
+                for (value,) in connection.execute(select(column).where(column.is_not(None))):
+                    text = (value if isinstance(value, str) else json.dumps(value)).lower()
+                    found += [
+                        (table.name, column.name, text[:120])
+                        for needle in needles
+                        if needle.lower() in text
+                    ]
+    return found
+
+
+def test_erasure_leaves_no_personal_data_in_any_table(
+    engine: Engine, users: dict[str, User], ana: dict[str, Any]
+) -> None:
+    # Her LinkedIn profile, and an edit of her record (audited), on top of the fixture's
+    # import, note, call, pool, campaign, click, reply and hire.
+    person = candidates.get_candidate(engine, ana["id"])
+    candidates.update_candidate(
+        engine,
+        actor=users["recruiter"],
+        candidate_id=ana["id"],
+        expected_version=person.version,
+        fields={"linkedin_url": "https://www.linkedin.com/in/ana-lima-berlin", "title": "Lead"},
+    )
+    needles = ["Lima", "ana.lima@example.com", "linkedin.com/in/ana-lima-berlin"]
+    assert {table for table, _, _ in _text_cells_mentioning(engine, needles)} >= {
+        "candidates", "outbox_messages", "activities",
+    }  # fmt: skip
+    before_metrics = _metrics(engine)
+
+    privacy.erase(engine, actor=users["admin"], candidate_id=ana["id"])
+
+    assert _text_cells_mentioning(engine, needles) == []
+    assert _metrics(engine) == before_metrics
 
 
 def test_campaign_report_engagement_survives_erasure(
