@@ -442,76 +442,82 @@ scope_key = (families, bool(state.get("goals_key_roles")), pool_id, campaign_id)
 scope = _scope(*scope_key)
 scope_text = describe_scope(scope.as_json(), options)
 
-# One row for the controls (fewer blocks for the browser to lay out on every visit).
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    if not printing:
-        choice = st.segmented_control(
-            "Period",
-            PERIODS,
-            default=PERIODS[0],
-            required=True,
-            key="goals_period",
-            persist_state="page",
-        )
-        if choice == "Custom":
-            st.date_input(
-                "From – to",
-                value=(today - dt.timedelta(days=89), today),
-                max_value=today,
-                key="goals_custom",
-                persist_state="page",
-                width=260,
-            )
-        # The scope filters live in a popover: four pickers drawn on every visit cost
-        # more than the figures they filter.
-        with st.popover(
-            f"Scope: {common.md(scope_text)}",
-            icon=":material/filter_list:",
-            help="Role families, key roles, a talent pool or a campaign.",
-        ):
-            st.multiselect(
-                "Role families",
-                options["families"],
-                key="goals_families",
-                placeholder="All role families",
-                persist_state="page",
-            )
-            st.toggle("Key roles only", key="goals_key_roles", persist_state="page")
-            st.selectbox(
-                "Talent pool",
-                [None, *options["pools"]],
-                format_func=lambda pid: (
-                    "Any pool" if pid is None else options["pools"].get(pid, "?")
-                ),
-                key="goals_pool",
-                persist_state="page",
-            )
-            st.selectbox(
-                "Campaign",
-                [None, *options["campaigns"]],
-                format_func=lambda cid: (
-                    "Any campaign" if cid is None else options["campaigns"].get(cid, "?")
-                ),
-                key="goals_campaign",
-                persist_state="page",
-            )
-    st.space("stretch")
+length = (end - start).days + 1
+before_end = start - dt.timedelta(days=1)
+before_start = before_end - dt.timedelta(days=length - 1)
+charts_per_row = 1 if printing else 2
+
+
+def print_switch() -> None:
     st.toggle(
         "Print view",
         key=PRINT,
         help="Hide the controls and lay every section out, one chart per row, ready to print.",
     )
 
-length = (end - start).days + 1
-before_end = start - dt.timedelta(days=1)
-before_start = before_end - dt.timedelta(days=length - 1)
-charts_per_row = 1 if printing else 2
 
-st.caption(
-    f"{start:%d %b %Y} – {end:%d %b %Y} · {common.md(scope_text)} · changes are against "
-    f"{before_start:%d %b %Y} – {before_end:%d %b %Y}. Definitions: docs/metrics.md; "
-    f"figures refresh every {REFRESH_SECONDS // 60} minutes."
-)
+def period_and_scope() -> None:
+    """The period and scope the metric tabs follow (goals carry their own), and what they
+    are compared with. The values live in session state, so they hold across the tabs."""
+    if not printing:
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            choice = st.segmented_control(
+                "Period",
+                PERIODS,
+                default=PERIODS[0],
+                required=True,
+                key="goals_period",
+                persist_state="page",
+            )
+            if choice == "Custom":
+                st.date_input(
+                    "From – to",
+                    value=(today - dt.timedelta(days=89), today),
+                    max_value=today,
+                    key="goals_custom",
+                    persist_state="page",
+                    width=260,
+                )
+            # The scope filters live in a popover: four pickers drawn on every visit cost
+            # more than the figures they filter.
+            with st.popover(
+                f"Scope: {common.md(scope_text)}",
+                icon=":material/filter_list:",
+                help="Role families, key roles, a talent pool or a campaign.",
+            ):
+                st.multiselect(
+                    "Role families",
+                    options["families"],
+                    key="goals_families",
+                    placeholder="All role families",
+                    persist_state="page",
+                )
+                st.toggle("Key roles only", key="goals_key_roles", persist_state="page")
+                st.selectbox(
+                    "Talent pool",
+                    [None, *options["pools"]],
+                    format_func=lambda pid: (
+                        "Any pool" if pid is None else options["pools"].get(pid, "?")
+                    ),
+                    key="goals_pool",
+                    persist_state="page",
+                )
+                st.selectbox(
+                    "Campaign",
+                    [None, *options["campaigns"]],
+                    format_func=lambda cid: (
+                        "Any campaign" if cid is None else options["campaigns"].get(cid, "?")
+                    ),
+                    key="goals_campaign",
+                    persist_state="page",
+                )
+            st.space("stretch")
+            print_switch()
+    st.caption(
+        f"{start:%d %b %Y} – {end:%d %b %Y} · {common.md(scope_text)} · changes are against "
+        f"{before_start:%d %b %Y} – {before_end:%d %b %Y}. Definitions: docs/metrics.md; "
+        f"figures refresh every {REFRESH_SECONDS // 60} minutes."
+    )
 
 
 def goal_chart_data(
@@ -638,17 +644,22 @@ def glance_table(goal_rows: list[Any]) -> pd.DataFrame:
 def draw_goals() -> None:
     """Goals at a glance, and the progress chart of the goal picked (all when printing)."""
     goal_rows = load_goals(url, today)
-    if writable and not printing:
-        with st.container(horizontal=True):
-            if st.button("New goal", icon=":material/add:", key="goals_new", type="primary"):
-                state[DIALOG] = ("new",)
-            st.button(
-                "Add the guide's examples",
-                icon=":material/library_add:",
-                key="goals_guide",
-                on_click=add_guide_examples,
-                help="; ".join(example["title"] for example in goals.GUIDE_EXAMPLES),
-            )
+    if not printing:
+        with st.container(horizontal=True, vertical_alignment="center"):
+            if writable:
+                if st.button("New goal", icon=":material/add:", key="goals_new", type="primary"):
+                    state[DIALOG] = ("new",)
+                titles = {goal.title for goal, _ in goal_rows}
+                if any(example["title"] not in titles for example in goals.GUIDE_EXAMPLES):
+                    st.button(
+                        "Add the guide's examples",
+                        icon=":material/library_add:",
+                        key="goals_guide",
+                        on_click=add_guide_examples,
+                        help="; ".join(example["title"] for example in goals.GUIDE_EXAMPLES),
+                    )
+            st.space("stretch")
+            print_switch()
     if not goal_rows:
         st.info(
             "No goals yet. Set one with **New goal**, or add the guide's three examples."
@@ -699,6 +710,7 @@ def draw_goals() -> None:
 
 def draw_metrics() -> None:
     """Each metric against the period before, with its months, and the trends chart."""
+    period_and_scope()
     report = load_report(url, start, end, scope_key)
     previous = load_report(url, before_start, before_end, scope_key)
     trends = load_trends(url, start, end, scope_key)
@@ -769,6 +781,7 @@ def draw_metrics() -> None:
 
 def draw_funnel_and_sources() -> None:
     """The talent pool funnel and the source of hire, side by side."""
+    period_and_scope()
     report = load_report(url, start, end, scope_key)
     columns = st.columns(charts_per_row)
     with columns[0], st.container(border=True):
@@ -855,6 +868,7 @@ def draw_funnel_and_sources() -> None:
 
 def draw_savings() -> None:
     """Pool hires priced at what an outside hire costs, less the CRM's own costs."""
+    period_and_scope()
     st.subheader("Savings from hiring out of talent pools", anchor=False)
     saved = load_savings(url, start, end, None)
     if saved["external_cost_per_hire"] is None:
@@ -927,6 +941,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "Savings": draw_savings,
 }
 if printing:
+    print_switch()
     for title, draw in SECTIONS.items():
         st.header(title, anchor=False)
         draw()

@@ -265,6 +265,8 @@ def test_the_guides_examples_are_added_in_one_click(users: dict[str, User], engi
     titles = sorted(g.title for g in goals.list_goals(engine))
     assert titles == sorted(example["title"] for example in goals.GUIDE_EXAMPLES)
     assert sorted(at.dataframe[0].value["Goal"]) == titles
+    # All three are there now: nothing left to add twice.
+    assert not [b for b in at.button if b.label == "Add the guide's examples"]
 
 
 def test_guide_examples_without_baseline_data_are_refused_by_name(
@@ -325,6 +327,9 @@ def test_manager_sees_a_goals_progress_but_cannot_delete_it(
 def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -> None:
     hiring(engine, users)
     at = open_page(users["recruiter"])
+    # Goals carry their own periods: the period and scope are on the metric tabs.
+    assert not [w for w in at.segmented_control if w.key == "goals_period"]
+    open_section(at, "Metrics")
     assert at.segmented_control(key="goals_period").value == "Last 90 days"
     at.segmented_control(key="goals_period").set_value("This year").run()
     at.toggle(key="goals_print").set_value(True).run()
@@ -339,6 +344,7 @@ def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -
     assert main_buttons(at) == []
     assert f"01 Jan {TODAY.year}" in at.caption[0].value + at.caption[1].value
     at.toggle(key="goals_print").set_value(False).run()
+    open_section(at, "Metrics")
     assert at.segmented_control(key="goals_period").value == "This year"
 
 
