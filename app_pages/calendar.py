@@ -121,6 +121,17 @@ def open_from_grid() -> None:
         st.session_state[DIALOG] = ("open", int(opened["item"]), str(opened["key"]))
 
 
+def navigate_from_grid() -> None:
+    """Previous, Today or Next above the month grid."""
+    move = getattr(st.session_state.get(GRID), "nav", None)
+    if move == "previous":
+        shift(months=-1)
+    elif move == "next":
+        shift(months=1)
+    elif move == "today":
+        go_today()
+
+
 def pick_from_grid() -> None:
     """A day's "+N more" was clicked: list that day's items under the grid."""
     picked = getattr(st.session_state.get(GRID), "day", None)
@@ -467,7 +478,7 @@ else:
     first = month_start - dt.timedelta(days=month_start.weekday())
     last = month_end + dt.timedelta(days=6 - month_end.weekday())
     heading = f"{month_start:%B %Y}"
-if view in ("Month", "Week", "Table"):
+if view in ("Week", "Table"):  # the month grid draws its own title and buttons
     step = {"months": 1} if view != "Week" else {"days": 7}
     back = {"months": -1} if view != "Week" else {"days": -7}
     with st.container(horizontal=True, vertical_alignment="center"):
@@ -500,9 +511,11 @@ if view in ("Month", "Week"):
                 for channel, label in calendar.CHANNEL_LABELS.items()
             ],
             summary=summary,
+            title=heading,
             key=GRID,
             on_opened=open_from_grid,
             on_day=pick_from_grid,
+            on_nav=navigate_from_grid,
         )
         picked = st.session_state.get(DAY)
         if isinstance(picked, dt.date) and first <= picked <= last:

@@ -5,7 +5,8 @@ the page took five times as long as a hello-world page to settle. Here the brows
 the grid itself from plain data. Every piece of user text goes in through textContent,
 never as HTML, and chip colours come from an allow-list, so nothing a user typed can
 become markup. A click on a chip opens the item's dialog; "+N more" lists that day's
-items under the grid. The count and the colour legend are drawn under the grid too.
+items under the grid. The month's title and its Previous / Today / Next buttons are drawn
+above the grid, the count and the colour legend under it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,32 @@ _CSS = """
 }
 .crm-grid button:focus-visible { outline: 2px solid var(--st-primary-color); }
 .crm-grid .more { background: none; color: var(--st-gray-color); padding-left: 0; }
+.crm-bar {
+  display: flex;
+  align-items: center;
+  gap: 0.5rem;
+  margin-bottom: 1rem;
+  font-family: var(--st-font);
+}
+.crm-bar .nav {
+  font: inherit;
+  font-size: 0.875rem;
+  color: var(--st-text-color);
+  background: var(--st-background-color);
+  border: 1px solid var(--st-border-color);
+  border-radius: var(--st-button-radius);
+  padding: 0.35rem 0.75rem;
+  cursor: pointer;
+}
+.crm-bar .nav:hover { border-color: var(--st-primary-color); color: var(--st-primary-color); }
+.crm-bar .nav:focus-visible { outline: 2px solid var(--st-primary-color); }
+.crm-bar h2 {
+  margin: 0 0 0 0.5rem;
+  font-family: var(--st-heading-font);
+  font-size: 1.5rem;
+  font-weight: 600;
+  color: var(--st-heading-color);
+}
 .crm-legend {
   margin-top: 0.75rem;
   font-family: var(--st-font);
@@ -104,6 +131,26 @@ _CSS = """
 _JS = """
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
+  // Above the grid: the month's name and the buttons that move through months.
+  let bar = parentElement.querySelector(".crm-bar");
+  if (!bar) {
+    bar = document.createElement("div");
+    bar.className = "crm-bar";
+    for (const [name, label] of [["previous", "\u2039 Previous"], ["today", "Today"],
+                                 ["next", "Next \u203a"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "nav";
+      button.textContent = label;
+      button.addEventListener("click", () => bar.trigger("nav", name));
+      bar.appendChild(button);
+    }
+    const heading = document.createElement("h2");
+    bar.appendChild(heading);
+    parentElement.appendChild(bar);
+  }
+  bar.trigger = setTriggerValue;  // the buttons outlive this render: use the latest
+  bar.querySelector("h2").textContent = data.title;
   let grid = parentElement.querySelector(".crm-grid");
   if (!grid) {
     grid = document.createElement("div");
@@ -179,14 +226,18 @@ def month_grid(
     weekdays: list[str],
     legend: list[tuple[str, str]],
     summary: str,
+    title: str,
     key: str,
     on_opened: Callable[[], None],
     on_day: Callable[[], None],
+    on_nav: Callable[[], None],
 ) -> Any:
-    """Draw the grid; a chip click calls on_opened, a "+N more" click on_day.
+    """Draw the month (its title and Previous / Today / Next above the grid); a chip click
+    calls on_opened, a "+N more" click on_day, a navigation button on_nav.
 
-    In the callbacks, st.session_state[key].opened is {"item": id, "key": occurrence key}
-    and st.session_state[key].day an ISO date.
+    In the callbacks, st.session_state[key].opened is {"item": id, "key": occurrence key},
+    st.session_state[key].day an ISO date and st.session_state[key].nav "previous",
+    "today" or "next".
     """
     return _GRID(
         key=key,
@@ -196,7 +247,9 @@ def month_grid(
             "colours": list(COLOURS),
             "legend": [{"label": label, "colour": colour} for label, colour in legend],
             "summary": summary,
+            "title": title,
         },
         on_opened_change=on_opened,
         on_day_change=on_day,
+        on_nav_change=on_nav,
     )

@@ -57,6 +57,17 @@ def test_month_grid_chips_are_inert_text_and_open_their_item(demo_server: Server
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     settle(page)
+    # The month's buttons above the grid move through months.
+    heading = page.locator(".crm-bar h2")
+    this_month = f"{today:%B %Y}"
+    expect(heading).to_have_text(this_month)
+    page.locator(".crm-bar button", has_text="Next").click()
+    following = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    expect(heading).to_have_text(f"{following:%B %Y}", timeout=60_000)
+    settle(page)
+    page.locator(".crm-bar button", has_text="Today").click()
+    expect(heading).to_have_text(this_month, timeout=60_000)
+    settle(page)
     # "+2 more" lists the whole day under the grid.
     cell.get_by_role("button", name="+2 more").click()
     settle(page)
