@@ -29,13 +29,22 @@ top[2].metric("Pools gone quiet", len(view.quiet_pools), border=True)
 top[3].metric("Goals needing care", len(view.goals_needing_care), border=True)
 
 
-def section(title: str, lines: list[str], empty: str, caption: str | None = None) -> None:
-    """A bordered box: a heading and one markdown block (one element, however long)."""
+SHOWN_PER_SECTION = 8  # a busy week can hold hundreds of items: the rest are counted
+
+
+def section(
+    title: str, lines: list[str], empty: str, caption: str | None = None, more: str = ""
+) -> None:
+    """A bordered box: a heading and one markdown block with the first few lines, and how
+    many more there are (and where to see them)."""
     with st.container(border=True):
         st.subheader(title, anchor=False)
         if caption:
             st.caption(caption)
-        st.markdown("\n\n".join(lines) if lines else empty)
+        shown = lines[:SHOWN_PER_SECTION]
+        if len(lines) > len(shown):
+            shown.append(f":gray[and {len(lines) - len(shown):,} more{more}]")
+        st.markdown("\n\n".join(shown) if shown else empty)
 
 
 left, right = st.columns(2)
@@ -49,6 +58,7 @@ with left:
             for item in view.calendar_this_week
         ],
         "Nothing is planned this week. Plan something on the Content calendar.",
+        more=" on the Content calendar",
     )
     section(
         ":material/campaign: Campaign steps due",
@@ -69,6 +79,7 @@ with right:
             for p in view.goals_needing_care
         ],
         "Every goal with data is on track. See Goals & ROI for the details.",
+        more=" on Goals & ROI",
     )
     section(
         ":material/bedtime: Pools gone quiet",
