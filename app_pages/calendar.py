@@ -62,6 +62,25 @@ def load_occurrences(
 
 
 @st.cache_data(ttl=30, show_spinner=False)
+def load_month(
+    url: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    pool_id: int | None,
+    channel: str | None,
+    zone_key: str,
+    month: int,
+    day: dt.date,
+) -> tuple[list[calendar_grid.GridDay], int]:
+    """The month grid's data, ready to send, and how many items the month holds (cached as
+    such: a month of occurrences to unpickle and sort into days cost more than the grid)."""
+    occurrences = load_occurrences(url, start, end, pool_id, channel)
+    # zone_key and day (today) are part of the cache key: local dates and today's cell.
+    first, last = start.date(), (end - dt.timedelta(days=1)).date()
+    return grid_days(first, last, by_day(occurrences), month=month), len(occurrences)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
 def load_warnings(
     url: str, start: dt.datetime, end: dt.datetime, zone: str
 ) -> list[calendar.CadenceWarning]:
@@ -72,6 +91,7 @@ def finish(message: str) -> None:
     st.session_state.pop(DIALOG, None)
     st.session_state[NOTICE] = message
     load_occurrences.clear()
+    load_month.clear()
     load_warnings.clear()
     st.rerun()
 
@@ -498,64 +518,74 @@ if len(warnings) > 4:
     with st.expander(f"{len(warnings) - 4} more cadence warnings"):
         st.markdown("\n".join(f"- {common.md(warning.message)}" for warning in warnings[4:]))
 
-if view in ("Month", "Week"):
+if view == "Month":
+    month_days, shown_count = load_month(
+        common.database_key(), start, end, pool_filter, channel_filter, zone_name,
+        cursor.month, today,
+    )  # fmt: skip
+    calendar_grid.month_grid(
+        month_days,
+        weekdays=WEEKDAYS,
+        legend=[
+            (label, calendar.CHANNEL_COLOURS[channel])
+            for channel, label in calendar.CHANNEL_LABELS.items()
+        ],
+        summary=f"{shown_count:,} items shown.",
+        title=heading,
+        key=GRID,
+        on_opened=open_from_grid,
+        on_day=pick_from_grid,
+        on_nav=navigate_from_grid,
+    )
+    picked = st.session_state.get(DAY)
+    if isinstance(picked, dt.date) and first <= picked <= last:
+        # The day whose "+N more" was clicked, every item a clickable chip (a widget
+        # per item, so only for the day asked for).
+        day_items = by_day(
+            load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
+        ).get(picked, [])
+        with st.container(border=True):
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.markdown(f"**{picked:%A %d %B}** · {len(day_items):,} items")
+                st.button(
+                    "Close",
+                    icon=":material/close:",
+                    type="tertiary",
+                    key="cal_day_close",
+                    on_click=lambda: st.session_state.pop(DAY, None),
+                )
+            key = f"cal_picked_{picked.isoformat()}"
+            st.pills(
+                "Items that day",
+                list(range(len(day_items))),
+                format_func=lambda index: chip(day_items[index]),
+                key=key,
+                label_visibility="collapsed",
+                on_change=open_from_pills,
+                args=(key, day_items),
+            )
+    if not shown_count:
+        st.info(
+            "Nothing is planned here yet. Add an item with **New item**, or bring your "
+            "content spreadsheet (CSV) under **Share & cadence**."
+        )
+elif view == "Week":
     occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     days = by_day(occurrences)
     summary = f"{len(occurrences):,} items shown."
-    if view == "Month":
-        calendar_grid.month_grid(
-            grid_days(first, last, days, month=cursor.month),
-            weekdays=WEEKDAYS,
-            legend=[
-                (label, calendar.CHANNEL_COLOURS[channel])
-                for channel, label in calendar.CHANNEL_LABELS.items()
-            ],
-            summary=summary,
-            title=heading,
-            key=GRID,
-            on_opened=open_from_grid,
-            on_day=pick_from_grid,
-            on_nav=navigate_from_grid,
-        )
-        picked = st.session_state.get(DAY)
-        if isinstance(picked, dt.date) and first <= picked <= last:
-            # The day whose "+N more" was clicked, every item a clickable chip (a widget
-            # per item, so only for the day asked for).
-            day_items = days.get(picked, [])
-            with st.container(border=True):
-                with st.container(horizontal=True, vertical_alignment="center"):
-                    st.markdown(f"**{picked:%A %d %B}** · {len(day_items):,} items")
-                    st.button(
-                        "Close",
-                        icon=":material/close:",
-                        type="tertiary",
-                        key="cal_day_close",
-                        on_click=lambda: st.session_state.pop(DAY, None),
-                    )
-                key = f"cal_picked_{picked.isoformat()}"
-                st.pills(
-                    "Items that day",
-                    list(range(len(day_items))),
-                    format_func=lambda index: chip(day_items[index]),
-                    key=key,
-                    label_visibility="collapsed",
-                    on_change=open_from_pills,
-                    args=(key, day_items),
-                )
-    else:
-        header = st.columns(7)
-        for column, name in zip(header, WEEKDAYS, strict=True):
-            column.markdown(f"**{name}**")
-        row = st.columns(7)
-        for offset, column in enumerate(row):
-            day = first + dt.timedelta(days=offset)
-            with column.container(border=True):
-                day_cell(day, days.get(day, []), in_month=True, limit=50, clickable=True)
-        legend = " ".join(
-            f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
-            for c, label in calendar.CHANNEL_LABELS.items()
-        )
-        st.caption(f"{summary} Colours: {legend}")
+    header = st.columns(7)
+    for column, name in zip(header, WEEKDAYS, strict=True):
+        column.markdown(f"**{name}**")
+    row = st.columns(7)
+    for offset, column in enumerate(row):
+        day = first + dt.timedelta(days=offset)
+        with column.container(border=True):
+            day_cell(day, days.get(day, []), in_month=True, limit=50, clickable=True)
+    legend = " ".join(
+        f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
+        for c, label in calendar.CHANNEL_LABELS.items()
+    )
+    st.caption(f"{summary} Colours: {legend}")
     if not occurrences:
         st.info(
             "Nothing is planned here yet. Add an item with **New item**, or bring your "
