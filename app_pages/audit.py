@@ -59,14 +59,15 @@ def entity_text(entity: str | None, entity_id: str | None) -> str:
 
 
 actions = load_actions(common.database_key())
-action_col, user_col, since_col, until_col = st.columns([3, 2, 2, 2])
-action = action_col.selectbox(
+# Flex rows rather than columns: the same controls with fewer blocks to lay out.
+filter_row = st.container(horizontal=True)
+action = filter_row.selectbox(
     "Action", [None, *actions], format_func=action_label, key="audit_action"
 )
-username = user_col.text_input("Username", placeholder="anyone", key="audit_username")
+username = filter_row.text_input("Username", placeholder="anyone", key="audit_username")
 today = dt.date.today()
-since = since_col.date_input("From", value=None, max_value=today, key="audit_since")
-until = until_col.date_input("To", value=None, max_value=today, key="audit_until")
+since = filter_row.date_input("From", value=None, max_value=today, key="audit_since")
+until = filter_row.date_input("To", value=None, max_value=today, key="audit_until")
 filters = {"action": action, "username": username, "since": since, "until": until}
 
 if st.session_state.get("audit_last_filters") != filters:
@@ -112,19 +113,20 @@ st.dataframe(
     },
 )
 first = (page - 1) * PAGE_SIZE + 1
-info, previous, position, following = st.columns([4, 1, 1, 1], vertical_alignment="center")
-info.caption(f"{first:,}–{first + len(rows) - 1:,} of {total:,} entries · newest first · UTC")
-if pages > 1 and previous.button("Previous", disabled=page <= 1, width="stretch"):
+where = f"page {page:,} of {pages:,} · " if pages > 1 else ""
+bottom = st.container(horizontal=True, vertical_alignment="center")
+bottom.caption(
+    f"{first:,}–{first + len(rows) - 1:,} of {total:,} entries · {where}newest first · UTC"
+)
+if pages > 1 and bottom.button("Previous", disabled=page <= 1):
     st.session_state[PAGE] = page - 1
     st.rerun()
-if pages > 1:
-    position.caption(f"Page {page:,} of {pages:,}")
-if pages > 1 and following.button("Next", disabled=page >= pages, width="stretch"):
+if pages > 1 and bottom.button("Next", disabled=page >= pages):
     st.session_state[PAGE] = page + 1
     st.rerun()
 st.session_state[PAGE] = page
 
-st.download_button(
+bottom.download_button(
     "Download this entry (CSV)" if total == 1 else f"Download these {total:,} entries (CSV)",
     data=lambda: privacy.audit_csv(engine, actor=admin, **filters),
     file_name=f"audit-log-{today.isoformat()}.csv",
@@ -132,5 +134,5 @@ st.download_button(
     icon=":material/download:",
     on_click="ignore",
     key="audit_download",
+    help="The download is recorded in the audit log too.",
 )
-st.caption("The download is recorded in the audit log too.")
