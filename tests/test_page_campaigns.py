@@ -172,24 +172,33 @@ def test_manager_reads_but_cannot_compose_or_launch(
     assert not [b for b in at.button if b.label.startswith("Send a test")]
 
 
-def test_results_and_replies_marked_by_hand(
-    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
-) -> None:
-    pool_id = audience(engine, users)
+def launched_to_the_pool(engine: Engine, users: dict[str, User], name: str) -> int:
+    """A one-step campaign to the test pool, launched and delivered (needs smtp)."""
     campaign_id = campaigns.save_campaign(
         engine,
         actor=users["recruiter"],
         draft=campaigns.CampaignDraft(
-            name="Spring",
-            audience_pool_id=pool_id,
+            name=name,
+            audience_pool_id=audience(engine, users),
             steps=[campaigns.StepDraft(subject="Hi", body="Hello {{first_name}}")],
         ),
     )
     campaigns.launch(engine, actor=users["recruiter"], campaign_id=campaign_id)
     outbox.deliver_due(engine)
-    at = open_page(users["recruiter"])
+    return campaign_id
+
+
+def open_campaign(user: User, campaign_id: int):
+    at = open_page(user)
     at.session_state["campaigns_selected"] = campaign_id
-    at.run()
+    return at.run()
+
+
+def test_results_and_replies_marked_by_hand(
+    users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
+) -> None:
+    campaign_id = launched_to_the_pool(engine, users, "Spring")
+    at = open_campaign(users["recruiter"], campaign_id)
     assert not at.exception, at.exception
     assert at.segmented_control(key=f"campaign_part_{campaign_id}").value == "Results"
     reply_rate = [m for m in at.metric if m.label == "Reply rate"][0]
@@ -209,21 +218,8 @@ def test_results_and_replies_marked_by_hand(
 def test_funnel_and_hires_part_draws_the_reports_numbers(
     users: dict[str, User], engine: Engine, smtp: FaultySmtpServer
 ) -> None:
-    pool_id = audience(engine, users)
-    campaign_id = campaigns.save_campaign(
-        engine,
-        actor=users["recruiter"],
-        draft=campaigns.CampaignDraft(
-            name="Autumn",
-            audience_pool_id=pool_id,
-            steps=[campaigns.StepDraft(subject="Hi", body="Hello {{first_name}}")],
-        ),
-    )
-    campaigns.launch(engine, actor=users["recruiter"], campaign_id=campaign_id)
-    outbox.deliver_due(engine)
-    at = open_page(users["manager"])
-    at.session_state["campaigns_selected"] = campaign_id
-    at.run()
+    campaign_id = launched_to_the_pool(engine, users, "Autumn")
+    at = open_campaign(users["manager"], campaign_id)
     assert not at.get("vega_lite_chart")  # the funnel waits until its part is picked
     at.segmented_control(key=f"campaign_part_{campaign_id}").set_value("Funnel and hires").run()
     assert not at.exception, at.exception

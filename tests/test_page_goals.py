@@ -280,16 +280,20 @@ def test_guide_examples_without_baseline_data_are_refused_by_name(
     assert goal_count(engine) == 0
 
 
-def test_delete_a_goal_after_confirming(users: dict[str, User], engine: Engine) -> None:
-    hiring(engine, users)
+def five_hires(engine: Engine, users: dict[str, User], *, start: dt.date) -> None:
     goals.save_goal(
         engine,
         actor=users["admin"],
         draft=goals.GoalDraft(
             metric="hires", target_kind="absolute", target_value=5, baseline_value=1,
-            start_date=TODAY, deadline=TODAY + dt.timedelta(days=90), title="Five hires",
+            start_date=start, deadline=TODAY + dt.timedelta(days=90), title="Five hires",
         ),
     )  # fmt: skip
+
+
+def test_delete_a_goal_after_confirming(users: dict[str, User], engine: Engine) -> None:
+    hiring(engine, users)
+    five_hires(engine, users, start=TODAY)
     at = open_page(users["recruiter"])
     [goal] = goals.list_goals(engine)
     at.selectbox(key="goals_picked").set_value(goal.id).run()
@@ -307,15 +311,7 @@ def test_manager_sees_a_goals_progress_but_cannot_delete_it(
     users: dict[str, User], engine: Engine
 ) -> None:
     hiring(engine, users)
-    goals.save_goal(
-        engine,
-        actor=users["admin"],
-        draft=goals.GoalDraft(
-            metric="hires", target_kind="absolute", target_value=5, baseline_value=1,
-            start_date=TODAY - dt.timedelta(days=80), deadline=TODAY + dt.timedelta(days=90),
-            title="Five hires",
-        ),
-    )  # fmt: skip
+    five_hires(engine, users, start=TODAY - dt.timedelta(days=80))
     [goal] = goals.list_goals(engine)
     at = open_page(users["manager"])
     at.selectbox(key="goals_picked").set_value(goal.id).run()
