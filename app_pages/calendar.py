@@ -16,6 +16,10 @@ from crm.errors import CrmError
 
 VIEW = "cal_view"
 CURSOR = "cal_cursor"  # the date the month or week view shows
+NOTHING_PLANNED = (
+    "Nothing is planned here yet. Add an item with **New item**, or bring your content "
+    "spreadsheet (CSV) under **Share & cadence**."
+)
 GRID = "cal_grid"  # the month grid component (its triggers: opened, day)
 DAY = "cal_day"  # the day listed under the month grid (its "+N more" was clicked)
 DIALOG = "cal_dialog"  # ("new", date) | ("open", item_id, key) | ("delete", item_id, title)
@@ -565,10 +569,7 @@ if view == "Month":
                 args=(key, day_items),
             )
     if not shown_count:
-        st.info(
-            "Nothing is planned here yet. Add an item with **New item**, or bring your "
-            "content spreadsheet (CSV) under **Share & cadence**."
-        )
+        st.info(NOTHING_PLANNED)
 elif view == "Week":
     occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     days = by_day(occurrences)
@@ -587,10 +588,7 @@ elif view == "Week":
     )
     st.caption(f"{summary} Colours: {legend}")
     if not occurrences:
-        st.info(
-            "Nothing is planned here yet. Add an item with **New item**, or bring your "
-            "content spreadsheet (CSV) under **Share & cadence**."
-        )
+        st.info(NOTHING_PLANNED)
 elif view == "Table":
     occurrences = load_occurrences(common.database_key(), start, end, pool_filter, channel_filter)
     single = [o for o in occurrences if not o.recurring]
