@@ -556,51 +556,38 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
     result = load_report(common.database_key(), detail.id)
     totals = result["totals"]
     delivered = totals["delivered"]
-    # One flex row rather than six columns: the same cards with fewer blocks to lay out.
-    cards = st.container(horizontal=True)
-    cards.metric(
-        "Reply rate",
-        percent(totals["replies"], delivered),
-        f"{totals['replies']:,} people",
-        delta_color="off",
-    )
-    cards.metric(
-        "Interested",
-        percent(totals["interested"], delivered),
-        f"{totals['interested']:,} people",
-        delta_color="off",
-    )
-    cards.metric(
-        "Opened (people)",
-        percent(totals["opens_human"], delivered),
-        f"{totals['opens_human']:,}",
-        delta_color="off",
-    )
-    cards.metric(
-        "Clicked", percent(totals["clicks"], delivered), f"{totals['clicks']:,}", delta_color="off"
-    )
-    cards.metric("Unsubscribed", f"{totals['unsubscribes']:,}")
-    cards.metric("Bounced", f"{totals['bounces']:,}")
-    st.caption(
-        f"Rates are of the {delivered:,} people whose message was delivered. "
-        f"{totals['opens_machine']:,} automatic opens by mail scanners and image proxies are "
-        "not counted as people opening; a click counts as an open."
+    # The lead figures in one headline, replies and interest first (six metric cards
+    # took longer to draw than the rest of the report; the table below has every count).
+    st.markdown(
+        f"#### {percent(totals['replies'], delivered)} replied · "
+        f"{percent(totals['interested'], delivered)} interested\n"
+        f"{totals['replies']:,} people replied and {totals['interested']:,} said they are "
+        f"interested, of the {delivered:,} whose message was delivered. "
+        f"{percent(totals['opens_human'], delivered)} opened it (people), "
+        f"{percent(totals['clicks'], delivered)} clicked; {totals['unsubscribes']:,} "
+        f"unsubscribed and {totals['bounces']:,} bounced.  \n"
+        f":gray[{totals['opens_machine']:,} automatic opens by mail scanners and image "
+        "proxies are not counted as people opening; a click counts as an open. Rates are of "
+        "the people whose message was delivered.]",
     )
     rows = [*result["steps"], {"step": "All", **totals}]
     st.dataframe(
         pd.DataFrame(
             {
                 "Step": [str(r["step"]) for r in rows],
-                "Sent": [r["sent"] for r in rows],
-                "Delivered": [r["delivered"] for r in rows],
-                "Opened": [r["opens_human"] for r in rows],
-                "Machine opens": [r["opens_machine"] for r in rows],
-                "Clicked": [r["clicks"] for r in rows],
                 "Replied": [r["replies"] for r in rows],
                 "Reply rate": [percent(r["replies"], r["delivered"]) for r in rows],
                 "Interested": [r["interested"] for r in rows],
+                "Interested rate": [percent(r["interested"], r["delivered"]) for r in rows],
+                "Delivered": [r["delivered"] for r in rows],
+                "Opened": [r["opens_human"] for r in rows],
+                "Open rate": [percent(r["opens_human"], r["delivered"]) for r in rows],
+                "Machine opens": [r["opens_machine"] for r in rows],
+                "Clicked": [r["clicks"] for r in rows],
+                "Click rate": [percent(r["clicks"], r["delivered"]) for r in rows],
                 "Unsubscribed": [r["unsubscribes"] for r in rows],
                 "Bounced": [r["bounces"] for r in rows],
+                "Sent": [r["sent"] for r in rows],
             }
         ),
         hide_index=True,
@@ -871,9 +858,6 @@ def campaign_section(campaign_id: int) -> None:
                 else ""
             )
         )
-    st.caption(about)
-    if detail.pause_reason and detail.status == "paused":
-        st.warning(common.md(detail.pause_reason), icon=":material/pause_circle:")
     lines = []
     for number, step in enumerate(detail.steps, start=1):
         window = send_window.describe(send_window.parse_window(step.send_window))
@@ -884,8 +868,9 @@ def campaign_section(campaign_id: int) -> None:
         )
         subject = common.md(step.subject)
         lines.append(f"**Step {number}**: {subject} · {delay} · {common.md(window)}")
-    if lines:
-        st.markdown("  \n".join(lines))
+    st.caption("  \n".join([about, *lines]))  # one block: who, when, and each step
+    if detail.pause_reason and detail.status == "paused":
+        st.warning(common.md(detail.pause_reason), icon=":material/pause_circle:")
 
     if writable and detail.status in {"draft", "active", "paused"}:
         buttons = st.container(horizontal=True)
@@ -948,7 +933,8 @@ if view == "Compose":
     composer()
 else:
     summaries = load_summaries(common.database_key())
-    if writable and st.button("New campaign", icon=":material/add:"):
+    opened = st.session_state.get(SELECTED) in {s.id for s in summaries}
+    if writable and not opened and st.button("New campaign", icon=":material/add:"):
         load_into_composer(None)
         st.session_state[NEXT_VIEW] = "Compose"
         st.rerun()
@@ -958,6 +944,17 @@ else:
             "talent pool, preview it for anyone in it and launch it; or bring a campaign "
             "file with `crm campaign import FILE`."
         )
+    elif opened:
+        # One campaign at a time, its report in place of the list (the list's table and the
+        # report's together took twice a plain page's time to draw).
+        st.button(
+            "All campaigns",
+            icon=":material/arrow_back:",
+            type="tertiary",
+            key="campaigns_back",
+            on_click=lambda: st.session_state.pop(SELECTED, None),
+        )
+        campaign_section(st.session_state[SELECTED])
     else:
         frame = pd.DataFrame(
             {
@@ -978,15 +975,13 @@ else:
             frame, hide_index=True, width="stretch", on_select="rerun",
             selection_mode="single-row", key="campaigns_table",
         )  # fmt: skip
-        if not st.session_state.get(SELECTED):
-            st.caption(
-                "Select a campaign to preview, launch or follow it. Rates count people, not "
-                "messages: a person who opened twice counts once."
-            )
+        st.caption(
+            "Select a campaign to preview, launch or follow it. Rates count people, not "
+            "messages: a person who opened twice counts once."
+        )
         if selection.selection.rows:
             st.session_state[SELECTED] = summaries[selection.selection.rows[0]].id
-        if st.session_state.get(SELECTED):
-            campaign_section(st.session_state[SELECTED])
+            st.rerun()
 
 dialog = st.session_state.get(DIALOG)
 if dialog and dialog[0] == "launch":

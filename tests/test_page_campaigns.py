@@ -188,6 +188,11 @@ def launched_to_the_pool(engine: Engine, users: dict[str, User], name: str) -> i
     return campaign_id
 
 
+def headline(at) -> str:
+    """The report's lead: reply and interest rates first."""
+    return next(m.value for m in at.markdown if m.value.startswith("#### "))
+
+
 def open_campaign(user: User, campaign_id: int):
     at = open_page(user)
     at.session_state["campaigns_selected"] = campaign_id
@@ -201,8 +206,9 @@ def test_results_and_replies_marked_by_hand(
     at = open_campaign(users["recruiter"], campaign_id)
     assert not at.exception, at.exception
     assert at.segmented_control(key=f"campaign_part_{campaign_id}").value == "Results"
-    reply_rate = [m for m in at.metric if m.label == "Reply rate"][0]
-    assert reply_rate.value == "0%"
+    assert headline(at).startswith("#### 0% replied · 0% interested")
+    assert not at.dataframe or "Campaign" not in at.dataframe[0].value  # the list gives way
+    assert [b.label for b in at.button][:1] == ["All campaigns"]  # New campaign: on the list
     [open_dialog] = [b for b in at.button if b.label == "Mark replies by hand…"]
     open_dialog.click().run()
     at.text_area(key=f"replies_text_{campaign_id}").input("ana@x.io\nzed@nowhere.io")
@@ -211,8 +217,14 @@ def test_results_and_replies_marked_by_hand(
     mark.click().run()
     assert not at.exception, at.exception
     assert "Marked 1 replies. 1 addresses matched nobody: zed@nowhere.io" in at.success[0].value
-    assert [m for m in at.metric if m.label == "Reply rate"][0].value == "50%"
-    assert [m for m in at.metric if m.label == "Interested"][0].value == "50%"
+    assert headline(at).startswith("#### 50% replied · 50% interested")
+    steps = at.dataframe[0].value.set_index("Step")
+    assert steps.loc["All", ["Replied", "Reply rate", "Interested", "Delivered"]].tolist() == [
+        1, "50%", 1, 2,
+    ]  # fmt: skip
+    # Back to the list.
+    at.button(key="campaigns_back").click().run()
+    assert "Campaign" in at.dataframe[0].value
 
 
 def test_funnel_and_hires_part_draws_the_reports_numbers(
