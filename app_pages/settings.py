@@ -101,10 +101,11 @@ def change_user_dialog() -> None:
         st.caption("You cannot deactivate yourself.")
 
 
-add_col, change_col, _ = st.columns([1, 1, 4])
-if add_col.button("Add a user", icon=":material/person_add:", width="stretch"):
+# Flex rows rather than columns: the same buttons with fewer blocks to lay out.
+user_buttons = st.container(horizontal=True)
+if user_buttons.button("Add a user", icon=":material/person_add:"):
     st.session_state[OPEN_DIALOG] = "add"
-if change_col.button("Change a user", icon=":material/manage_accounts:", width="stretch"):
+if user_buttons.button("Change a user", icon=":material/manage_accounts:"):
     st.session_state[OPEN_DIALOG] = "change"
 # Dialogs open from session state, so their buttons work on the reruns they cause.
 if st.session_state.get(OPEN_DIALOG) == "add":
@@ -158,12 +159,10 @@ def remove_field_dialog() -> None:
         close_with(f"Removed {common.md(by_id[doomed])}.")
 
 
-add_field_col, remove_field_col, _ = st.columns([1, 1, 4])
-if add_field_col.button("Add a field", icon=":material/add:", width="stretch"):
+field_buttons = st.container(horizontal=True)
+if field_buttons.button("Add a field", icon=":material/add:"):
     st.session_state[OPEN_DIALOG] = "field_add"
-if remove_field_col.button(
-    "Remove a field", icon=":material/remove:", width="stretch", disabled=not definitions
-):
+if field_buttons.button("Remove a field", icon=":material/remove:", disabled=not definitions):
     st.session_state[OPEN_DIALOG] = "field_remove"
 if st.session_state.get(OPEN_DIALOG) == "field_add":
     add_field_dialog()
@@ -177,9 +176,9 @@ with st.form("frequency_cap"):
         "Across all campaigns, nobody gets more than this many campaign emails in this many "
         "days; a message over the cap waits until it fits, it is never dropped."
     )
-    left, right = st.columns(2)
-    emails = left.number_input("Emails at most", min_value=1, max_value=50, value=cap_emails)
-    days = right.number_input("In days", min_value=1, max_value=90, value=cap_days)
+    numbers = st.container(horizontal=True)
+    emails = numbers.number_input("Emails at most", min_value=1, max_value=50, value=cap_emails)
+    days = numbers.number_input("In days", min_value=1, max_value=90, value=cap_days)
     if st.form_submit_button("Save the cap"):
         try:
             outbox.set_frequency_cap(engine, actor=admin, emails=int(emails), days=int(days))
@@ -212,5 +211,5 @@ server_rows = {
 st.markdown(
     "| setting | value |\n| --- | --- |\n"
     + "\n".join(f"| {name} | {common.md(value)} |" for name, value in server_rows.items())
+    + "\n\n:gray[These come from environment variables or .streamlit/secrets.toml; see README.]"
 )
-st.caption("These come from environment variables or .streamlit/secrets.toml; see README.")
