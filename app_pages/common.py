@@ -17,7 +17,8 @@ CURRENT_USER_KEY = "crm_current_user"
 
 @st.cache_resource(show_spinner=False)
 def _engine_for(url: str) -> Engine:
-    return db.create_engine_for(url)
+    # The process's registered engine (db.get_engine), so db.dispose_engines() reaches it.
+    return db.get_engine(url)
 
 
 def engine() -> Engine:
