@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,17 +60,45 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) ->
     raise RuntimeError(f"crm serve did not become healthy:\n{log.read_text()}")
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without its CRM_* settings (CRM_TEST_* kept), plus these."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CRM_") or key.startswith("CRM_TEST_")
+    }
+    env.update(settings)
+    return env
+
+
+@contextmanager
+def serving(server: Server, port: int, *, cwd: Path = PROJECT_ROOT) -> Iterator[Server]:
+    """`crm serve` for server on port, healthy for the block, always stopped after it."""
+    with server.log.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crm.cli", "serve", "--port", str(port), "--host", "127.0.0.1"],
+            env=server.env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_healthy(server.url, process, server.log)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real server on a database with demo data and the demo users."""
     folder = tmp_path_factory.mktemp("e2e")
     with fresh_database_url(folder) as database_url:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("CRM_") or key.startswith("CRM_TEST_")
-        }
-        env.update(
+        env = clean_env(
             CRM_DATABASE_URL=database_url,
             CRM_SECRET_KEY=TEST_SECRET,
             CRM_DATA_DIR=str(folder / "data"),
@@ -79,32 +108,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for args in (["init"], ["demo", "--candidates", "500"]):
             result = server.crm(*args)
             assert result.returncode == 0, result.stderr
-        with server.log.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "crm.cli",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--host",
-                    "127.0.0.1",
-                ],
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                wait_until_healthy(server.url, process, server.log)
-                yield server
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        with serving(server, port) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@ OpenID Connect provider on loopback, and Chromium clicking "Sign in with Acme ID
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +10,7 @@ from playwright.sync_api import expect
 
 from crm import auth, db
 from tests.conftest import TEST_SECRET, fresh_database_url
-from tests.e2e.conftest import SETTLED, Server, free_port, settle, wait_until_healthy
+from tests.e2e.conftest import SETTLED, Server, clean_env, free_port, serving, settle
 from tests.e2e.test_smoke import MENU
 from tests.oidc_server import MockOidcProvider
 
@@ -44,12 +41,7 @@ def sso_server(
     with fresh_database_url(folder) as database_url:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("CRM_") or key.startswith("CRM_TEST_")
-        }
-        env.update(
+        env = clean_env(
             CRM_DATABASE_URL=database_url,
             CRM_SECRET_KEY=TEST_SECRET,
             CRM_DATA_DIR=str(folder / "data"),
@@ -81,24 +73,9 @@ def sso_server(
             engine, actor=admin, user_id=auth.find_user(engine, "gone").id, active=False
         )
         engine.dispose()
-        with server.log.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "crm.cli", "serve", "--port", str(port),
-                 "--host", "127.0.0.1"],
-                env=env,
-                cwd=folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            try:
-                wait_until_healthy(server.url, process, server.log)
-                yield server
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        # From the folder holding that secrets file, as an operator would start it.
+        with serving(server, port, cwd=folder) as running:
+            yield running
 
 
 def _sign_in_with_the_provider(page: object, server: Server) -> None:
