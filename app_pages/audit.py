@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import privacy
+from crm import clock, privacy
 from crm.errors import CrmError
 
 PAGE_SIZE = 50
@@ -65,7 +64,7 @@ action = filter_row.selectbox(
     "Action", [None, *actions], format_func=action_label, key="audit_action"
 )
 username = filter_row.text_input("Username", placeholder="anyone", key="audit_username")
-today = dt.date.today()
+today = clock.today()
 since = filter_row.date_input("From", value=None, max_value=today, key="audit_since")
 until = filter_row.date_input("To", value=None, max_value=today, key="audit_until")
 filters = {"action": action, "username": username, "since": since, "until": until}

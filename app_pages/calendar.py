@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import calendar_grid, common
-from crm import auth, calendar, campaigns, pools
+from crm import auth, calendar, campaigns, clock, pools
 from crm.config import load_settings
 from crm.errors import CrmError
 
@@ -38,7 +38,7 @@ user = common.current_user()
 writable = common.can_write()
 zone_name = load_settings().timezone  # CRM_TIMEZONE: the team's days and hours
 zone = zoneinfo.ZoneInfo(zone_name)
-today = dt.datetime.now(zone).date()
+today = clock.today(zone)
 
 st.title("Content calendar", anchor=False)
 common.read_only_caption()

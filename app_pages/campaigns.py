@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import zoneinfo
 
 import altair as alt
@@ -15,6 +14,7 @@ from crm import (
     calendar,
     campaigns,
     candidates,
+    clock,
     engagement,
     mailer,
     merge_tags,
@@ -305,7 +305,7 @@ def apply_prefill(prefill: dict) -> None:
         state["compose_audience_kind"] = "Talent pool"
         state["compose_pool"] = prefill["pool_id"]
     starts = prefill.get("starts_at")
-    days = max((starts.date() - dt.date.today()).days, 0) if starts else 0
+    days = max((starts.date() - clock.today()).days, 0) if starts else 0
     put_step(
         0,
         campaigns.StepDraft(

@@ -7,7 +7,7 @@ import datetime as dt
 import streamlit as st
 from sqlalchemy import Engine
 
-from crm import auth, db
+from crm import auth, clock, db
 from crm.config import load_settings
 from crm.metrics import METRICS
 from crm.models import User
@@ -50,7 +50,7 @@ def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
     """'3 days ago' style text; 'never' for None."""
     if moment is None:
         return "never"
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.now()
     days = (now - moment).days
     if days <= 0:
         return "today"

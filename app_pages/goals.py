@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, campaigns, goals, jobs, metrics, pools
+from crm import auth, campaigns, clock, goals, jobs, metrics, pools
 from crm.errors import CrmError
 
 REFRESH_SECONDS = 300
@@ -56,7 +56,7 @@ UNIT_SUFFIX = {"days": " (days)", "money": " ($)", "fraction": " (%)", "count": 
 engine = common.engine()
 user = common.current_user()
 writable = common.can_write()
-today = dt.date.today()
+today = clock.today()
 
 
 # --- read models (cached) ---------------------------------------------------------------

@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import attention, goals
+from crm import attention, clock, goals
 from crm.calendar import CHANNEL_LABELS
 
 
@@ -15,7 +15,7 @@ def load(url: str, now_minute: str) -> attention.Attention:
 
 
 user = common.current_user()
-now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+now = clock.now().replace(second=0, microsecond=0)
 view = load(common.database_key(), now.isoformat())
 
 greeting = "morning" if now.hour < 12 else "afternoon" if now.hour < 18 else "evening"

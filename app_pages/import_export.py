@@ -1,12 +1,10 @@
 """Import / export: CSV in (with preview, mapping, duplicates and undo) and CSV out."""
 
-import datetime as dt
-
 import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import ats_import, auth, duplicates, exporter, importer, mapping, pools
+from crm import ats_import, auth, clock, duplicates, exporter, importer, mapping, pools
 from crm.candidate_fields import CONSENT_LABELS
 from crm.csvfile import DELIMITER_NAMES, ENCODINGS
 from crm.errors import CrmError
@@ -379,7 +377,7 @@ def export_section() -> None:
         "For Excel (UTF-8 with a byte order mark)",
         help="Excel on Windows needs the mark to show accented letters correctly.",
     )
-    stamp = dt.date.today().isoformat()
+    stamp = clock.today().isoformat()
     name = pool_name or ("search" if text else "candidates")
     st.download_button(
         "Download CSV",

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import campaigns, candidates, jobs, metrics, pools
+from crm import campaigns, candidates, clock, jobs, metrics, pools
 from crm.errors import CrmError
 from crm.goals import TECH_ROLE_FAMILIES
 from crm.models import APPLICATION_SOURCES, APPLICATION_STAGES, COST_CATEGORIES
@@ -33,7 +33,7 @@ STATUS_COLORS = {"open": "blue", "on_hold": "orange", "filled": "green", "closed
 engine = common.engine()
 user = common.current_user()
 writable = common.can_write()
-today = dt.date.today()
+today = clock.today()
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import auth, candidates, custom_fields, engagement, privacy
+from crm import auth, candidates, clock, custom_fields, engagement, privacy
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -310,8 +310,8 @@ with profile_tab:
                 )
                 given_on = right.date_input(
                     "Given or recorded on",
-                    value=dt.date.today(),
-                    max_value=dt.date.today(),
+                    value=clock.today(),
+                    max_value=clock.today(),
                     key=field_key("basis_on"),
                 )
                 basis_source = st.text_input(
@@ -330,7 +330,7 @@ with profile_tab:
                 )
                 record_basis = st.form_submit_button("Record the basis")
             if record_basis:
-                now = dt.datetime.now(dt.UTC)
+                now = clock.now()
                 given_at = (
                     now
                     if given_on == now.date()
@@ -366,10 +366,10 @@ with timeline_tab:
         channel = st.selectbox(
             "Channel", list(candidates.TOUCH_CHANNELS), format_func=candidates.TOUCH_CHANNELS.get
         )
-        day = st.date_input("Date", value=dt.date.today(), max_value=dt.date.today())
+        day = st.date_input("Date", value=clock.today(), max_value=clock.today())
         note = st.text_area("Note", placeholder="What was said, what comes next")
         if st.form_submit_button("Log it", disabled=not writable):
-            now = dt.datetime.now(dt.UTC)
+            now = clock.now()
             moment = now if day == now.date() else dt.datetime.combine(day, dt.time(12), dt.UTC)
             try:
                 candidates.log_touchpoint(
@@ -390,7 +390,7 @@ with timeline_tab:
         follow_on = st.date_input(
             "Remind me on",
             value=candidate.follow_up_on,
-            min_value=dt.date.today() - dt.timedelta(days=365),
+            min_value=clock.today() - dt.timedelta(days=365),
         )
         follow_note = st.text_input("About", value=candidate.follow_up_note or "")
         set_col, clear_col = st.columns(2)

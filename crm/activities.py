@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from crm.models import Activity, User, utcnow
+from crm import clock
+from crm.models import Activity, User
 
 
 def record(
@@ -22,7 +23,7 @@ def record(
 ) -> None:
     """One entry per person, all at the same moment, in one INSERT per 5,000 people."""
     ids = sorted(set(candidate_ids))
-    now = utcnow()
+    now = clock.now()
     for start in range(0, len(ids), 5000):
         session.execute(
             insert(Activity),

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import activities, audit, csvfile
+from crm import activities, audit, clock, csvfile
 from crm import jobs as job_rules
 from crm.auth import require_writer
 from crm.db import write_session
@@ -56,7 +56,6 @@ from crm.models import (
     Pool,
     Suppression,
     User,
-    utcnow,
 )
 
 KINDS = ("jobs", "applications", "costs")
@@ -854,7 +853,7 @@ class _Run:
         self.column = {name: header for header, name in chosen.items() if name}
         self.index: dict[str, int] = {}
         self.counts = _Counts()
-        self.now = utcnow()
+        self.now = clock.now()
         self.cost_seen: dict[tuple[Any, ...], int] = {}
         self.cost_existing: dict[tuple[Any, ...], int] = {}
         self.suppressions: bool | None = None

@@ -21,11 +21,11 @@ import bcrypt
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, clock
 from crm.db import read_session, write_session
 from crm.errors import CrmError, NotFound, PermissionDenied, SignInRefused, ValidationError
 from crm.identity import normalize_email
-from crm.models import ROLES, User, utcnow
+from crm.models import ROLES, User
 
 if TYPE_CHECKING:
     from crm.config import SsoSettings
@@ -197,7 +197,7 @@ def set_active(engine: Engine, *, actor: User, user_id: int, active: bool) -> No
             raise ValidationError("The last active admin cannot be deactivated.")
         user.active = active
         if not active:
-            user.sessions_revoked_at = utcnow()
+            user.sessions_revoked_at = clock.now()
         action = "user.activate" if active else "user.deactivate"
         audit.record(session, actor=actor, action=action, entity="user", entity_id=user.id)
 
@@ -230,7 +230,7 @@ def set_password(engine: Engine, *, actor: User, user_id: int, password: str) ->
         if user is None:
             raise NotFound("That user no longer exists.")
         user.password_hash = password_hash
-        user.sessions_revoked_at = utcnow()
+        user.sessions_revoked_at = clock.now()
         user.failed_login_attempts = 0  # a new password unlocks a locked-out user
         audit.record(session, actor=actor, action="user.password", entity="user", entity_id=user_id)
 
@@ -249,7 +249,7 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
             user.failed_login_attempts += 1
             return None
         user.failed_login_attempts = 0
-        user.last_login_at = utcnow()
+        user.last_login_at = clock.now()
         audit.record(session, actor=user, action="login", entity="user", entity_id=user.id)
         return user
 
@@ -329,7 +329,7 @@ def user_for_sso(
                 "You signed out after this single sign-on; sign in again to continue."
             )
         user.failed_login_attempts = 0
-        user.last_login_at = utcnow()
+        user.last_login_at = clock.now()
         audit.record(
             session,
             actor=user,
@@ -411,7 +411,7 @@ def sign_in_session(
 ) -> None:
     """Mark a browser session (st.session_state, or AppTest's) as signed in as user."""
     state[SESSION_USER_ID] = user.id
-    state[SESSION_SIGNED_IN_AT] = (signed_in_at or utcnow()).isoformat()
+    state[SESSION_SIGNED_IN_AT] = (signed_in_at or clock.now()).isoformat()
 
 
 def _forget_session(state: MutableMapping[str, Any], notice: str | None) -> None:
@@ -451,7 +451,7 @@ def sign_out(engine: Engine, state: MutableMapping[str, Any], user: User) -> Non
     with write_session(engine) as session:
         stored = session.get(User, user.id)
         if stored is not None:
-            stored.sessions_revoked_at = utcnow()
+            stored.sessions_revoked_at = clock.now()
             audit.record(session, actor=stored, action="logout", entity="user", entity_id=user.id)
     _forget_session(state, "You have signed out.")
 
@@ -495,7 +495,7 @@ def _complete_login(engine: Engine, username: str, issued_at: dt.datetime) -> Us
         if user.sessions_revoked_at is not None and issued_at < user.sessions_revoked_at:
             return None
         user.failed_login_attempts = 0
-        user.last_login_at = utcnow()
+        user.last_login_at = clock.now()
         audit.record(session, actor=user, action="login", entity="user", entity_id=user.id)
         return user
 
@@ -623,7 +623,7 @@ def _login_form(engine: Engine, secret: str) -> None:
     status = state.get("authentication_status")
     if status:
         username = state.get("username") or ""
-        issued_at = utcnow()
+        issued_at = clock.now()
         if token:
             # The library signed the user in from its cookie; when was that cookie issued?
             try:

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from crm import audit, csvfile
+from crm import audit, clock, csvfile
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import InputUnusable, NotFound, ValidationError
@@ -52,7 +52,6 @@ from crm.models import (
     OutboxMessage,
     Pool,
     User,
-    utcnow,
 )
 from crm.pools import membership_condition
 
@@ -592,7 +591,7 @@ def _clean_draft(draft: ItemDraft, session: Session | None = None) -> _Clean:
 def _published_at(status: str, current: dt.datetime | None, starts_at: dt.datetime) -> Any:
     if status != "published":
         return None
-    return current or min(starts_at, utcnow())
+    return current or min(starts_at, clock.now())
 
 
 def _set_pools(session: Session, item_id: int, pool_ids: Sequence[int]) -> None:
@@ -1171,7 +1170,7 @@ def mark_published(engine: Engine, *, actor: User, item_id: int, log_touchpoint:
             )
         if item.status == "published" and log_touchpoint:
             raise ValidationError("This item is already published.")
-        now = utcnow()
+        now = clock.now()
         item.status = "published"
         item.published_at = item.published_at or now
         people: list[int] = []
@@ -1334,7 +1333,7 @@ def cadence_warnings(
     nothing planned in as many days from now.
     """
     zone = _zone(timezone)
-    now = now or utcnow()
+    now = now or clock.now()
     warnings: list[CadenceWarning] = []
     with read_session(engine) as session:
         pools = session.execute(
@@ -1511,7 +1510,7 @@ def export_ics(
     if not _ICS_DOMAIN_PATTERN.match(domain):
         raise ValidationError("The calendar domain may hold only letters, digits, dots and dashes.")
     occurrences = occurrences_between(engine, start=start, end=end)
-    stamp = b"DTSTAMP:" + _ics_moment(utcnow()) + b"\r\n"
+    stamp = b"DTSTAMP:" + _ics_moment(clock.now()) + b"\r\n"
     calendar = Calendar()
     calendar.add("prodid", "-//Candidate CRM//Content calendar//EN")
     calendar.add("version", "2.0")

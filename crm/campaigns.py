@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import audit, engagement, mailer, merge_tags, pools, send_window, tokens
+from crm import audit, clock, engagement, mailer, merge_tags, pools, send_window, tokens
 from crm.auth import require_writer
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_session
@@ -43,7 +43,6 @@ from crm.models import (
     Pool,
     Suppression,
     User,
-    utcnow,
 )
 from crm.sql import escape_like
 
@@ -864,7 +863,7 @@ def launch(
         raise ValidationError(
             "Sending is not set up (CRM_SMTP_HOST is empty), so a campaign cannot be launched."
         )
-    now = now or utcnow()
+    now = now or clock.now()
     with write_session(engine) as session:
         campaign = _campaign(session, campaign_id)
         if not sender_of(campaign, settings)[1]:
@@ -1002,7 +1001,7 @@ def resume(engine: Engine, *, actor: User, campaign_id: int, now: dt.datetime | 
     send window).
     """
     require_writer(actor)
-    now = now or utcnow()
+    now = now or clock.now()
     rate = load_settings().send_rate
     with write_session(engine) as session:
         campaign = _campaign(session, campaign_id)
@@ -1272,13 +1271,13 @@ def resolve_review(engine: Engine, *, actor: User, outbox_id: int, arrived: bool
             raise ValidationError("That message is no longer waiting for review.")
         if arrived:
             row.status = "sent"
-            row.sent_at = row.sent_at or utcnow()
+            row.sent_at = row.sent_at or clock.now()
             row.note = f"Marked as arrived by {actor.display_name}"
             session.flush()
             outbox_service.schedule_next(session, row, sent_at=row.sent_at)
         else:
             row.status = "queued"
-            row.due_at = utcnow()
+            row.due_at = clock.now()
             row.lease_until = None
             row.leased_by = None
             row.note = f"Sent again at the request of {actor.display_name}"

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crm import activities, audit, custom_fields, pools
+from crm import activities, audit, clock, custom_fields, pools
 from crm.auth import require_writer
 from crm.candidate_fields import CleanCandidate, clean_candidate, split_list
 from crm.custom_fields import clean_values
@@ -40,7 +40,6 @@ from crm.models import (
     PoolMember,
     Suppression,
     User,
-    utcnow,
 )
 from crm.sql import has_item
 
@@ -106,7 +105,7 @@ class QuickFilters:
 def search_condition(text: str, filters: QuickFilters | None = None) -> list[ColumnElement[bool]]:
     """WHERE conditions for a search box text (and quick filters), shared by search() and
     the exporter so an export of a view holds exactly the people the view lists."""
-    found = filters.conditions(utcnow()) if filters else []
+    found = filters.conditions(clock.now()) if filters else []
     needle = text.strip().lower()
     if not needle:
         return found
@@ -340,7 +339,7 @@ def create_candidate(engine: Engine, *, actor: User, fields: Mapping[str, Any]) 
     if cleaned.problems:
         raise CandidateInvalid(cleaned.problems)
     values = cleaned.values
-    now = utcnow()
+    now = clock.now()
     try:
         candidate_id = _insert_candidate(engine, actor, fields, cleaned, now)
     except IntegrityError:
@@ -473,7 +472,7 @@ def update_candidate(
                     "This address is on the suppression list (unsubscribed, bounced or erased); "
                     "it stays do-not-contact."
                 )
-            values["consent_at"] = utcnow()
+            values["consent_at"] = clock.now()
             values["consent_source"] = f"Changed by {actor.display_name}"
         if custom is not None:
             # Keep values of fields an admin has since removed; replace the rest.
@@ -503,7 +502,7 @@ def update_candidate(
         if not changes:
             return get_candidate(engine, candidate_id) or candidate
         candidate.updated_by_id = actor.id
-        candidate.updated_at = utcnow()  # also bumps version (version_id_col)
+        candidate.updated_at = clock.now()  # also bumps version (version_id_col)
         labels = ", ".join(name.replace("_", " ") for name in changes)
         session.add(
             Activity(
@@ -546,7 +545,7 @@ def log_touchpoint(
         raise ValidationError("Write the note first.")
     if len(note) > 5000:
         raise ValidationError("The note is longer than 5,000 characters.")
-    if occurred_at > utcnow() + dt.timedelta(minutes=5):
+    if occurred_at > clock.now() + dt.timedelta(minutes=5):
         raise ValidationError("A touchpoint cannot be in the future; use a follow-up reminder.")
     with write_session(engine) as session:
         candidate = session.get(Candidate, candidate_id, with_for_update=True)
@@ -803,7 +802,7 @@ def bulk_assign_owner(
             .values(
                 owner_id=owner_id,
                 updated_by_id=actor.id,
-                updated_at=utcnow(),
+                updated_at=clock.now(),
                 version=Candidate.version + 1,
             )
             .execution_options(synchronize_session=False)

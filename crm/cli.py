@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from crm import auth, db
+from crm import auth, clock, db
 from crm.config import load_settings, secret_key
 from crm.errors import CrmError, InputUnusable
 
@@ -551,7 +551,7 @@ def metrics(
     """The ROI metrics for a period (default: the last 365 days)."""
     from crm import metrics as metric_service
 
-    end = _parse_date(to_date, "--to") or dt.date.today()
+    end = _parse_date(to_date, "--to") or clock.today()
     start = _parse_date(from_date, "--from") or end - dt.timedelta(days=364)
     if end < start:
         raise InputUnusable("--to comes before --from.")
@@ -796,7 +796,7 @@ def calendar_export(
     """The content calendar as iCalendar: one event per occurrence (default: the next year)."""
     from crm import calendar
 
-    first = _parse_date(start, "--from") or (dt.date.today() - dt.timedelta(days=31))
+    first = _parse_date(start, "--from") or (clock.today() - dt.timedelta(days=31))
     last = _parse_date(end, "--to") or (first + dt.timedelta(days=396))
     if last < first:
         raise InputUnusable("--to must not be before --from.")

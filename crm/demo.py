@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from crm import auth
+from crm import auth, clock
 from crm.db import write_session
 from crm.errors import CrmError
 from crm.goals import validate_goal
@@ -540,7 +540,7 @@ def load_demo(
         raise CrmError("The demo needs at least one candidate.")
     if has_data(engine):
         raise CrmError("The database already has data; wipe it before loading demo data.")
-    return _Loader(engine, candidates, seed, today or dt.date.today(), progress).run()
+    return _Loader(engine, candidates, seed, today or clock.today(), progress).run()
 
 
 # --- the generator ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, clock
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import ValidationError
@@ -45,7 +45,6 @@ from crm.models import (
     OutboxMessage,
     PoolMember,
     User,
-    utcnow,
 )
 
 SAME_NAME_AND_COMPANY = "same name and company"
@@ -258,7 +257,7 @@ def dismiss(engine: Engine, *, actor: User, a_id: int, b_id: int) -> None:
                     "candidate_a_id": low,
                     "candidate_b_id": high,
                     "dismissed_by_id": actor.id,
-                    "dismissed_at": utcnow(),
+                    "dismissed_at": clock.now(),
                 }
             ],
         )
@@ -553,7 +552,7 @@ def merge(
         keep.skills = [*keep.skills, *new_skills]  # a new list: the column sees the change
         keep.tags.extend(CandidateTag(tag=tag) for tag in new_tags)
         keep.updated_by_id = actor.id
-        keep.updated_at = utcnow()  # always an UPDATE, so the version moves on
+        keep.updated_at = clock.now()  # always an UPDATE, so the version moves on
         session.delete(gone)
         session.flush()
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, clock
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import ValidationError
@@ -34,7 +34,6 @@ from crm.models import (
     OutboxMessage,
     Suppression,
     User,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -359,7 +358,7 @@ def record_open(
     engine: Engine, outbox_id: int, *, user_agent: str | None, now: dt.datetime | None = None
 ) -> bool:
     """Record the open pixel being fetched; False when the message is not one we sent."""
-    return record_hits(engine, [Hit(outbox_id, now or utcnow(), user_agent)]) == 1
+    return record_hits(engine, [Hit(outbox_id, now or clock.now(), user_agent)]) == 1
 
 
 def record_click(
@@ -374,7 +373,7 @@ def record_click(
     target = link_target(engine, outbox_id, position)
     if target is None:
         return None
-    record_hits(engine, [Hit(outbox_id, now or utcnow(), user_agent, link_id=target[0])])
+    record_hits(engine, [Hit(outbox_id, now or clock.now(), user_agent, link_id=target[0])])
     return target[1]
 
 
@@ -444,7 +443,7 @@ def unsubscribe(
 
     Returns False when the message is not one we sent (nothing changes).
     """
-    now = now or utcnow()
+    now = now or clock.now()
     with write_session(engine) as session:
         message = _message(session, outbox_id)
         if message is None:
@@ -485,7 +484,7 @@ def record_reply(
         raise ValidationError(f"The answer must be one of {', '.join(ANSWERS)}.")
     if actor is not None:
         require_writer(actor)
-    now = now or utcnow()
+    now = now or clock.now()
     with write_session(engine) as session:
         message = _message(session, outbox_id) if outbox_id is not None else None
         if message is None and candidate_id is not None:
@@ -539,7 +538,7 @@ def record_bounce(
     now: dt.datetime | None = None,
 ) -> bool:
     """A delivery status notification: hard bounces suppress the address and stop its mail."""
-    now = now or utcnow()
+    now = now or clock.now()
     with write_session(engine) as session:
         message = _message(session, outbox_id) if outbox_id is not None else None
         candidate: Candidate | None = None

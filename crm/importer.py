@@ -68,7 +68,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from crm import audit, csvfile, mapping
+from crm import audit, clock, csvfile, mapping
 from crm.auth import require_writer
 from crm.candidate_fields import clean_candidate
 from crm.db import read_session, write_session
@@ -85,7 +85,6 @@ from crm.models import (
     SavedMapping,
     Suppression,
     User,
-    utcnow,
 )
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
@@ -300,12 +299,12 @@ def save_mapping(
         )
         if existing is None:
             session.add(
-                SavedMapping(name=name, kind="candidates", mapping=stored, created_at=utcnow())
+                SavedMapping(name=name, kind="candidates", mapping=stored, created_at=clock.now())
             )
         else:
             existing.mapping = stored
             existing.kind = "candidates"
-            existing.created_at = utcnow()
+            existing.created_at = clock.now()
         audit.record(
             session, actor=actor, action="import.mapping", entity="saved_mapping", entity_id=name
         )
@@ -592,7 +591,7 @@ class _Import:
         self.actor = actor
         self.filename = filename
         self.mode = options.on_duplicate
-        self.now = utcnow()
+        self.now = clock.now()
         self.batch_id: int | None = None
         # The parser counts the rows read and those it refuses; errors and problems here
         # are the rows refused when resolving who is who.
@@ -1835,7 +1834,7 @@ def undo_import(engine: Engine, *, actor: User, batch_id: int) -> tuple[int, int
     value; a restored address someone else holds by now stays as it is.
     """
     require_writer(actor)
-    now = utcnow()
+    now = clock.now()
     with write_session(engine) as session:
         batch = session.get(ImportBatch, batch_id, with_for_update=True)
         if batch is None:

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import activities, audit
+from crm import activities, audit, clock
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
@@ -43,7 +43,6 @@ from crm.models import (
     Job,
     Pool,
     User,
-    utcnow,
 )
 
 PIPELINE_STAGES = ("sourced", "applied", "screen", "interview", "offer", "hired")
@@ -162,7 +161,7 @@ def normalize_source(text: str | None) -> str | None:
 
 def _moment(at: dt.datetime | dt.date | None) -> dt.datetime:
     if at is None:
-        return utcnow()
+        return clock.now()
     if not isinstance(at, dt.datetime):
         return dt.datetime.combine(at, dt.time(), dt.UTC)
     if at.tzinfo is None:

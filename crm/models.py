@@ -31,6 +31,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from crm import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -96,10 +98,6 @@ CONTENT_THEMES = (
 )
 CUSTOM_FIELD_KINDS = ("text", "number", "date", "choice")
 IMPORT_KINDS = ("candidates", "jobs", "applications", "costs", "content")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -168,8 +166,8 @@ class Base(DeclarativeBase):
 
 
 class Timestamped:
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 # --- people who use the app -------------------------------------------------------------
@@ -199,7 +197,7 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict[str, Any]]
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class AuditLog(Base):
@@ -207,7 +205,7 @@ class AuditLog(Base):
     __table_args__ = (Index(None, "at"), Index(None, "action"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     username: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(40))
@@ -318,7 +316,7 @@ class Activity(Base):
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(30))
     channel: Mapped[str | None] = mapped_column(String(40))
-    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     summary: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any] | None]
@@ -338,7 +336,7 @@ class DuplicateDismissal(Base):
         ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
     )
     dismissed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    dismissed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    dismissed_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
 
 
 class ImportBatch(Base):
@@ -349,7 +347,7 @@ class ImportBatch(Base):
     kind: Mapped[str] = mapped_column(String(16), default="candidates")
     filename: Mapped[str] = mapped_column(String(255))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     rows_read: Mapped[int] = mapped_column(default=0)
     created_count: Mapped[int] = mapped_column(default=0)
     updated_count: Mapped[int] = mapped_column(default=0)
@@ -385,7 +383,7 @@ class SavedMapping(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default="candidates")
     mapping: Mapped[dict[str, Any]]
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
 
 
 # --- talent pools -----------------------------------------------------------------------
@@ -420,7 +418,7 @@ class PoolMember(Base):
         ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
     )
     stage: Mapped[str | None] = mapped_column(String(60))
-    added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    added_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
@@ -550,7 +548,7 @@ class Enrollment(Base):
         ForeignKey("candidates.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(String(10), default="active")
-    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     stopped_reason: Mapped[str | None] = mapped_column(String(120))
 
 
@@ -578,7 +576,7 @@ class OutboxMessage(Base):
     subject: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(14), default="queued")
     skip_reason: Mapped[str | None] = mapped_column(String(120))
-    due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[dt.datetime | None]
     leased_by: Mapped[str | None] = mapped_column(String(80))
@@ -586,7 +584,7 @@ class OutboxMessage(Base):
     smtp_reply: Mapped[str | None] = mapped_column(String(500))
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[dt.datetime | None]
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     # What this person got, kept once sent ("what each person got" on the campaign page).
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
@@ -646,7 +644,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(12))
-    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     candidate_id: Mapped[int | None] = mapped_column(
         ForeignKey("candidates.id", ondelete="SET NULL")
     )
@@ -671,7 +669,7 @@ class Suppression(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
     reason: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     note: Mapped[str | None] = mapped_column(String(300))
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import audit, mailer, merge_tags, send_window
+from crm import audit, clock, mailer, merge_tags, send_window
 from crm.auth import require_admin
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_connection, write_session
@@ -55,7 +55,6 @@ from crm.models import (
     Setting,
     Suppression,
     User,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -146,7 +145,7 @@ def recover_stale(engine: Engine, *, now: dt.datetime | None = None) -> int:
     Leases of a dead worker on this machine are released at once (a restart after a crash
     carries on); elsewhere a lease simply runs out.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     with write_session(engine) as session:
         holders = list(
             session.scalars(
@@ -274,7 +273,7 @@ def _record_failure(
     report: DeliveryReport,
 ) -> tuple[str, int] | None:
     """Record a failed attempt; returns the campaign's (status, failures in a row) after it."""
-    now = utcnow()
+    now = clock.now()
     with write_session(engine) as session:
         row = session.get(OutboxMessage, outbox_id)
         if row is None:
@@ -780,7 +779,7 @@ def _ready_messages(
         campaign = batch.campaigns[row.campaign_id]
         if campaign.status != "active":
             continue  # released with the rest of the batch
-        now = utcnow()
+        now = clock.now()
         verdict, detail = _decide(batch, row, now)
         if verdict == "stop":
             report.cancelled += _stop_row(engine, row, str(detail))
@@ -831,7 +830,7 @@ def _mark(connection: Connection, ready: _Ready, *, worker: str) -> bool:
         ready.row,
         ready.candidate,
         worker=worker,
-        now=utcnow(),
+        now=clock.now(),
         rendered=ready.rendered,
         message_id=ready.message_id,
     )
@@ -880,10 +879,10 @@ def deliver_due(
 
     try:
         while not (stop and stop.is_set()):
-            ids = claim(engine, worker=worker, now=utcnow())
+            ids = claim(engine, worker=worker, now=clock.now())
             if not ids:
                 break
-            batch = _load_batch(engine, ids, utcnow())
+            batch = _load_batch(engine, ids, clock.now())
             try:
                 pending = _ready_messages(
                     engine, batch, worker=worker, settings=settings, report=report, stop=stop
@@ -906,7 +905,7 @@ def deliver_due(
                     result = connection.send(current.message)
                     if result.outcome == mailer.SendOutcome.SENT:
                         with write_connection(engine) as db_connection:
-                            _mark_sent(db_connection, batch, row, result, utcnow())
+                            _mark_sent(db_connection, batch, row, result, clock.now())
                             if upcoming is not None:
                                 _mark(db_connection, upcoming, worker=worker)
                         report.sent += 1

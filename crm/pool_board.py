@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, insert, literal, select, update
 
-from crm import audit
+from crm import audit, clock
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.identity import clean_text
-from crm.models import Activity, Candidate, Pool, PoolMember, User, utcnow
+from crm.models import Activity, Candidate, Pool, PoolMember, User
 from crm.pools import membership_condition
 
 DEFAULT_STAGES = ("New", "Contacted", "Engaged", "Interested", "Not now")
@@ -179,7 +179,7 @@ def move(
                 )
             ).all()
         )
-        now = utcnow()
+        now = clock.now()
         moved: list[tuple[int, str]] = []
         for cid in ids:
             before = current.get(cid)

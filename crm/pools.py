@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import activities, audit, metrics
+from crm import activities, audit, clock, metrics
 from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
@@ -52,7 +52,6 @@ from crm.models import (
     PoolMember,
     User,
     UtcDateTime,
-    utcnow,
 )
 from crm.sql import has_item
 
@@ -471,7 +470,7 @@ def compile_filter(
     session: Session, filter_json: Any, *, now: dt.datetime | None = None
 ) -> ColumnElement[bool]:
     """A WHERE clause over Candidate for the filter; ValidationError names what is wrong."""
-    return _compile(session, filter_json, now or utcnow(), frozenset())
+    return _compile(session, filter_json, now or clock.now(), frozenset())
 
 
 def membership_condition(
@@ -483,7 +482,7 @@ def membership_condition(
 ) -> ColumnElement[bool]:
     """Who is in a pool right now: the filter for dynamic pools, the list for static ones."""
     if pool.kind == "dynamic":
-        return _compile(session, pool.filter or {"all": []}, now or utcnow(), seen | {pool.id})
+        return _compile(session, pool.filter or {"all": []}, now or clock.now(), seen | {pool.id})
     return Candidate.id.in_(select(PoolMember.candidate_id).where(PoolMember.pool_id == pool.id))
 
 
@@ -500,7 +499,7 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
     per pool), static lists from their member rows joined to the candidates.
     """
     with read_session(engine) as session:
-        now = utcnow()
+        now = clock.now()
         since = now - dt.timedelta(days=INSIGHT_DAYS)
         all_pools = list(session.scalars(select(Pool).order_by(Pool.name)))
         owners = dict(session.execute(select(User.id, User.display_name)).all())
@@ -877,7 +876,7 @@ def add_members(session: Session, pool: Pool, candidate_ids: Sequence[int], acto
     )
     new = [cid for cid in wanted if cid not in already]
     first_stage = pool.stages[0] if pool.stages else None
-    now = utcnow()
+    now = clock.now()
     for start in range(0, len(new), 5000):
         session.execute(
             insert(PoolMember),

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import activities, audit, candidates, pools
+from crm import activities, audit, candidates, clock, pools
 from crm.auth import require_admin, require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
@@ -66,7 +66,6 @@ from crm.models import (
     PoolMember,
     Suppression,
     User,
-    utcnow,
 )
 
 ERASURE_REASON = "erasure"
@@ -128,7 +127,7 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 
 def _aware(moment: dt.datetime | None) -> dt.datetime:
     if moment is None:
-        return utcnow()
+        return clock.now()
     if moment.tzinfo is None:
         raise ValidationError("Give the time with its time zone.")
     return moment
@@ -374,7 +373,7 @@ def _gather(engine: Engine, actor: User, candidate_id: int, form: str) -> dict[s
             detail={"format": form},
         )
     return {
-        "exported_at": _jsonable(utcnow()),
+        "exported_at": _jsonable(clock.now()),
         "exported_by": actor.display_name,
         **data,
     }
@@ -666,7 +665,7 @@ def set_consent(
         raise ValidationError(f"The consent source is longer than {MAX_SOURCE} characters.")
     if note is not None and len(note) > MAX_NOTE:
         raise ValidationError(f"The consent note is longer than {MAX_NOTE:,} characters.")
-    now = utcnow()
+    now = clock.now()
     at = _aware(at) if at is not None else now
     if at > now + dt.timedelta(minutes=5):
         raise ValidationError("The consent date cannot be in the future.")
@@ -765,7 +764,7 @@ def start_consent_renewal(engine: Engine, *, actor: User, candidate_ids: Sequenc
     "Consent renewal YYYY-MM-DD", for a campaign asking them to renew; returns its id."""
     require_writer(actor)
     ids = _check_ids(candidate_ids)
-    now = utcnow()
+    now = clock.now()
     with write_session(engine) as session:
         reachable = list(
             session.scalars(

@@ -43,12 +43,13 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
+from crm import clock
 from crm.config import ImapSettings, Settings, load_settings
 from crm.db import read_session
 from crm.engagement import record_bounce, record_reply
 from crm.errors import ConfigError, CrmError
 from crm.identity import normalize_email
-from crm.models import Candidate, Event, OutboxMessage, utcnow
+from crm.models import Candidate, Event, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -658,7 +659,7 @@ def _process(
             report.unreadable += 1
             continue
         try:
-            what = _record(engine, reading, report, now or utcnow())
+            what = _record(engine, reading, report, now or clock.now())
         except DBAPIError as error:
             raise MailboxProblem(
                 f"The database could not record mailbox message uid {name} "

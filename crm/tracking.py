@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from crm import engagement, tokens
+from crm import clock, engagement, tokens
 from crm.config import load_settings
 from crm.db import get_engine
-from crm.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ async def open_pixel(request: Request) -> Response:
     token = request.path_params["token"].removesuffix(".gif")
     outbox_id = tokens.verify("open", token)
     if outbox_id is not None:
-        hits().add(engagement.Hit(outbox_id, utcnow(), request.headers.get("user-agent")))
+        hits().add(engagement.Hit(outbox_id, clock.now(), request.headers.get("user-agent")))
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
@@ -104,7 +103,7 @@ async def click(request: Request) -> Response:
         return _not_found()
     link_id, url = target
     hits().add(
-        engagement.Hit(outbox_id, utcnow(), request.headers.get("user-agent"), link_id=link_id)
+        engagement.Hit(outbox_id, clock.now(), request.headers.get("user-agent"), link_id=link_id)
     )
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
 

@@ -3,21 +3,32 @@
 CRM_TEST_BACKEND=postgres runs the same tests on PostgreSQL (CRM_TEST_POSTGRES_URL,
 default postgresql+psycopg://postgres@127.0.0.1:5432/test); each test gets a schema of
 its own, dropped afterwards.
+
+CRM_TEST_CLOCK=NAME moves the clock (with time-machine) to one of HARD_MOMENTS, in that
+moment's timezone, when the session starts; time runs on from there.
+Tests read the time only through crm.clock (or the `now` and `today` fixtures), so a
+test that holds under every moment holds on any day.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import os
 import secrets
+import sys
+import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import bcrypt
 import pytest
+import time_machine
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from crm import auth, db
+from crm import auth, clock, db
 from crm.models import User
 from tests.smtp_server import FaultySmtpServer
 
@@ -29,9 +40,56 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough"
 PASSWORDS = {"admin": "admin-pass-1", "recruiter": "recruiter-pass-1", "manager": "manager-pass-1"}
 
+# The moments `make test` moves the clock to, each in the timezone the machine then runs in.
+HARD_MOMENTS: dict[str, dt.datetime] = {
+    # New Year's Eve in UTC, already next year in Berlin or Tokyo.
+    "new-years-eve": dt.datetime(2026, 12, 31, 23, 30, tzinfo=zoneinfo.ZoneInfo("UTC")),
+    # A leap day: a year back or on from it does not exist.
+    "leap-day": dt.datetime(2028, 2, 29, 12, 0, tzinfo=zoneinfo.ZoneInfo("UTC")),
+    # One minute before Europe's clocks jump from 02:00 to 03:00: a day of 23 hours.
+    "eu-dst": dt.datetime(2027, 3, 28, 1, 59, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin")),
+    # The first 01:30 of the hour New York lives twice when its clocks go back: 25 hours.
+    "us-dst": dt.datetime(2026, 11, 1, 1, 30, fold=0, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+}
+_MOMENT_NAME = os.environ.get("CRM_TEST_CLOCK", "")
+if _MOMENT_NAME and _MOMENT_NAME not in HARD_MOMENTS:
+    raise SystemExit(f"CRM_TEST_CLOCK must be one of {', '.join(HARD_MOMENTS)}.")
+MOVED_TO: dt.datetime | None = HARD_MOMENTS.get(_MOMENT_NAME)
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"database backend: {BACKEND}"
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    moved = f"moved to {MOVED_TO.isoformat()} ({MOVED_TO.tzinfo})" if MOVED_TO else "real"
+    return [f"database backend: {BACKEND}", f"clock: {moved}"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Moved for the whole session, before any test module is imported, so module-scoped
+    # servers, subprocesses and tests all share one clock that ticks on from the moment.
+    if MOVED_TO is not None:
+        time_machine.travel(MOVED_TO, tick=True).start()
+
+
+def python_command(*args: str) -> list[str]:
+    """`python ARGS` for a subprocess, on this test's moved clock when the clock is moved."""
+    if MOVED_TO is None:
+        return [sys.executable, *args]
+    return [
+        sys.executable,
+        "-m",
+        "tests.moved_clock",
+        clock.now().isoformat(),
+        str(MOVED_TO.tzinfo),
+        *args,
+    ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Full-strength bcrypt (a quarter second a hash) would dominate the suite's run time;
+    the hashes still verify the same way, and the product keeps its cost."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bcrypt, "gensalt", functools.partial(bcrypt.gensalt, rounds=4))
+        yield
 
 
 @contextmanager

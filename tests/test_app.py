@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from crm import auth
+from crm import auth, clock
 from crm.models import User
 from tests.conftest import PROJECT_ROOT
 
@@ -169,7 +167,7 @@ def test_manager_sees_read_only_goals_page(users: dict[str, User]) -> None:
 def test_pages_render_with_data_for_admin(users: dict[str, User], engine: Engine) -> None:
     from crm import demo
 
-    demo.load_demo(engine, candidates=200, seed=3, today=dt.date.today())
+    demo.load_demo(engine, candidates=200, seed=3, today=clock.today())
     at = app_as(users["admin"]).run()
     assert not at.exception
     for page in EVERY_PAGE + WRITERS_ONLY + ADMIN_ONLY:
@@ -201,7 +199,7 @@ def _signed_in_at_provider(email: str) -> dict:
         "name": "Whoever The Provider Says",
         "sub": "sub-1",
         "iss": "https://id.acme.example",
-        "iat": int(dt.datetime.now(dt.UTC).timestamp()),
+        "iat": int(clock.now().timestamp()),
     }
 
 

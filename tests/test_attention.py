@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import Engine
 
-from crm import attention, db
+from crm import attention, clock, db
 from crm.models import (
     Campaign,
     CampaignStep,
@@ -120,7 +120,7 @@ def test_home_warns_when_a_pool_would_hear_from_us_too_often(
 ) -> None:
     from crm import calendar, pools
 
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     pool_id = pools.save_pool(engine, actor=users["admin"], name="Busy", kind="static")
     calendar.set_pool_cadence(
         engine, actor=users["admin"], pool_id=pool_id, frequency_cap_per_week=1, silence_days=30

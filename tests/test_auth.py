@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from sqlalchemy import Engine, select
 
-from crm import auth, db, goals
+from crm import auth, clock, db, goals
 from crm.errors import PermissionDenied, SignInRefused, ValidationError
 from crm.models import AuditLog, Goal, User
 from tests.conftest import PASSWORDS
@@ -87,7 +86,7 @@ def test_sign_out_ends_every_session_of_the_user(users: dict[str, User], engine:
     assert auth.session_user(engine, first_tab) is None
     assert auth.session_user(engine, second_tab) is None
     # A new sign-in after the logout is honoured.
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    later = clock.now() + dt.timedelta(seconds=1)
     auth.sign_in_session(first_tab, users["manager"], signed_in_at=later)
     assert auth.session_user(engine, first_tab) is not None
 
@@ -157,7 +156,7 @@ def _sso(engine: Engine, email: str | None, **overrides: object) -> User:
         "email_verified": True,
         "subject": "sub-123",
         "issuer": "https://id.acme.example",
-        "issued_at": dt.datetime.now(dt.UTC),
+        "issued_at": clock.now(),
     }
     arguments.update(overrides)
     return auth.user_for_sso(engine, **arguments)
@@ -239,7 +238,7 @@ def test_sso_session_follows_sign_out_and_deactivation(
     users: dict[str, User], engine: Engine
 ) -> None:
     _add_email(engine, users["recruiter"], "rita@acme.example")
-    now = int(dt.datetime.now(dt.UTC).timestamp())
+    now = int(clock.now().timestamp())
     claims = {
         "is_logged_in": True,
         "email": "rita@acme.example",
@@ -260,7 +259,7 @@ def test_sso_session_follows_sign_out_and_deactivation(
     assert auth.sso_sign_in(engine, other_tab, claims) is None
     assert "signed out after this single sign-on" in other_tab[auth.SESSION_SSO_REFUSAL]
     # A fresh sign-in at the provider, even within the second of the sign-out, is honoured.
-    fresh = dict(claims, iat=int(time.time()))
+    fresh = dict(claims, iat=int(clock.now().timestamp()))
     assert auth.sso_sign_in(engine, other_tab, fresh).id == users["recruiter"].id
     assert auth.SESSION_SSO_REFUSAL not in other_tab
     assert auth.session_user(engine, other_tab).id == users["recruiter"].id

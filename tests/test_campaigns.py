@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from crm import campaigns, db, pools
+from crm import campaigns, clock, db, pools
 from crm.errors import InputUnusable, PermissionDenied, ValidationError
 from crm.identity import address_hash
 from crm.models import (
@@ -201,7 +201,7 @@ def test_launch_check_counts_skips_and_blocks_on_missing_tags(
     add_people(
         engine, 1, email=None, linkedin_url="https://linkedin.com/in/x", linkedin_normalized="x"
     )
-    add_people(engine, 1, email="gone@example.com", unsubscribed_at=dt.datetime.now(dt.UTC))
+    add_people(engine, 1, email="gone@example.com", unsubscribed_at=clock.now())
     add_people(engine, 1, email="dnc@example.com", consent_status="do_not_contact")
     add_people(engine, 1, email="bounced@example.com")
     with db.write_session(engine) as session:
@@ -342,9 +342,7 @@ def test_report_numbers_against_a_hand_computed_fixture(
             row.to_address: row.id
             for row in session.scalars(select(OutboxMessage).where(OutboxMessage.status == "sent"))
         }
-        session.execute(
-            update(OutboxMessage).values(sent_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
-        )
+        session.execute(update(OutboxMessage).values(sent_at=clock.now() - dt.timedelta(hours=2)))
     browser = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1.15"
     p0, p1, p2, p3 = (rows[f"p{n}@example.com"] for n in range(4))
     engagement.record_open(engine, p0, user_agent=browser)  # p0 opens twice: one person
@@ -364,8 +362,8 @@ def test_report_numbers_against_a_hand_computed_fixture(
         session.add(
             Application(
                 candidate_id=p0_person, job_id=job.id, source="campaign", campaign_id=campaign_id,
-                stage="hired", applied_at=dt.datetime.now(dt.UTC),
-                hired_at=dt.datetime.now(dt.UTC),
+                stage="hired", applied_at=clock.now(),
+                hired_at=clock.now(),
             )
         )  # fmt: skip
     result = campaigns.report(engine, campaign_id)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from crm import candidates, db, importer
+from crm import candidates, clock, db, importer
 from crm.errors import NotFound, PermissionDenied, ValidationError
 from crm.identity import address_hash
 from crm.importer import ImportOptions
@@ -269,7 +269,7 @@ def test_touchpoints_move_last_contacted_forward_only(
     users: dict[str, User], engine: Engine
 ) -> None:
     ana = candidates.create_candidate(engine, actor=users["recruiter"], fields=ANA)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     candidates.log_touchpoint(
         engine,
         actor=users["recruiter"],
@@ -397,6 +397,6 @@ def test_managers_cannot_write(users: dict[str, User], engine: Engine) -> None:
             actor=users["recruiter"],
             candidate_id=999,
             channel="call",
-            occurred_at=dt.datetime.now(dt.UTC),
+            occurred_at=clock.now(),
             note="",
         )

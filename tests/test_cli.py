@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from crm import auth, db
+from crm import auth, clock, db
 from crm.cli import app
 from crm.models import User
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, python_command
 
 runner = CliRunner()
 
@@ -118,7 +117,7 @@ def test_demo_refuses_to_mix_with_existing_data(engine: Engine) -> None:
 
 def test_the_installed_command_runs_as_a_process(crm_env: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "crm.cli", "init"],
+        python_command("-m", "crm.cli", "init"),
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,
@@ -178,7 +177,7 @@ def test_calendar_export_writes_an_ics_file(
 
     from crm import calendar
 
-    start = dt.datetime.combine(dt.date.today(), dt.time(9), dt.UTC)
+    start = dt.datetime.combine(clock.today(), dt.time(9), dt.UTC)
     calendar.save_item(
         engine,
         actor=users["recruiter"],

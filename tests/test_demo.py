@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
-import bcrypt
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -34,14 +32,6 @@ GUIDE_GOALS = {
     "Boost the offer acceptance rate by 10%",
     "Source 25% of new hires from our talent pools by year end",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cheap_password_hashing() -> Iterator[None]:
-    """Five demo users with full-strength bcrypt would dominate these tests' run time."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bcrypt, "gensalt", functools.partial(bcrypt.gensalt, rounds=4))
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, select, update
 
-from crm import campaigns, db, engagement, outbox
+from crm import campaigns, clock, db, engagement, outbox
 from crm.identity import address_hash
-from crm.models import Candidate, Event, Link, OutboxMessage, Suppression, User, utcnow
+from crm.models import Candidate, Event, Link, OutboxMessage, Suppression, User
 from tests.smtp_server import FaultySmtpServer
 from tests.test_outbox import TWO_STEPS, launched, statuses
 
@@ -41,7 +41,7 @@ def age_messages(engine: Engine, seconds: int = 3600) -> None:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.sent_at.is_not(None))
-            .values(sent_at=utcnow() - dt.timedelta(seconds=seconds))
+            .values(sent_at=clock.now() - dt.timedelta(seconds=seconds))
         )
 
 
@@ -50,7 +50,7 @@ def make_due(engine: Engine) -> None:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == "queued")
-            .values(due_at=utcnow() - dt.timedelta(seconds=1))
+            .values(due_at=clock.now() - dt.timedelta(seconds=1))
         )
 
 

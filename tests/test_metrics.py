@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine
 
-from crm import db, jobs, metrics
+from crm import clock, db, jobs, metrics
 from crm.models import (
     Application,
     Campaign,
@@ -179,7 +179,7 @@ def test_hires_by_pool_counts_hires_in_the_period_per_pool(engine) -> None:
     from crm import db, metrics, pools
     from crm.models import Application, Candidate, Job, Pool
 
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    now = clock.now() - dt.timedelta(days=30)
     with db.write_session(engine) as session:
         pool = Pool(name="Backend", kind="static", stages=[])
         job = Job(title="Engineer", opened_at=now - dt.timedelta(days=90))
@@ -198,7 +198,7 @@ def test_hires_by_pool_counts_hires_in_the_period_per_pool(engine) -> None:
                 )
             )
         pool_id = pool.id
-    today = dt.datetime.now(dt.UTC).date()
+    today = clock.now().date()
     found = metrics.hires_by_pool(engine, start=today - dt.timedelta(days=60), end=today)
     assert found == {pool_id: 1}
     assert metrics.hires_by_pool(engine, start=today - dt.timedelta(days=10), end=today) == {}

@@ -12,14 +12,13 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from crm import campaigns, candidates, db, outbox, pools
+from crm import campaigns, candidates, clock, db, outbox, pools
 from crm.identity import address_hash
 from crm.models import (
     Campaign,
@@ -28,9 +27,8 @@ from crm.models import (
     OutboxMessage,
     Suppression,
     User,
-    utcnow,
 )
-from tests.conftest import BACKEND, PROJECT_ROOT
+from tests.conftest import BACKEND, PROJECT_ROOT, python_command
 from tests.smtp_server import FaultySmtpServer
 from tests.test_campaigns import add_people
 
@@ -175,7 +173,7 @@ def test_reply_stops_the_following_steps(
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == "queued")
-            .values(due_at=utcnow() - dt.timedelta(seconds=1))
+            .values(due_at=clock.now() - dt.timedelta(seconds=1))
         )
     report = outbox.deliver_due(engine)
     assert report.sent == 1 and report.cancelled == 1
@@ -192,7 +190,7 @@ def test_unsubscribed_after_launch_gets_nothing(
         session.execute(
             update(Candidate)
             .where(Candidate.email == "p1@example.com")
-            .values(unsubscribed_at=utcnow())
+            .values(unsubscribed_at=clock.now())
         )
     outbox.deliver_due(engine)
     assert set(acknowledged_per_address(smtp)) == {"p0@example.com"}
@@ -256,10 +254,10 @@ def test_transient_failure_is_retried_later_with_backoff(
     with db.read_session(engine) as session:
         row = session.scalar(select(OutboxMessage))
     assert row.status == "queued" and row.attempts == 1
-    assert dt.timedelta(seconds=55) < row.due_at - utcnow() <= dt.timedelta(seconds=60)
+    assert dt.timedelta(seconds=55) < row.due_at - clock.now() <= dt.timedelta(seconds=60)
     smtp.rcpt_replies = {}
     with db.write_session(engine) as session:
-        session.execute(update(OutboxMessage).values(due_at=utcnow()))
+        session.execute(update(OutboxMessage).values(due_at=clock.now()))
     assert outbox.deliver_due(engine).sent == 1
     assert statuses(engine, campaign_id) == {"sent": 1}
 
@@ -307,8 +305,8 @@ def test_resume_respaces_overdue_messages(
     campaigns.pause(engine, actor=users["admin"], campaign_id=campaign_id)
     assert outbox.deliver_due(engine).sent == 0
     with db.write_session(engine) as session:
-        session.execute(update(OutboxMessage).values(due_at=utcnow() - dt.timedelta(days=3)))
-    before = utcnow()
+        session.execute(update(OutboxMessage).values(due_at=clock.now() - dt.timedelta(days=3)))
+    before = clock.now()
     assert campaigns.resume(engine, actor=users["admin"], campaign_id=campaign_id) == 4
     with db.read_session(engine) as session:
         due = sorted(session.scalars(select(OutboxMessage.due_at)))
@@ -346,7 +344,7 @@ def test_two_workers_at_once_send_each_message_once(
 
 def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "crm.cli", "send", "--once"],
+        python_command("-m", "crm.cli", "send", "--once"),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -408,7 +406,7 @@ def test_first_message_to_a_sourced_person_says_who_we_are_and_why(
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == "queued")
-            .values(due_at=utcnow() - dt.timedelta(seconds=1))
+            .values(due_at=clock.now() - dt.timedelta(seconds=1))
         )
     outbox.deliver_due(engine)
     first, second = (m.message.get_body(("plain",)).get_content() for m in smtp.received)

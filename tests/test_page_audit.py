@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
-from crm import candidates, privacy
+from crm import candidates, clock, privacy
 from crm.models import User
 from tests.conftest import PROJECT_ROOT
 from tests.test_app import app_as
@@ -80,7 +80,7 @@ def test_dates_filter_and_a_bad_period_gets_a_sentence(
 ) -> None:
     add_people(engine, users, 1)
     at = open_page(users["admin"])
-    today = dt.date.today()
+    today = clock.today()
     at.date_input(key="audit_until").set_value(today - dt.timedelta(days=3)).run()
     assert not at.exception, at.exception
     assert "No entries match these filters" in at.info[0].value

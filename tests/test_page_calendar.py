@@ -8,7 +8,7 @@ import zoneinfo
 
 from sqlalchemy import Engine, select
 
-from crm import calendar, candidates, db, pools
+from crm import calendar, candidates, clock, db, pools
 from crm.models import Activity, User
 from tests.test_app import app_as
 
@@ -37,7 +37,7 @@ def a_pool(engine: Engine, users: dict[str, User]) -> int:
 
 
 def item(engine: Engine, users: dict[str, User], **changes: object) -> int:
-    today = dt.date.today()
+    today = clock.today()
     values = {
         "title": "Team spotlight", "channel": "linkedin_post",
         "starts_at": dt.datetime.combine(today, dt.time(10), ZONE), "pool_ids": [],
@@ -89,7 +89,7 @@ def test_new_item_from_the_dialog_appears_on_the_grid(
 def test_month_grid_shows_five_chips_a_day_then_how_many_more(
     users: dict[str, User], engine: Engine
 ) -> None:
-    today = dt.date.today()
+    today = clock.today()
     for hour in range(8, 15):
         item(engine, users, title=f"Post at {hour}",
              starts_at=dt.datetime.combine(today, dt.time(hour), ZONE))  # fmt: skip
@@ -132,8 +132,8 @@ def test_an_item_without_a_title_is_refused(users: dict[str, User], engine: Engi
     assert (
         calendar.occurrences_between(
             engine,
-            start=dt.datetime.now(dt.UTC) - dt.timedelta(days=40),
-            end=dt.datetime.now(dt.UTC) + dt.timedelta(days=40),
+            start=clock.now() - dt.timedelta(days=40),
+            end=clock.now() + dt.timedelta(days=40),
         )
         == []
     )
@@ -143,7 +143,7 @@ def test_open_and_mark_published_logs_on_timelines(users: dict[str, User], engin
     pool_id = a_pool(engine, users)
     item_id = item(engine, users, pool_ids=[pool_id])
     at = open_page(users["recruiter"])
-    at.session_state["cal_dialog"] = ("open", item_id, dt.date.today().isoformat())
+    at.session_state["cal_dialog"] = ("open", item_id, clock.today().isoformat())
     at.run()
     assert not at.exception, at.exception
     [publish] = [b for b in at.button if b.label == "Mark published"]
@@ -163,7 +163,7 @@ def test_email_item_becomes_a_campaign(users: dict[str, User], engine: Engine) -
         pool_ids=[pool_id], body="What we are building",
     )  # fmt: skip
     at = open_page(users["recruiter"])
-    at.session_state["cal_dialog"] = ("open", item_id, dt.date.today().isoformat())
+    at.session_state["cal_dialog"] = ("open", item_id, clock.today().isoformat())
     at.run()
     [create] = [b for b in at.button if b.label == "Create campaign"]
     create.click().run()
@@ -187,7 +187,7 @@ def test_manager_sees_the_calendar_read_only(users: dict[str, User], engine: Eng
     item_id = item(engine, users)
     at = open_page(users["manager"])
     assert not [b for b in at.button if b.label == "New item"]
-    at.session_state["cal_dialog"] = ("open", item_id, dt.date.today().isoformat())
+    at.session_state["cal_dialog"] = ("open", item_id, clock.today().isoformat())
     at.run()
     assert not at.exception, at.exception
     assert [b for b in at.button if b.label == "Save"][0].disabled

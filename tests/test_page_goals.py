@@ -11,15 +11,13 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import candidates, db, goals, jobs, metrics
+from crm import candidates, clock, db, goals, jobs, metrics
 from crm.models import Goal, User
 from tests.test_app import app_as
 
-TODAY = dt.date.today()
-
 
 def days_ago(n: int) -> dt.datetime:
-    return dt.datetime.combine(TODAY - dt.timedelta(days=n), dt.time(12), dt.UTC)
+    return dt.datetime.combine(clock.today() - dt.timedelta(days=n), dt.time(12), dt.UTC)
 
 
 def hiring(engine: Engine, users: dict[str, User]) -> dict[str, int]:
@@ -39,14 +37,14 @@ def hiring(engine: Engine, users: dict[str, User]) -> dict[str, int]:
         title="Backend Engineer",
         role_family="Software Engineering",
         key_role=True,
-        opened_at=TODAY - dt.timedelta(days=60),
+        opened_at=clock.today() - dt.timedelta(days=60),
     )
     analyst = jobs.create_job(
         engine,
         actor=actor,
         title="Data Analyst",
         role_family="Data & Analytics",
-        opened_at=TODAY - dt.timedelta(days=70),
+        opened_at=clock.today() - dt.timedelta(days=70),
     )
     ana = jobs.add_application(
         engine, actor=actor, job_id=backend, candidate_id=people["Ana"], source="talent_pool",
@@ -73,7 +71,7 @@ def hiring(engine: Engine, users: dict[str, User]) -> dict[str, int]:
             actor=actor,
             amount=Decimal(amount),
             category=category,
-            incurred_on=TODAY - dt.timedelta(days=ago),
+            incurred_on=clock.today() - dt.timedelta(days=ago),
         )
     return {"backend": backend, "analyst": analyst}
 
@@ -121,7 +119,7 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
     at = open_page(users["manager"])
     assert "read-only access" in at.caption[0].value
     assert main_buttons(at) == []  # nothing writable: no goal buttons, no dialogs
-    start, end = TODAY - dt.timedelta(days=89), TODAY
+    start, end = clock.today() - dt.timedelta(days=89), clock.today()
     report = metrics.compute(engine, start=start, end=end)
     assert not at.metric and not at.get("vega_lite_chart")  # the Goals tab opens first
     open_section(at, "Metrics")
@@ -214,14 +212,14 @@ def test_create_a_goal_through_the_dialog_and_see_its_status(
     at.selectbox(key="goal_metric").set_value("hires")
     at.radio(key="goal_target_kind").set_value("absolute")
     at.number_input(key="goal_target").set_value(2)
-    at.date_input(key="goal_start").set_value(TODAY - dt.timedelta(days=60))
-    at.date_input(key="goal_deadline").set_value(TODAY + dt.timedelta(days=30))
+    at.date_input(key="goal_start").set_value(clock.today() - dt.timedelta(days=60))
+    at.date_input(key="goal_deadline").set_value(clock.today() + dt.timedelta(days=30))
     at.number_input(key="goal_baseline_value").set_value(0)
     save_goal(at)
     assert "Saved the goal 'Two hires this quarter'" in at.success[0].value
     [goal] = goals.list_goals(engine)
     assert (goal.metric, goal.target_value, goal.baseline_value) == ("hires", 2, 0)
-    assert goals.progress(engine, goal, today=TODAY).status == "on_track"
+    assert goals.progress(engine, goal, today=clock.today()).status == "on_track"
     glance = at.dataframe[0].value
     assert glance[["Goal", "Status", "Actual", "Target"]].values.tolist() == [
         ["Two hires this quarter", "On track", "2", "2"]
@@ -233,7 +231,9 @@ def test_create_a_goal_through_the_dialog_and_see_its_status(
     # Its progress chart plots the service's series.
     frame = chart_frames(at)["measured_to"]
     assert frame["value"].tolist() == [
-        actual for _, actual, _ in goals.series(engine, goal, today=TODAY) if actual is not None
+        actual
+        for _, actual, _ in goals.series(engine, goal, today=clock.today())
+        if actual is not None
     ]
 
 
@@ -286,14 +286,14 @@ def five_hires(engine: Engine, users: dict[str, User], *, start: dt.date) -> Non
         actor=users["admin"],
         draft=goals.GoalDraft(
             metric="hires", target_kind="absolute", target_value=5, baseline_value=1,
-            start_date=start, deadline=TODAY + dt.timedelta(days=90), title="Five hires",
+            start_date=start, deadline=clock.today() + dt.timedelta(days=90), title="Five hires",
         ),
     )  # fmt: skip
 
 
 def test_delete_a_goal_after_confirming(users: dict[str, User], engine: Engine) -> None:
     hiring(engine, users)
-    five_hires(engine, users, start=TODAY)
+    five_hires(engine, users, start=clock.today())
     at = open_page(users["recruiter"])
     [goal] = goals.list_goals(engine)
     at.selectbox(key="goals_picked").set_value(goal.id).run()
@@ -311,7 +311,7 @@ def test_manager_sees_a_goals_progress_but_cannot_delete_it(
     users: dict[str, User], engine: Engine
 ) -> None:
     hiring(engine, users)
-    five_hires(engine, users, start=TODAY - dt.timedelta(days=80))
+    five_hires(engine, users, start=clock.today() - dt.timedelta(days=80))
     [goal] = goals.list_goals(engine)
     at = open_page(users["manager"])
     at.selectbox(key="goals_picked").set_value(goal.id).run()
@@ -338,7 +338,7 @@ def test_print_view_hides_the_controls(users: dict[str, User], engine: Engine) -
     assert {"facet", "source"} <= set(chart_frames(at))
     assert not [w for w in at.segmented_control if w.key == "goals_period"]
     assert main_buttons(at) == []
-    assert f"01 Jan {TODAY.year}" in at.caption[0].value + at.caption[1].value
+    assert f"01 Jan {clock.today().year}" in at.caption[0].value + at.caption[1].value
     at.toggle(key="goals_print").set_value(False).run()
     open_section(at, "Metrics")
     assert at.segmented_control(key="goals_period").value == "This year"
@@ -354,7 +354,9 @@ def test_custom_period_and_scope_filter_the_cards(users: dict[str, User], engine
     assert cards["Hires"] == "1"
     assert cards["Time to fill"] == "39.0 days"
     at.segmented_control(key="goals_period").set_value("Custom").run()
-    at.date_input(key="goals_custom").set_value((TODAY - dt.timedelta(days=25), TODAY)).run()
+    at.date_input(key="goals_custom").set_value(
+        (clock.today() - dt.timedelta(days=25), clock.today())
+    ).run()
     assert not at.exception, at.exception
     cards = {m.label: m.value for m in at.metric}
     assert cards["Hires"] == "1"
@@ -363,8 +365,8 @@ def test_custom_period_and_scope_filter_the_cards(users: dict[str, User], engine
     assert cards["Cost per hire"] == "$0"
     report = metrics.compute(
         engine,
-        start=TODAY - dt.timedelta(days=25),
-        end=TODAY,
+        start=clock.today() - dt.timedelta(days=25),
+        end=clock.today(),
         scope=metrics.Scope(role_families=("Software Engineering",)),
     )
     assert cards["Time to hire"] == common_format("time_to_hire_days", report.time_to_hire_days)

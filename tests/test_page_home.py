@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import Engine
 
-from crm import calendar
+from crm import calendar, clock
 from crm.models import User
 from tests.test_app import app_as
 
@@ -14,7 +14,7 @@ from tests.test_app import app_as
 def test_a_busy_week_shows_the_first_items_and_how_many_more(
     users: dict[str, User], engine: Engine
 ) -> None:
-    today = dt.datetime.now(dt.UTC).date()
+    today = clock.now().date()
     noon = dt.datetime.combine(today - dt.timedelta(days=today.weekday()), dt.time(12), dt.UTC)
     midweek = noon + dt.timedelta(days=3)  # inside this week, whatever the day
     for n in range(11):

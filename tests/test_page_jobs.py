@@ -7,11 +7,9 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from crm import candidates, jobs
+from crm import candidates, clock, jobs
 from crm.models import User
 from tests.test_app import app_as
-
-TODAY = dt.date.today()
 
 
 def people(engine: Engine, users: dict[str, User]) -> dict[str, int]:
@@ -32,7 +30,7 @@ def a_job(engine: Engine, users: dict[str, User]) -> int:
         title="Backend Engineer",
         role_family="Software Engineering",
         key_role=True,
-        opened_at=TODAY - dt.timedelta(days=30),
+        opened_at=clock.today() - dt.timedelta(days=30),
     )
 
 
@@ -134,7 +132,7 @@ def test_add_a_person_and_move_them_to_hired(users: dict[str, User], engine: Eng
         assert at.success[0].value == f"Moved Ana Test to {stage}."
         assert [v.id for v in jobs.pipeline(engine, job_id)[stage]] == [view.id]
     job = jobs.get_job(engine, job_id)
-    assert (job.status, job.filled_at) == ("filled", dt.datetime.now(dt.UTC).date())
+    assert (job.status, job.filled_at) == ("filled", clock.now().date())
     assert at.dataframe[0].value["hired"].tolist() == [1]
     assert any("Filled" in str(m.value) for m in at.markdown)
 
@@ -144,7 +142,7 @@ def test_record_a_declined_offer(users: dict[str, User], engine: Engine) -> None
     job_id = a_job(engine, users)
     application = jobs.add_application(
         engine, actor=users["recruiter"], job_id=job_id, candidate_id=made["Ben"],
-        source="job_board", at=TODAY - dt.timedelta(days=10),
+        source="job_board", at=clock.today() - dt.timedelta(days=10),
     )  # fmt: skip
     at = open_job(open_page(users["recruiter"]), job_id)
     declined = next(b for b in at.button if b.label == "Declined")
@@ -169,7 +167,7 @@ def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
     assert at.success[0].value == "Added a cost of $4,500.50."
     [cost] = jobs.list_costs(engine, job_id=job_id)
     assert (cost.amount, cost.category, cost.note, cost.incurred_on) == (
-        Decimal("4500.50"), "agency_fees", "Search firm", TODAY,
+        Decimal("4500.50"), "agency_fees", "Search firm", clock.today(),
     )  # fmt: skip
     # The period view lists it with the job's title.
     at.segmented_control(key="jobs_view").set_value("Costs").run()
@@ -198,7 +196,7 @@ def test_manager_reads_but_changes_nothing(users: dict[str, User], engine: Engin
     )  # fmt: skip
     jobs.add_cost(
         engine, actor=users["recruiter"], amount=Decimal(100), category="tools",
-        incurred_on=TODAY, job_id=job_id,
+        incurred_on=clock.today(), job_id=job_id,
     )  # fmt: skip
     at = open_job(open_page(users["manager"]), job_id)
     assert "read-only access" in at.caption[0].value

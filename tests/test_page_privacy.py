@@ -13,7 +13,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
-from crm import candidates, db, privacy
+from crm import candidates, clock, db, privacy
 from crm.identity import address_hash, normalize_email
 from crm.models import Candidate, Pool, PoolMember, Suppression, User
 from tests.conftest import PROJECT_ROOT
@@ -62,7 +62,7 @@ def person(
         },
     ).id
     if age_days:
-        then = dt.datetime.now(dt.UTC) - dt.timedelta(days=age_days)
+        then = clock.now() - dt.timedelta(days=age_days)
         with db.write_session(engine) as session:
             session.execute(
                 update(Candidate)
@@ -199,7 +199,7 @@ def test_retention_lists_the_quiet_and_keep_needs_a_reason(
         actor=users["recruiter"],
         candidate_id=touched,
         channel="call",
-        occurred_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=10),
+        occurred_at=clock.now() - dt.timedelta(days=10),
         note="Caught up",
     )
     person(engine, users, "new@example.com", "Nia")
@@ -255,7 +255,7 @@ def test_consent_renewal_creates_a_static_pool(users: dict[str, User], engine: E
     choose(at, "privacy_consent_table", [0])
     button(at, "Start consent renewal").click().run()
     assert not at.exception, at.exception
-    name = f"Consent renewal {dt.datetime.now(dt.UTC):%Y-%m-%d}"
+    name = f"Consent renewal {clock.now():%Y-%m-%d}"
     with db.read_session(engine) as session:
         pool = session.scalars(select(Pool).where(Pool.name == name)).one()
         members = list(

@@ -7,11 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine
 
-from crm import db, pools
+from crm import clock, db, pools
 from crm.errors import ValidationError
 from crm.models import Candidate, CandidateTag, Pool, PoolMember
-
-NOW = dt.datetime.now(dt.UTC)
 
 
 def person(first: str, **fields: object) -> Candidate:
@@ -33,7 +31,7 @@ def people(engine: Engine) -> Engine:
                     location="London",
                     years_experience=7,
                     skills=["python", "aws"],
-                    last_contacted_at=NOW - dt.timedelta(days=10),
+                    last_contacted_at=clock.now() - dt.timedelta(days=10),
                     role_family="Software Engineering",
                 ),
                 person(
@@ -43,7 +41,7 @@ def people(engine: Engine) -> Engine:
                     years_experience=3,
                     skills=["python"],
                     tags=["silver medalist"],
-                    last_contacted_at=NOW - dt.timedelta(days=200),
+                    last_contacted_at=clock.now() - dt.timedelta(days=200),
                 ),
                 person(
                     "Cy",
@@ -63,7 +61,7 @@ def names(engine: Engine, filter_json: dict) -> set[str]:
     from sqlalchemy import select
 
     with db.read_session(engine) as session:
-        condition = pools.compile_filter(session, filter_json, now=NOW)
+        condition = pools.compile_filter(session, filter_json, now=clock.now())
         return set(session.scalars(select(Candidate.first_name).where(condition)))
 
 
@@ -216,7 +214,7 @@ def test_list_shows_size_growth_engagement_and_last_touched(people: Engine, user
     assert (summary.size, summary.growth, summary.owner) == (5, 5, actor.display_name)
     assert summary.engaged == 0 and summary.engagement_rate == 0
     assert summary.last_touched is not None
-    assert abs((summary.last_touched - (NOW - dt.timedelta(days=10))).total_seconds()) < 1
+    assert abs((summary.last_touched - (clock.now() - dt.timedelta(days=10))).total_seconds()) < 1
 
 
 def test_overlap_and_static_lists(people: Engine, users) -> None:
@@ -308,16 +306,24 @@ def test_engagement_and_pipeline_stage(people: Engine, users) -> None:
         ids = {c.first_name: c.id for c in session.query(Candidate)}
         session.add_all(
             [
-                Event(kind="open", candidate_id=ids["Ana"], occurred_at=NOW - dt.timedelta(days=3)),
                 Event(
-                    kind="click", candidate_id=ids["Ben"], occurred_at=NOW - dt.timedelta(days=40)
+                    kind="open",
+                    candidate_id=ids["Ana"],
+                    occurred_at=clock.now() - dt.timedelta(days=3),
+                ),
+                Event(
+                    kind="click",
+                    candidate_id=ids["Ben"],
+                    occurred_at=clock.now() - dt.timedelta(days=40),
                 ),
                 # a scanner's automatic open is not engagement
-                Event(kind="open", candidate_id=ids["Cy"], occurred_at=NOW, is_machine=True),
-                Event(kind="unsubscribe", candidate_id=None, occurred_at=NOW),
+                Event(
+                    kind="open", candidate_id=ids["Cy"], occurred_at=clock.now(), is_machine=True
+                ),
+                Event(kind="unsubscribe", candidate_id=None, occurred_at=clock.now()),
             ]
         )
-        job = Job(title="Backend engineer", opened_at=NOW)
+        job = Job(title="Backend engineer", opened_at=clock.now())
         session.add(job)
         session.flush()
         session.add(

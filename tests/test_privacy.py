@@ -16,6 +16,7 @@ from sqlalchemy import types as sa_types
 from crm import (
     campaigns,
     candidates,
+    clock,
     custom_fields,
     db,
     engagement,
@@ -110,7 +111,7 @@ def ana(engine: Engine, users: dict[str, User], smtp: FaultySmtpServer) -> dict[
         actor=recruiter,
         candidate_id=cid,
         channel="call",
-        occurred_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+        occurred_at=clock.now() - dt.timedelta(days=1),
         note="Called Ana about Berlin",
     )
     pool_id = pools.save_pool(engine, actor=recruiter, name="Berlin backend", kind="static")
@@ -132,7 +133,7 @@ def ana(engine: Engine, users: dict[str, User], smtp: FaultySmtpServer) -> dict[
     with db.write_session(engine) as session:
         sent = session.scalar(select(OutboxMessage).where(OutboxMessage.status == "sent"))
         assert sent is not None
-        sent.sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+        sent.sent_at = clock.now() - dt.timedelta(hours=2)
         session.add(Link(outbox_message_id=sent.id, url="https://acme.example/ana", position=0))
         sent_id = sent.id
     assert engagement.record_click(engine, sent_id, 0, user_agent=BROWSER)
@@ -579,7 +580,7 @@ def test_set_consent_records_basis_date_source_and_note(
             status="consented",
             source=None,
             note=None,
-            at=dt.datetime.now(dt.UTC) + dt.timedelta(days=2),
+            at=clock.now() + dt.timedelta(days=2),
         )
     with pytest.raises(NotFound):
         privacy.set_consent(
@@ -622,7 +623,7 @@ def test_consent_due_and_renewal_pool(engine: Engine, users: dict[str, User]) ->
     pool_id = privacy.start_consent_renewal(
         engine, actor=users["recruiter"], candidate_ids=[stale, undated]
     )
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    today = clock.now().date().isoformat()
     pool = pools.get_pool(engine, pool_id)
     assert pool is not None
     assert (pool.name, pool.kind) == (f"Consent renewal {today}", "static")
@@ -687,7 +688,7 @@ def test_retention_lists_only_people_quiet_for_the_period(
 def test_keep_takes_people_off_the_list_and_erase_many_removes_them(
     engine: Engine, users: dict[str, User]
 ) -> None:
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=1000)
+    old = clock.now() - dt.timedelta(days=1000)
     first, second, third = (
         add_person(engine, email=f"r{n}@example.com", created_at=old) for n in range(3)
     )
@@ -709,7 +710,7 @@ def test_keep_takes_people_off_the_list_and_erase_many_removes_them(
 
 
 def test_a_recent_application_counts_as_a_touch(engine: Engine, users: dict[str, User]) -> None:
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=1000)
+    old = clock.now() - dt.timedelta(days=1000)
     cid = add_person(engine, email="applied@example.com", created_at=old)
     assert privacy.retention_due(engine)[1] == 1
     with db.write_session(engine) as session:
@@ -769,7 +770,7 @@ def test_managers_are_refused_and_nothing_changes(
 
 def test_audit_entries_filter_and_page_newest_first(engine: Engine, users: dict[str, User]) -> None:
     admin = users["admin"]
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     cid = add_person(engine, email="ivy@example.com")
     privacy.set_consent(
         engine, actor=users["recruiter"], candidate_id=cid, status="consented", source="Web",

@@ -29,6 +29,7 @@ from crm import (
     calendar,
     campaigns,
     candidates,
+    clock,
     custom_fields,
     db,
     exporter,
@@ -93,7 +94,7 @@ def _hostile_world(engine: Engine, users: dict[str, User]) -> dict[str, int]:
         note=PAYLOAD,
     )  # fmt: skip
     candidates.set_follow_up(
-        engine, actor=recruiter, candidate_id=person.id, on=dt.date.today(), note=PAYLOAD
+        engine, actor=recruiter, candidate_id=person.id, on=clock.today(), note=PAYLOAD
     )
     pool_id = pools.save_pool(
         engine,
@@ -122,7 +123,7 @@ def _hostile_world(engine: Engine, users: dict[str, User]) -> dict[str, int]:
         draft=calendar.ItemDraft(
             title=PAYLOAD,
             channel="linkedin_post",
-            starts_at=dt.datetime.combine(dt.date.today(), dt.time(10), UTC),
+            starts_at=dt.datetime.combine(clock.today(), dt.time(10), UTC),
             pool_ids=[pool_id],
             body=PAYLOAD,
         ),
@@ -375,7 +376,7 @@ def test_no_export_has_a_cell_a_spreadsheet_would_run(
         engine, actor=admin, name="=pool", kind="dynamic",
         filter_json={"field": "location", "op": "eq", "value": "Formula town"},
     )  # fmt: skip
-    when = dt.datetime.combine(dt.date.today(), dt.time(10), UTC)
+    when = dt.datetime.combine(clock.today(), dt.time(10), UTC)
     calendar.save_item(
         engine, actor=admin,
         draft=calendar.ItemDraft(title="@item", channel="linkedin_post", starts_at=when,

@@ -10,7 +10,6 @@ import datetime as dt
 import http.client
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -19,9 +18,9 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine, select, update
 
-from crm import auth, campaigns, db, outbox, pools, tokens
-from crm.models import Candidate, Event, OutboxMessage, User, utcnow
-from tests.conftest import PROJECT_ROOT, TEST_SECRET, fresh_database_url
+from crm import auth, campaigns, clock, db, outbox, pools, tokens
+from crm.models import Candidate, Event, OutboxMessage, User
+from tests.conftest import PROJECT_ROOT, TEST_SECRET, fresh_database_url, python_command
 from tests.e2e.conftest import free_port, wait_until_healthy
 from tests.smtp_server import FaultySmtpServer
 from tests.test_campaigns import add_people
@@ -78,16 +77,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         log = folder / "serve.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "crm.cli",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--host",
-                    "127.0.0.1",
-                ],
+                python_command(
+                    "-m", "crm.cli", "serve", "--port", str(port), "--host", "127.0.0.1"
+                ),
                 env=dict(os.environ),
                 cwd=PROJECT_ROOT,
                 stdout=output,
@@ -141,7 +133,7 @@ def send_to(live: Live, people: int, name: str) -> list[OutboxMessage]:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.campaign_id == campaign_id, OutboxMessage.status == "sent")
-            .values(sent_at=utcnow() - dt.timedelta(hours=1))
+            .values(sent_at=clock.now() - dt.timedelta(hours=1))
         )
         return list(
             session.scalars(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,12 @@ class Server:
             cwd=PROJECT_ROOT,
             timeout=300,
         )
+
+    def crm_ok(self, *args: str, stdin: str | None = None) -> str:
+        """Run `crm ARGS` against this server's database; it must succeed."""
+        result = self.crm(*args, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -93,23 +99,41 @@ def serving(server: Server, port: int, *, cwd: Path = PROJECT_ROOT) -> Iterator[
                 process.kill()
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The real server on a database with demo data and the demo users."""
-    folder = tmp_path_factory.mktemp("e2e")
+@contextmanager
+def crm_server(
+    folder: Path,
+    prepare: Callable[[Server], None],
+    *,
+    cwd: Path = PROJECT_ROOT,
+    **settings: str,
+) -> Iterator[Server]:
+    """`crm serve` on a free port and a database of its own, after prepare(server) has set
+    the database up (through `server.crm_ok`, or the services on `server.env`'s URL)."""
     with fresh_database_url(folder) as database_url:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
         env = clean_env(
             CRM_DATABASE_URL=database_url,
             CRM_SECRET_KEY=TEST_SECRET,
             CRM_DATA_DIR=str(folder / "data"),
+            CRM_PUBLIC_URL=url,  # tracking links and the SSO redirect point back here
+            **settings,
         )
-        port = free_port()
-        server = Server(url=f"http://127.0.0.1:{port}", env=env, log=folder / "serve.log")
-        for args in (["init"], ["demo", "--candidates", "500"]):
-            result = server.crm(*args)
-            assert result.returncode == 0, result.stderr
-        with serving(server, port) as running:
+        server = Server(url=url, env=env, log=folder / "serve.log")
+        server.crm_ok("init")
+        prepare(server)
+        with serving(server, port, cwd=cwd) as running:
             yield running
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real server on a database with demo data and the demo users."""
+    with crm_server(
+        tmp_path_factory.mktemp("e2e"),
+        lambda server: server.crm_ok("demo", "--candidates", "500"),
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

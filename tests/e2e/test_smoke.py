@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -53,7 +55,7 @@ def test_wrong_password_and_no_page_without_login(demo_server: Server, browser) 
     page.get_by_label("Password", exact=True).fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     settle(page)
-    assert page.get_by_text("The username or password is incorrect.").is_visible()
+    expect(page.get_by_text("The username or password is incorrect.", exact=True)).to_be_visible()
     assert page.locator("[data-testid=stSidebarNav]").count() == 0
     page.close()
 
@@ -64,7 +66,7 @@ def test_manager_lands_on_goals_and_admin_sees_settings(demo_server: Server, bro
         context = browser.new_context()
         page = context.new_page()
         sign_in(page, demo_server.url, username, password)
-        assert page.locator("h1").first.inner_text().startswith(landing)
+        expect(page.locator("h1").first).to_have_text(re.compile(f"^{re.escape(landing)}"))
         nav_text = page.locator("[data-testid=stSidebarNav]").inner_text()
         assert ("Settings" in nav_text) == (role == "admin")
         context.close()
@@ -77,10 +79,14 @@ def test_recruiter_builds_a_pool_in_the_browser(demo_server: Server, browser) ->
     page.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Talent pools").click()
     expect(page.locator("h1").first).to_contain_text("Talent pools", timeout=60_000)
     settle(page)
-    page.locator("[data-testid=stButtonGroup]").get_by_text("Build a pool").click()
+    page.locator("[data-testid=stButtonGroup]").get_by_text("Build a pool", exact=True).click()
     settle(page)
-    expect(page.get_by_text("People matching now")).to_be_visible(timeout=60_000)
-    everyone = page.locator("[data-testid=stMetricValue]").first.inner_text()
+    matching = page.get_by_test_id("stMetric").filter(
+        has=page.get_by_test_id("stMetricLabel").get_by_text("People matching now", exact=True)
+    )
+    count = matching.get_by_test_id("stMetricValue")
+    expect(count).to_have_text(re.compile(r"^[\d,]+$"), timeout=60_000)
+    everyone = count.inner_text()
     # Skills has any of: type a skill into the multiselect and pick it.
     values = page.locator("[data-testid=stMultiSelect]").first
     values.click()
@@ -88,11 +94,13 @@ def test_recruiter_builds_a_pool_in_the_browser(demo_server: Server, browser) ->
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     settle(page)
-    narrowed = page.locator("[data-testid=stMetricValue]").first.inner_text()
+    expect(count).not_to_have_text(everyone, timeout=60_000)  # the count follows the filter
+    narrowed = count.inner_text()
     assert int(narrowed.replace(",", "")) < int(everyone.replace(",", ""))
     page.get_by_label("Pool name").fill("Browser Pythonistas")
     page.get_by_role("button", name="Save pool").click()
     settle(page)
-    expect(page.get_by_text("Saved the pool Browser Pythonistas.")).to_be_visible(timeout=60_000)
+    saved = page.get_by_text("Saved the pool Browser Pythonistas.", exact=True)
+    expect(saved).to_be_visible(timeout=60_000)
     assert page.locator("[data-testid=stException]").count() == 0
     page.close()

@@ -9,8 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from crm import auth, db
-from tests.conftest import TEST_SECRET, fresh_database_url
-from tests.e2e.conftest import SETTLED, Server, clean_env, free_port, serving, settle
+from tests.e2e.conftest import SETTLED, Server, crm_server, settle
 from tests.e2e.test_smoke import MENU
 from tests.oidc_server import MockOidcProvider
 
@@ -38,44 +37,37 @@ def sso_server(
 ) -> Iterator[Server]:
     """The real server with single sign-on through `provider`, and three users."""
     folder = tmp_path_factory.mktemp("e2e-sso")
-    with fresh_database_url(folder) as database_url:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = clean_env(
-            CRM_DATABASE_URL=database_url,
-            CRM_SECRET_KEY=TEST_SECRET,
-            CRM_DATA_DIR=str(folder / "data"),
-            CRM_PUBLIC_URL=url,  # the redirect URI is CRM_PUBLIC_URL/oauth2callback
-            CRM_WORKER="off",
-            CRM_OIDC_METADATA_URL=provider.metadata_url,
-            CRM_OIDC_CLIENT_ID=provider.client_id,
-        )
-        # The rest comes from .streamlit/secrets.toml in the folder `crm serve` starts
-        # from, as an operator may keep the client secret.
-        (folder / ".streamlit").mkdir()
-        (folder / ".streamlit" / "secrets.toml").write_text(
-            f'CRM_OIDC_CLIENT_SECRET = "{provider.client_secret}"\n'
-            f'CRM_OIDC_NAME = "{PROVIDER_NAME}"\n'
-        )
-        server = Server(url=url, env=env, log=folder / "serve.log")
-        result = server.crm("init")
-        assert result.returncode == 0, result.stderr
+    # Part of the settings comes from .streamlit/secrets.toml in the folder `crm serve`
+    # starts from, as an operator may keep the client secret.
+    (folder / ".streamlit").mkdir()
+    (folder / ".streamlit" / "secrets.toml").write_text(
+        f'CRM_OIDC_CLIENT_SECRET = "{provider.client_secret}"\nCRM_OIDC_NAME = "{PROVIDER_NAME}"\n'
+    )
+
+    def add_users(server: Server) -> None:
         for username, (role, email) in USERS.items():
-            result = server.crm(
+            server.crm_ok(
                 "user", "add", username, "--role", role, "--email", email,
                 "--display-name", username.title() + " Example",
                 stdin="a-long-password-1\n",
             )  # fmt: skip
-            assert result.returncode == 0, result.stderr
-        engine = db.create_engine_for(database_url)
+        engine = db.create_engine_for(server.env["CRM_DATABASE_URL"])
         admin = auth.find_user(engine, "ada")
-        auth.set_active(
-            engine, actor=admin, user_id=auth.find_user(engine, "gone").id, active=False
-        )
+        gone = auth.find_user(engine, "gone")
+        auth.set_active(engine, actor=admin, user_id=gone.id, active=False)
         engine.dispose()
-        # From the folder holding that secrets file, as an operator would start it.
-        with serving(server, port, cwd=folder) as running:
-            yield running
+
+    # From the folder holding that secrets file, as an operator would start it; the
+    # redirect URI is CRM_PUBLIC_URL/oauth2callback.
+    with crm_server(
+        folder,
+        add_users,
+        cwd=folder,
+        CRM_WORKER="off",
+        CRM_OIDC_METADATA_URL=provider.metadata_url,
+        CRM_OIDC_CLIENT_ID=provider.client_id,
+    ) as running:
+        yield running
 
 
 def _sign_in_with_the_provider(page: object, server: Server) -> None:
