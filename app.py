@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import account, common
 from crm import auth, db
 from crm.config import secret_key, sso_settings
 from crm.errors import CrmError
@@ -53,7 +53,9 @@ user = auth.session_user(engine, st.session_state)
 if user is None and sso is not None:
     # Back from the provider (or a new tab with its cookie): st.user names the person;
     # the users table says who that is in the CRM and with which role.
-    user = auth.sso_sign_in(engine, st.session_state, st.user.to_dict())
+    user = auth.sso_sign_in(
+        engine, st.session_state, st.user.to_dict(), trusted_issuer=sso.trusted_issuer
+    )
 if user is None:
 
     def sign_in() -> None:
@@ -163,5 +165,6 @@ with st.sidebar:
             st.logout()
             st.stop()
         st.rerun()
+    account.password_controls(engine, user)
 
 navigation.run()

@@ -48,7 +48,11 @@ if NOTICE in st.session_state:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_pools(url: str) -> dict[int, str]:
-    return {p.id: p.name for p in pools.list_pools(common.engine())}
+    """Each pool's label for the pickers; a pool whose filter cannot be counted says so."""
+    return {
+        p.id: f"{p.name} (broken: cannot be counted)" if p.problem else p.name
+        for p in pools.list_pools(common.engine())
+    }
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -759,7 +763,7 @@ else:  # Share & cadence: export, import, and each pool's cadence settings
                     engine, actor=user, pool_id=chosen,
                     frequency_cap_per_week=int(cap) or None, silence_days=int(silence),
                 )  # fmt: skip
-                finish(f"Saved the cadence for {pool_names[chosen]}.")
+                finish(f"Saved the cadence for {pool.name if pool else pool_names[chosen]}.")
 
 dialog = st.session_state.get(DIALOG)
 if dialog and dialog[0] == "new" and writable:

@@ -236,7 +236,9 @@ if st.session_state.get(DIALOG) == "add":
     add_candidate_dialog()
 
 if result.total == 0:
-    if candidates.count(engine) == 0:
+    if result.problem:  # the search itself was refused (too long, a NUL character)
+        st.warning(result.problem)
+    elif candidates.count(engine) == 0:
         st.info(
             "The database is empty. Add someone with **Add candidate**, or bring a CSV file "
             "in on the Import / export page."

@@ -7,7 +7,7 @@ import datetime as dt
 import streamlit as st
 from sqlalchemy import Engine
 
-from crm import auth, clock, db
+from crm import clock, db, permissions
 from crm.config import load_settings
 from crm.metrics import METRICS
 from crm.models import User
@@ -37,7 +37,7 @@ def current_user() -> User:
 
 
 def can_write() -> bool:
-    return auth.can_write(current_user())
+    return permissions.can_write(current_user())
 
 
 def read_only_caption() -> None:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from crm import pools
 from crm.candidate_fields import CONSENT_LABELS
+from crm.errors import CrmError
 from crm.models import APPLICATION_STAGES
 
 STATE = "pool_builder"
@@ -126,9 +127,16 @@ def remove(condition_id: int) -> None:
 
 def load(filter_json: Any, *, pool_id: int | None = None) -> bool:
     """Put a saved filter into the builder; False if it nests deeper than the builder draws
-    (AND of conditions and OR groups), in which case it is edited as JSON."""
+    (AND of conditions and OR groups), or breaks a limit (a pool saved before it), in which
+    case it is edited as JSON and the preview says what is wrong."""
     reset(pool_id)
     data = state()
+    try:
+        pools.check_filter(filter_json)
+    except CrmError:
+        data["json"] = filter_json
+        data["json_reason"] = "This filter breaks a limit (said below); edit it as JSON."
+        return False
     if isinstance(filter_json, dict) and "field" in filter_json:
         filter_json = {"all": [filter_json]}
     if isinstance(filter_json, dict) and isinstance(filter_json.get("any"), list):

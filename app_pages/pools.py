@@ -167,12 +167,14 @@ def pool_detail(summary: pools.PoolSummary) -> None:
         st.warning("That pool was just deleted.")
         return
     st.subheader(pool.name, anchor=False, divider="gray")
-    size = f"{summary.size:,} people" if summary.size is not None else "size unknown"
+    size = f"{summary.size:,} people" if summary.size is not None else "cannot be counted"
     kind = "Dynamic: stays current" if pool.kind == "dynamic" else "Static list"
     st.caption(
         f"{kind} · {size} · owner {common.md(summary.owner or 'nobody')} · "
         f"{summary.hires} hire(s) from it in 12 months"
     )
+    if summary.problem:
+        st.warning(common.md(summary.problem), icon=":material/error:")
     if pool.description:
         st.write(common.md(pool.description))
     if pool.kind == "dynamic":
@@ -194,6 +196,7 @@ def pool_detail(summary: pools.PoolSummary) -> None:
         mime="text/csv",
         icon=":material/download:",
         on_click="ignore",
+        disabled=bool(summary.problem),  # nobody can be listed from it
     )
     if buttons[2].button("Delete", icon=":material/delete:", disabled=not writable):
         st.session_state[DIALOG] = ("delete", pool.id, pool.name)
@@ -239,7 +242,11 @@ def stages_board(pool) -> None:
         )
         stage_editor(pool)
         return
-    board = pool_board.board(engine, pool.id)
+    try:
+        board = pool_board.board(engine, pool.id)
+    except CrmError as error:  # a pool whose filter cannot be counted has no board
+        st.warning(str(error))
+        return
     columns = st.columns(len(board.stages))
     for column, stage in zip(columns, board.stages, strict=True):
         with column:
@@ -359,11 +366,7 @@ def aimed_at(pool_id: int) -> None:
 def use_json() -> None:
     text = st.session_state.get("pools_json_text", "")
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        st.session_state["pools_json_problem"] = f"That is not valid JSON ({error.msg})."
-        return
-    try:
+        parsed = pools.parse_filter(text)  # JSON within the limits, or one sentence
         pools.preview_filter(engine, parsed, sample=0)  # checks every field and value
     except CrmError as error:
         st.session_state["pools_json_problem"] = str(error)
@@ -383,7 +386,10 @@ def builder_view() -> None:
     options = load_options(common.database_key())
     json_mode = "json" in data
     if json_mode:
-        st.info("This filter nests deeper than the builder draws; edit it as JSON.")
+        st.info(
+            data.get("json_reason")
+            or "This filter nests deeper than the builder draws; edit it as JSON."
+        )
         filter_json = data["json"]
         unfinished = 0
     else:

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, custom_fields, db, outbox
+from crm import auth, custom_fields, db, outbox, throttle
 from crm.config import load_settings, sso_settings
 from crm.errors import CrmError
 from crm.models import ROLES
@@ -30,6 +30,7 @@ st.dataframe(
             "last sign-in": [
                 common.ago(u.last_login_at) if u.last_login_at else "never" for u in users
             ],
+            "failed sign-ins": [u.failed_login_attempts for u in users],
         }
     ),
     hide_index=True,
@@ -61,7 +62,11 @@ def add_user_dialog() -> None:
         display_name = st.text_input("Full name")
         email = st.text_input("Email (optional)")
         new_role = st.selectbox("Role", ROLES, index=1)
-        password = st.text_input("Password", type="password", help="At least 8 characters.")
+        password = st.text_input(
+            "Password",
+            type="password",
+            help=f"At least {auth.MIN_PASSWORD_LENGTH} characters, and hard to guess.",
+        )
         submitted = st.form_submit_button("Add user", type="primary")
     if submitted:
         try:
@@ -99,6 +104,38 @@ def change_user_dialog() -> None:
         st.error(str(error))
     if chosen.id == admin.id:
         st.caption("You cannot deactivate yourself.")
+    wait = auth.sign_in_wait(chosen)
+    if chosen.failed_login_attempts:
+        waiting = f", and must wait {throttle.describe(wait)}" if wait else ""
+        st.caption(
+            f"{common.md(chosen.username)} has {chosen.failed_login_attempts} failed sign-ins "
+            f"in a row{waiting}."
+        )
+        if st.button("Let them sign in now", icon=":material/lock_open:", key="settings_unlock"):
+            try:
+                auth.unlock(engine, actor=admin, user_id=chosen.id)
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                close_with(f"{common.md(chosen.username)} can sign in again now.")
+    with st.form("settings_password", border=False):
+        password = st.text_input(
+            f"New password for {chosen.username}",
+            type="password",
+            help=f"At least {auth.MIN_PASSWORD_LENGTH} characters. Their sessions end.",
+        )
+        if st.form_submit_button("Set password"):
+            try:
+                auth.set_password(engine, actor=admin, user_id=chosen.id, password=password)
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                if chosen.id == admin.id:
+                    auth.sign_in_session(st.session_state, admin)  # this session carries on
+                close_with(
+                    f"Set a new password for {common.md(chosen.username)}; "
+                    "their open sessions have ended."
+                )
 
 
 # Flex rows rather than columns: the same buttons with fewer blocks to lay out.

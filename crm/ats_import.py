@@ -39,7 +39,6 @@ from sqlalchemy.orm import Session
 
 from crm import activities, audit, clock, csvfile
 from crm import jobs as job_rules
-from crm.auth import require_writer
 from crm.db import write_session
 from crm.errors import CrmError, InputUnusable, ValidationError
 from crm.identity import address_hash, clean_text, normalize_email, normalize_linkedin
@@ -57,6 +56,7 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_writer
 
 KINDS = ("jobs", "applications", "costs")
 MAX_BYTES = 50 * 1024 * 1024
@@ -1518,13 +1518,13 @@ def import_file(
     A file unusable as a whole raises InputUnusable and writes nothing; dry_run=True does
     everything but commit.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     filename = " ".join(clean_text(filename).split())[:255] or f"{kind}.csv"
     shape, chosen, rows = _read(data, kind, mapping)
     run: _Run | None = None
     batch_id = None
     try:
-        with write_session(engine) as session:
+        with write_session(engine, actor=actor) as session:
             run = _execute(session, kind, shape, chosen, rows, actor)
             if dry_run:
                 raise _DryRun

@@ -5,34 +5,44 @@ passwords, permission checks, matching a single sign-on identity to a user) impo
 Streamlit and serves the CLI and tests; the login gate at the bottom imports Streamlit
 lazily and is used by app.py.
 
-Roles: admin (users and settings, and everything a recruiter does), recruiter (all the
-work), manager (reads everything, writes nothing). Writing services call
-require_writer(actor), so a manager is refused in the service, not only in the page.
+Roles and the permission checks the writing services make are in crm/permissions.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+import secrets
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import bcrypt
+import zxcvbn
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import audit, clock
+from crm import audit, clock, throttle
+from crm.config import load_settings
 from crm.db import read_session, write_session
-from crm.errors import CrmError, NotFound, PermissionDenied, SignInRefused, ValidationError
+from crm.errors import CrmError, NotFound, SignInRefused, ValidationError
 from crm.identity import normalize_email
 from crm.models import ROLES, User
+from crm.permissions import (
+    DEACTIVATED,
+    SIGNED_OUT,
+    require_active,
+    require_admin,
+    signed_out_since,
+)
 
 if TYPE_CHECKING:
     from crm.config import SsoSettings
 
 COOKIE_NAME = "crm_auth"
 COOKIE_EXPIRY_DAYS = 14.0
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_SCORE = 3  # zxcvbn's 0-4: 3 is "safely unguessable" for an online attack
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything longer, so we refuse it
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
@@ -42,30 +52,39 @@ SESSION_SIGNED_IN_AT = "crm_signed_in_at"
 SESSION_NOTICE = "crm_auth_notice"
 SESSION_SSO_REFUSAL = "crm_sso_refusal"  # why the provider's identity was not let in
 
-READ_ONLY_MESSAGE = "Managers have read-only access; ask a recruiter or an admin to do this."
+INCORRECT = "The username or password is incorrect."
+TOO_MANY = "Too many failed sign-ins; wait {wait} and try again."
 
 
 # --- passwords --------------------------------------------------------------------------
 
 
-# Sign-in is refused after this many failures in a row, until an admin sets a new password.
-MAX_LOGIN_ATTEMPTS = 5
-LOCKED_OUT = (
-    "Too many failed sign-ins for this user; ask an admin to set a new password to unlock it."
-)
-
-
-def validate_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
+def validate_password(password: str, *, username: str = "") -> None:
+    """Refuse a password that is short, too long for bcrypt, the username, or guessable
+    (zxcvbn's estimate, which knows common passwords, keyboard walks and repeats)."""
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:
         raise ValidationError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters.")
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise ValidationError(
             f"The password is longer than {MAX_PASSWORD_BYTES} bytes; choose a shorter one."
         )
+    name = username.strip().lower()
+    if name and password.strip().lower() == name:
+        raise ValidationError("The password must not be the username.")
+    estimate = zxcvbn.zxcvbn(password, user_inputs=[name] if name else [])
+    if estimate["score"] < MIN_PASSWORD_SCORE:
+        hint = estimate["feedback"].get("warning") or "It is too easy to guess."
+        raise ValidationError(f"Choose a stronger password: {hint.rstrip('.')}.")
 
 
-def hash_password(password: str) -> str:
-    validate_password(password)
+@functools.cache
+def _nobody_hash() -> str:
+    """A hash no typed password matches: an unknown name costs the time of a real check."""
+    return bcrypt.hashpw(secrets.token_bytes(32), bcrypt.gensalt()).decode("ascii")
+
+
+def hash_password(password: str, *, username: str = "") -> str:
+    validate_password(password, username=username)
     return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt()).decode("ascii")
 
 
@@ -77,26 +96,6 @@ def password_matches(password: str, password_hash: str | None) -> bool:
         return bcrypt.checkpw(encoded, password_hash.encode("ascii"))
     except ValueError:
         return False
-
-
-# --- roles ------------------------------------------------------------------------------
-
-
-def can_write(user: User | None) -> bool:
-    return user is not None and user.active and user.role in {"admin", "recruiter"}
-
-
-def require_writer(actor: User | None) -> None:
-    """Refuse a write by a manager (or by nobody) with one sentence."""
-    if actor is None or not actor.active:
-        raise PermissionDenied("Sign in to make changes.")
-    if actor.role not in {"admin", "recruiter"}:
-        raise PermissionDenied(READ_ONLY_MESSAGE)
-
-
-def require_admin(actor: User | None) -> None:
-    if actor is None or not actor.active or actor.role != "admin":
-        raise PermissionDenied("Only an admin can manage users and settings.")
 
 
 # --- users ------------------------------------------------------------------------------
@@ -149,13 +148,13 @@ def create_user(
     for `crm user add` and the demo loader); the very first user must be an admin."""
     username = username.strip().lower()  # the login library lower-cases what people type
     _validate_new_user(username, role, email)
-    password_hash = hash_password(password)
+    password_hash = hash_password(password, username=username)
     with write_session(engine) as session:
         first_user = session.scalar(select(func.count()).select_from(User)) == 0
         if first_user and role != "admin":
             raise ValidationError("The first user must be an admin.")
         if not first_user and not as_operator:
-            require_admin(actor)
+            require_admin(session, actor)
         if session.scalar(select(User.id).where(User.username == username)):
             raise ValidationError(f"There is already a user called {username!r}.")
         user = User(
@@ -174,7 +173,7 @@ def create_user(
 
 
 def _load_for_change(session: Session, actor: User, user_id: int) -> User:
-    require_admin(actor)
+    require_admin(session, actor)
     user = session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("That user no longer exists.")
@@ -220,38 +219,117 @@ def set_role(engine: Engine, *, actor: User, user_id: int, role: str) -> None:
         )
 
 
-def set_password(engine: Engine, *, actor: User, user_id: int, password: str) -> None:
-    """Change a password (an admin for anyone, a user for themself); other sessions end."""
-    if actor.id != user_id:
-        require_admin(actor)
-    password_hash = hash_password(password)
+def set_password(
+    engine: Engine,
+    *,
+    actor: User | None,
+    user_id: int,
+    password: str,
+    as_operator: bool = False,
+) -> None:
+    """Change a password: an admin for anyone, a user for themself, the person running the
+    server for anyone (as_operator: `crm user password`). Every session of that user ends."""
+    own = actor is not None and actor.id == user_id
+    check = None if as_operator else require_active if own else require_admin
+    if check:
+        check(engine, actor)
+    target = get_user(engine, user_id)
+    if target is None:
+        raise NotFound("That user no longer exists.")
+    password_hash = hash_password(password, username=target.username)
     with write_session(engine) as session:
+        if check:
+            check(session, actor)
         user = session.get(User, user_id)
         if user is None:
             raise NotFound("That user no longer exists.")
         user.password_hash = password_hash
+        # Every session of the user ends, the one making the change included: a stolen
+        # session cannot outlive the password it was opened with.
         user.sessions_revoked_at = clock.now()
-        user.failed_login_attempts = 0  # a new password unlocks a locked-out user
+        _clear_failures(user)  # a new password also lifts any wait
         audit.record(session, actor=actor, action="user.password", entity="user", entity_id=user_id)
 
 
-def authenticate(engine: Engine, username: str, password: str) -> User | None:
-    """The active user with this username and password, or None. Records the attempt."""
+def change_own_password(
+    engine: Engine, *, actor: User, current_password: str, new_password: str
+) -> None:
+    """A user changes their own password, proving the current one; every session of
+    theirs ends (the page signs its own session in again)."""
+    require_active(engine, actor)
+    stored = get_user(engine, actor.id)
+    if stored is None or not password_matches(current_password, stored.password_hash):
+        raise ValidationError("Your current password is not right.")
+    if new_password == current_password:
+        raise ValidationError("Choose a password different from the current one.")
+    set_password(engine, actor=actor, user_id=actor.id, password=new_password)
+
+
+def unlock(engine: Engine, *, actor: User | None, user_id: int, as_operator: bool = False) -> None:
+    """Lift a user's wait after failed sign-ins: an admin, or the person running the
+    server (as_operator: `crm user unlock`)."""
+    if not as_operator:
+        require_admin(engine, actor)
+    with write_session(engine, actor=actor, need="admin") as session:
+        if not as_operator:
+            require_admin(session, actor)
+        user = session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("That user no longer exists.")
+        _clear_failures(user)
+        audit.record(session, actor=actor, action="user.unlock", entity="user", entity_id=user_id)
+
+
+def _clear_failures(user: User) -> None:
+    user.failed_login_attempts = 0
+    user.last_failed_login_at = None
+
+
+def sign_in_wait(user: User, now: dt.datetime | None = None) -> dt.timedelta:
+    """How long this user must still wait before the next password attempt is checked."""
+    return throttle.wait_left(
+        user.failed_login_attempts, user.last_failed_login_at, now or clock.now()
+    )
+
+
+def password_sign_in(
+    engine: Engine, *, username: str, password: str, client: str | None = None
+) -> User:
+    """The active user with this username and password; records the attempt.
+
+    Raises SignInRefused with the sentence to show: incorrect, or wait (after repeated
+    failures for this name or from this client; see crm/throttle.py). An unknown name
+    and a real one get the same answers in the same time.
+    """
+    now = clock.now()
+    name = username.strip().lower()
+    waits = [throttle.CLIENTS.wait_left(client, now)]
     with write_session(engine) as session:
-        user = session.scalar(
-            select(User).where(User.username == username.strip().lower()).with_for_update()
+        user = session.scalar(select(User).where(User.username == name).with_for_update())
+        known = user is not None and user.active and bool(user.password_hash)
+        waits.append(
+            sign_in_wait(user, now) if known else throttle.UNKNOWN_NAMES.wait_left(name, now)
         )
-        if user is None or not user.active:
-            return None
-        if user.failed_login_attempts >= MAX_LOGIN_ATTEMPTS:
-            return None  # locked until an admin sets a new password
-        if not password_matches(password, user.password_hash):
-            user.failed_login_attempts += 1
-            return None
-        user.failed_login_attempts = 0
-        user.last_login_at = clock.now()
-        audit.record(session, actor=user, action="login", entity="user", entity_id=user.id)
-        return user
+        wait = max(waits)
+        if wait:
+            pass  # refused below, without checking the password: no guess counts now
+        elif known and password_matches(password, user.password_hash):
+            _clear_failures(user)
+            user.last_login_at = now
+            audit.record(session, actor=user, action="login", entity="user", entity_id=user.id)
+            throttle.CLIENTS.clear(client)
+            return user
+        else:
+            if known:
+                user.failed_login_attempts += 1
+                user.last_failed_login_at = now
+            else:
+                password_matches(password, _nobody_hash())  # the same time as a real check
+                throttle.UNKNOWN_NAMES.failed(name, now)
+            throttle.CLIENTS.failed(client, now)
+    if wait:
+        raise SignInRefused(TOO_MANY.format(wait=throttle.describe(wait)))
+    raise SignInRefused(INCORRECT)
 
 
 # --- single sign-on ---------------------------------------------------------------------
@@ -266,10 +344,6 @@ def _email_key(text: str | None) -> str | None:
     return normalized[1] if normalized else None
 
 
-def _signed_out_since(user: User, signed_in_at: dt.datetime) -> bool:
-    return user.sessions_revoked_at is not None and signed_in_at < user.sessions_revoked_at
-
-
 def user_for_sso(
     engine: Engine,
     *,
@@ -278,6 +352,7 @@ def user_for_sso(
     subject: str,
     issuer: str,
     issued_at: dt.datetime,
+    trusted_issuer: str | None = None,
 ) -> User:
     """The active user whose email is the one the provider vouched for; records the login.
 
@@ -294,10 +369,18 @@ def user_for_sso(
             "tell who you are; ask an admin to let it share your email."
         )
     shown = (email or "").strip()
-    if email_verified is False:
+    if not subject or not issuer:
         raise SignInRefused(
-            f"The sign-in provider has not verified the email address {shown}; verify it "
-            "there, then sign in again."
+            "The sign-in provider's answer does not say who signed in (no issuer or "
+            "subject); sign in again, or ask an admin."
+        )
+    # An email the provider has not verified may be one the person typed themself (the
+    # "nOAuth" takeover: Entra ID lets users set it in some setups), so it names nobody.
+    if email_verified is not True and issuer != trusted_issuer:
+        raise SignInRefused(
+            f"The sign-in provider has not said that it verified the email address {shown}; "
+            "verify it there and sign in again, or ask an admin about trusting this "
+            "provider's addresses (CRM_OIDC_TRUSTED_ISSUER)."
         )
     with write_session(engine) as session:
         matches = [
@@ -324,9 +407,28 @@ def user_for_sso(
         user = session.get(User, active[0].id, with_for_update=True, populate_existing=True)
         if user is None or not user.active:
             raise SignInRefused("That user was just removed or deactivated; ask an admin.")
-        if _signed_out_since(user, issued_at):
+        if signed_out_since(user.sessions_revoked_at, issued_at):
             raise SignInRefused(
                 "You signed out after this single sign-on; sign in again to continue."
+            )
+        # The first sign-in binds the user to this provider account; another account
+        # that later shows the same email is someone else.
+        if user.sso_subject is None:
+            taken = session.scalar(
+                select(User.username).where(
+                    User.sso_issuer == issuer, User.sso_subject == subject, User.id != user.id
+                )
+            )
+            if taken:
+                raise SignInRefused(
+                    "This sign-in provider account already belongs to another Candidate "
+                    "CRM user; ask an admin."
+                )
+            user.sso_issuer, user.sso_subject = issuer, subject
+        elif (user.sso_issuer, user.sso_subject) != (issuer, subject):
+            raise SignInRefused(
+                f"The Candidate CRM user with the email address {shown} signs in with a "
+                "different account at the sign-in provider; ask an admin."
             )
         user.failed_login_attempts = 0
         user.last_login_at = clock.now()
@@ -368,7 +470,11 @@ def sso_issued_at(claims: Mapping[str, Any]) -> dt.datetime | None:
 
 
 def sso_sign_in(
-    engine: Engine, state: MutableMapping[str, Any], claims: Mapping[str, Any]
+    engine: Engine,
+    state: MutableMapping[str, Any],
+    claims: Mapping[str, Any],
+    *,
+    trusted_issuer: str | None = None,
 ) -> User | None:
     """Sign this browser session in as the user the provider's identity names.
 
@@ -393,6 +499,7 @@ def sso_sign_in(
             subject=str(claims.get("sub") or ""),
             issuer=str(claims.get("iss") or ""),
             issued_at=issued_at,
+            trusted_issuer=trusted_issuer,
         )
     except CrmError as error:
         state[SESSION_SSO_REFUSAL] = str(error)
@@ -437,12 +544,13 @@ def session_user(engine: Engine, state: MutableMapping[str, Any]) -> User | None
         return None
     user = get_user(engine, int(user_id))
     if user is None or not user.active:
-        _forget_session(state, "Your account has been deactivated; ask an admin.")
+        _forget_session(state, DEACTIVATED)
         return None
     signed_in_at = dt.datetime.fromisoformat(state.get(SESSION_SIGNED_IN_AT) or "1970-01-01+00:00")
-    if _signed_out_since(user, signed_in_at):
-        _forget_session(state, "You have been signed out; sign in again.")
+    if signed_out_since(user.sessions_revoked_at, signed_in_at):
+        _forget_session(state, SIGNED_OUT)
         return None
+    user.signed_in_at = signed_in_at  # the services refuse it once this session is signed out
     return user
 
 
@@ -466,24 +574,9 @@ def _credentials(engine: Engine) -> dict[str, Any]:
                 "email": user.email or "",
                 "password": user.password_hash,
                 "roles": [user.role],
-                "failed_login_attempts": user.failed_login_attempts,
                 "logged_in": False,
             }
     return {"usernames": users}
-
-
-def _write_back_failed_attempts(engine: Engine, credentials: dict[str, Any]) -> None:
-    """Store the failed-attempt counts the library raised while checking a password."""
-    counts = {
-        username: entry.get("failed_login_attempts", 0)
-        for username, entry in credentials["usernames"].items()
-    }
-    with write_session(engine) as session:
-        for user in session.scalars(
-            select(User).where(User.username.in_(counts)).with_for_update()
-        ):
-            if counts[user.username] > user.failed_login_attempts:
-                user.failed_login_attempts = counts[user.username]
 
 
 def _complete_login(engine: Engine, username: str, issued_at: dt.datetime) -> User | None:
@@ -582,16 +675,47 @@ def _first_admin_form(engine: Engine) -> None:
     st.rerun()
 
 
+def _client_address() -> str | None:
+    """The browser's public address, for throttling failed sign-ins per client; None for
+    a private or loopback one, which is a reverse proxy or an office network shared by
+    everyone (throttling it would let one person make the whole team wait)."""
+    import streamlit as st
+
+    try:
+        return throttle.public_address(st.context.ip_address)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _store_sign_in_cookie(authenticator: Any, secret: str, username: str) -> None:
+    """streamlit-authenticator's cookie (the same signed token it reads back), set with
+    SameSite=Strict, and Secure whenever the app is served over HTTPS. It is written by
+    a component in the page, so it cannot be HttpOnly: it is honoured only until that
+    user signs out, changes password or is deactivated (sessions_revoked_at)."""
+    import jwt
+
+    expires = clock.now() + dt.timedelta(days=COOKIE_EXPIRY_DAYS)
+    token = jwt.encode(
+        {"username": username, "exp_date": expires.timestamp()}, secret, algorithm="HS256"
+    )
+    authenticator.cookie_controller.cookie_model.cookie_manager.set(
+        COOKIE_NAME,
+        token,
+        expires_at=expires.astimezone().replace(tzinfo=None),  # the library's local time
+        secure=load_settings().public_url.lower().startswith("https://"),
+        same_site="strict",
+    )
+
+
 def _login_form(engine: Engine, secret: str) -> None:
+    """The password form; a valid sign-in cookie (streamlit-authenticator's) skips it."""
     import jwt
     import streamlit as st
     import streamlit_authenticator as stauth
-    from streamlit_authenticator.utilities import LoginError
 
     state = st.session_state
-    credentials = _credentials(engine)
     authenticator = stauth.Authenticate(
-        credentials,
+        _credentials(engine),
         cookie_name=COOKIE_NAME,
         cookie_key=secret,
         cookie_expiry_days=COOKIE_EXPIRY_DAYS,
@@ -602,54 +726,57 @@ def _login_form(engine: Engine, secret: str) -> None:
         # (it is refused anyway, sessions_revoked_at being later than it).
         state["crm_cookie_deleted"] = True
         authenticator.cookie_controller.delete_cookie()
-    token = authenticator.cookie_controller.get_cookie()
-    try:
-        authenticator.login(
-            location="main",
-            max_login_attempts=MAX_LOGIN_ATTEMPTS,
-            fields={
-                "Form name": "Sign in",
-                "Username": "Username",
-                "Password": "Password",
-                "Login": "Sign in",
-            },
-        )
-    except LoginError as error:
-        if "attempts" in str(error):
-            st.error(LOCKED_OUT)
-        else:
-            st.error(str(error))
-        return
-    status = state.get("authentication_status")
-    if status:
-        username = state.get("username") or ""
-        issued_at = clock.now()
-        if token:
-            # The library signed the user in from its cookie; when was that cookie issued?
-            try:
-                claims = jwt.decode(
-                    st.context.cookies.get(COOKIE_NAME, ""), secret, algorithms=["HS256"]
-                )
-                expires = dt.datetime.fromtimestamp(float(claims["exp_date"]), dt.UTC)
-                issued_at = expires - dt.timedelta(days=COOKIE_EXPIRY_DAYS)
-            except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-                issued_at = dt.datetime.fromtimestamp(0, dt.UTC)
-        user = _complete_login(engine, username, issued_at)
+    if authenticator.cookie_controller.get_cookie():
+        authenticator.login(location="unrendered")  # signs in from a valid cookie
+    if state.get("authentication_status"):
+        # When was that cookie issued? A cookie from before a sign-out is refused.
+        try:
+            claims = jwt.decode(
+                st.context.cookies.get(COOKIE_NAME, ""), secret, algorithms=["HS256"]
+            )
+            expires = dt.datetime.fromtimestamp(float(claims["exp_date"]), dt.UTC)
+            issued_at = expires - dt.timedelta(days=COOKIE_EXPIRY_DAYS)
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            issued_at = dt.datetime.fromtimestamp(0, dt.UTC)
+        user = _complete_login(engine, state.get("username") or "", issued_at)
         if user is None:
             authenticator.logout(location="unrendered")
             state[SESSION_NOTICE] = "Your sign-in has expired; sign in again."
             st.rerun()
-        sign_in_session(state, user, signed_in_at=issued_at if token else None)
+        sign_in_session(state, user, signed_in_at=issued_at)
         for key in (SESSION_NOTICE, "crm_cookie_deleted"):
             state.pop(key, None)
         state["logout"] = None
-        if token:
-            st.rerun()  # signed in from the cookie: open the app at once
-        # Signed in through the form. The cookie component stores the sign-in in the
-        # browser and then reruns the app by itself; st.rerun() here would cut it off
-        # before the browser got the cookie, and a reload would ask to sign in again.
-        st.success("Signed in. Opening Candidate CRM…")
-        st.button("Continue", type="primary", key="crm_continue")
-    elif status is False:
-        _write_back_failed_attempts(engine, credentials)
-        st.error("The username or password is incorrect.")
+        st.rerun()  # signed in from the cookie: open the app at once
+    with st.form("crm_sign_in"):
+        st.subheader("Sign in", anchor=False)
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in")
+    if not submitted:
+        return
+    try:
+        user = password_sign_in(
+            engine, username=username, password=password, client=_client_address()
+        )
+    except CrmError as error:  # refused, or the database cannot take the sign-in now
+        st.error(str(error))
+        return
+    # What streamlit-authenticator keeps for a signed-in session, so its cookie names them.
+    state.update(
+        authentication_status=True,
+        username=user.username,
+        name=user.display_name,
+        email=user.email or "",
+        roles=[user.role],
+        logout=None,
+    )
+    _store_sign_in_cookie(authenticator, secret, user.username)
+    sign_in_session(state, user)
+    for key in (SESSION_NOTICE, "crm_cookie_deleted"):
+        state.pop(key, None)
+    # The cookie component stores the sign-in in the browser and then reruns the app by
+    # itself; st.rerun() here would cut it off before the browser got the cookie, and a
+    # reload would ask to sign in again.
+    st.success("Signed in. Opening Candidate CRM…")
+    st.button("Continue", type="primary", key="crm_continue")

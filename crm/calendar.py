@@ -34,7 +34,6 @@ from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import audit, clock, csvfile
-from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import InputUnusable, NotFound, ValidationError
 from crm.exporter import escape_cell
@@ -53,6 +52,7 @@ from crm.models import (
     Pool,
     User,
 )
+from crm.permissions import require_writer
 from crm.pools import membership_condition
 
 CHANNEL_LABELS = {
@@ -888,8 +888,8 @@ def save_item(engine: Engine, *, actor: User, draft: ItemDraft, item_id: int | N
     Changing a series' start or repeat rule carries its skipped and moved occurrences over
     by their number in the series (those past the new end are dropped).
     """
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         clean = _clean_draft(draft, session)
         item = _load(session, item_id) if item_id is not None else None
         item = _apply(session, item, clean)
@@ -907,8 +907,8 @@ def save_item(engine: Engine, *, actor: User, draft: ItemDraft, item_id: int | N
 def duplicate_item(engine: Engine, *, actor: User, item_id: int) -> int:
     """A copy of the item (its pools, repeat rule and exceptions), not linked to a campaign;
     a published item's copy is a draft."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         title = item.title if len(item.title) > MAX_TITLE - 7 else f"{item.title} (copy)"
         copy = ContentItem(
@@ -957,11 +957,11 @@ def _move(item: ContentItem, starts_at: dt.datetime) -> None:
 
 def move_item(engine: Engine, *, actor: User, item_id: int, starts_at: dt.datetime) -> None:
     """Move the item, or a whole series with its exceptions, keeping its duration."""
-    require_writer(actor)
+    require_writer(engine, actor)
     if _blank(starts_at):
         raise ValidationError("Give the item a date.")
     starts_at = _aware(starts_at, "date", "starts_at")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         if item.recurrence:
             _check_recurrence(item.recurrence, starts_at)
@@ -999,8 +999,8 @@ def _set_exception(item: ContentItem, key: str, entry: dict[str, Any] | None) ->
 
 def skip_occurrence(engine: Engine, *, actor: User, item_id: int, key: str) -> None:
     """Leave one occurrence of a series out."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         _series, day = _series_slot(item, key)
         _set_exception(item, day.isoformat(), {"key": day.isoformat(), "skip": True})
@@ -1018,11 +1018,11 @@ def move_occurrence(
     engine: Engine, *, actor: User, item_id: int, key: str, starts_at: dt.datetime
 ) -> None:
     """Move one occurrence of a series (at most MAX_MOVE away from its slot)."""
-    require_writer(actor)
+    require_writer(engine, actor)
     if _blank(starts_at):
         raise ValidationError("Give the occurrence a date.")
     starts_at = _aware(starts_at, "date", "starts_at")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         series, day = _series_slot(item, key)
         slot = series.at(day)
@@ -1049,8 +1049,8 @@ def move_occurrence(
 
 def restore_occurrence(engine: Engine, *, actor: User, item_id: int, key: str) -> None:
     """Undo a skip or a move: the occurrence is back in its slot."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         _series, day = _series_slot(item, key)
         _set_exception(item, day.isoformat(), None)
@@ -1065,8 +1065,8 @@ def restore_occurrence(engine: Engine, *, actor: User, item_id: int, key: str) -
 
 
 def delete_item(engine: Engine, *, actor: User, item_id: int) -> None:
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         title = item.title
         session.execute(delete(ContentItemPool).where(ContentItemPool.content_item_id == item_id))
@@ -1093,10 +1093,10 @@ def save_table(
     or series, keeping its duration); a row without one creates an item. A date without a
     timezone is read in `timezone`. Returns how many rows were saved.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     zone = _zone(timezone)
     saved = 0
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         for number, row in enumerate(rows, start=1):
             try:
                 item_id = None if _blank(row.get("id")) else _whole_number(row.get("id"))
@@ -1160,8 +1160,8 @@ def mark_published(engine: Engine, *, actor: User, item_id: int, log_touchpoint:
     """Mark the item published now; with log_touchpoint, put one touchpoint on the timeline
     of everyone in its pools (a direct channel also moves their "last contacted").
     Returns how many people got a timeline entry."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         if item.campaign_id is not None:
             raise ValidationError(
@@ -1234,8 +1234,8 @@ def mark_published(engine: Engine, *, actor: User, item_id: int, log_touchpoint:
 
 def link_campaign(engine: Engine, *, actor: User, item_id: int, campaign_id: int | None) -> None:
     """Tie an email newsletter item to the campaign that sends it (None unlinks)."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         item = _load(session, item_id)
         if campaign_id is not None:
             if item.channel != "email_newsletter":
@@ -1278,7 +1278,7 @@ def set_pool_cadence(
 ) -> None:
     """A pool's cadence guard: at most so many touches a week (None: no cap), and a warning
     after so many days without any (None: DEFAULT_SILENCE_DAYS)."""
-    require_writer(actor)
+    require_writer(engine, actor)
     cap = None if _blank(frequency_cap_per_week) else _whole_number(frequency_cap_per_week)
     if not _blank(frequency_cap_per_week) and (cap is None or not 1 <= cap <= MAX_CAP_PER_WEEK):
         raise ValidationError(
@@ -1291,7 +1291,7 @@ def set_pool_cadence(
             f"The radio-silence days must be a whole number from 1 to {MAX_SILENCE_DAYS}, "
             f"or empty for the default of {DEFAULT_SILENCE_DAYS}."
         )
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         pool = session.get(Pool, pool_id, with_for_update=True)
         if pool is None:
             raise NotFound("That pool no longer exists.")
@@ -1957,7 +1957,7 @@ def import_csv(
     refused and reported as (row, column, problem); a row identical to an item already on
     the calendar is skipped; the other rows are saved together in one transaction.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     zone = _zone(timezone)
     if len(data) > MAX_IMPORT_BYTES:
         raise InputUnusable(
@@ -2000,7 +2000,7 @@ def import_csv(
             good.append(draft)
 
     created = skipped = 0
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         existing: set[tuple[str, str, dt.datetime]] = set()
         if good:
             moments = [draft.starts_at for draft in good if draft.starts_at]

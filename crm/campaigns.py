@@ -23,7 +23,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm import audit, clock, engagement, mailer, merge_tags, pools, send_window, tokens
-from crm.auth import require_writer
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_session
 from crm.errors import InputUnusable, NotFound, ValidationError
@@ -44,6 +43,7 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_writer
 from crm.sql import escape_like
 
 
@@ -244,7 +244,7 @@ def save_campaign(
     Every template is checked first (unknown tag, broken syntax: refused with the line),
     so nothing is saved half-way. Launched campaigns cannot be edited.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     name = _clean_single_line(draft.name, what="The campaign name", limit=MAX_NAME)
     if not name:
         raise ValidationError("Give the campaign a name.")
@@ -253,7 +253,7 @@ def save_campaign(
     if len(draft.steps) > MAX_STEPS:
         raise ValidationError(f"A campaign can have at most {MAX_STEPS} steps.")
     sender_name, sender_email = _check_sender(draft.sender_name, draft.sender_email)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         allowed = allowed_tags(session)
         steps = [_check_step(step, n, allowed) for n, step in enumerate(draft.steps, start=1)]
         if draft.audience_pool_id is not None:
@@ -396,8 +396,8 @@ def hand_picked_ids(engine: Engine, campaign_id: int) -> list[int]:
 
 def delete_campaign(engine: Engine, *, actor: User, campaign_id: int) -> None:
     """Delete a draft (launched campaigns are cancelled instead, keeping their history)."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise NotFound("That campaign no longer exists.")
@@ -515,11 +515,11 @@ def list_templates(engine: Engine) -> list[SavedTemplate]:
 
 def save_template(engine: Engine, *, actor: User, name: str, subject: str, body: str) -> int:
     """Save (or overwrite by name) a reusable subject and body, checked like a step."""
-    require_writer(actor)
+    require_writer(engine, actor)
     clean_name = _clean_single_line(name, what="The template name", limit=120)
     if not clean_name:
         raise ValidationError("Give the template a name.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         step = _check_step(StepDraft(subject=subject, body=body), 1, allowed_tags(session))
         template = session.scalar(select(EmailTemplate).where(EmailTemplate.name == clean_name))
         if template is None:
@@ -534,8 +534,8 @@ def save_template(engine: Engine, *, actor: User, name: str, subject: str, body:
 
 
 def delete_template(engine: Engine, *, actor: User, template_id: int) -> None:
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         session.execute(delete(EmailTemplate).where(EmailTemplate.id == template_id))
 
 
@@ -605,8 +605,7 @@ def open_url(outbox_id: int, settings: Settings | None = None) -> str:
 def click_url(outbox_id: int, position: int, settings: Settings | None = None) -> str:
     """The tracked form of a message's link; the token names the message and the position."""
     base = (settings or load_settings()).public_url
-    ident = outbox_id * engagement.LINK_POSITION_LIMIT + position
-    return f"{base}/c/{tokens.sign('click', ident)}"
+    return f"{base}/c/{engagement.click_token(outbox_id, position)}"
 
 
 def render_for(
@@ -857,14 +856,14 @@ def launch(
     The draft -> active switch is a conditional UPDATE in the same transaction, so a
     double-click (or two recruiters at once) launches exactly once.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     settings = load_settings()
     if not settings.smtp_configured:
         raise ValidationError(
             "Sending is not set up (CRM_SMTP_HOST is empty), so a campaign cannot be launched."
         )
     now = now or clock.now()
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         campaign = _campaign(session, campaign_id)
         if not sender_of(campaign, settings)[1]:
             raise ValidationError("Give the campaign a sender address (or set CRM_FROM).")
@@ -968,8 +967,8 @@ def _chunked_addresses(session: Session, ids: list[int]) -> list[tuple[int, str]
 def _set_status(
     engine: Engine, *, actor: User, campaign_id: int, allowed_from: tuple[str, ...], to: str
 ) -> Campaign:
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         campaign = _campaign(session, campaign_id)
         changed = session.execute(
             update(Campaign)
@@ -1000,10 +999,10 @@ def resume(engine: Engine, *, actor: User, campaign_id: int, now: dt.datetime | 
     Returns how many overdue messages were re-spaced (at the send rate, inside each step's
     send window).
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     now = now or clock.now()
     rate = load_settings().send_rate
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         campaign = _campaign(session, campaign_id)
         changed = session.execute(
             update(Campaign)
@@ -1262,10 +1261,10 @@ def message(engine: Engine, outbox_id: int) -> SentMessage:
 
 def resolve_review(engine: Engine, *, actor: User, outbox_id: int, arrived: bool) -> None:
     """Settle a message whose delivery is unknown: it arrived (sent) or send it again."""
-    require_writer(actor)
+    require_writer(engine, actor)
     from crm import outbox as outbox_service  # the delivery side schedules the next step
 
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         row = session.get(OutboxMessage, outbox_id)
         if row is None or row.status != "needs_review":
             raise ValidationError("That message is no longer waiting for review.")
@@ -1483,7 +1482,7 @@ def send_test(
     engine: Engine, *, actor: User, campaign_id: int, step: int, candidate_id: int
 ) -> str:
     """Send one step, rendered for one person, to the signed-in user; returns the address."""
-    require_writer(actor)
+    require_writer(engine, actor)
     settings = load_settings()
     if settings.smtp is None:
         raise ValidationError("Sending is not set up (CRM_SMTP_HOST is empty).")
@@ -1509,7 +1508,7 @@ def send_test(
         connection.close()
     if result.outcome != mailer.SendOutcome.SENT:
         raise ValidationError(f"The test was not sent: the mail server said {result.reply}")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         audit.record(
             session,
             actor=actor,

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from crm import activities, audit, clock, custom_fields, pools
-from crm.auth import require_writer
 from crm.candidate_fields import CleanCandidate, clean_candidate, split_list
 from crm.custom_fields import clean_values
 from crm.db import read_session, write_session
@@ -41,6 +40,7 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_writer
 from crm.sql import has_item
 
 SORTS = {
@@ -51,12 +51,16 @@ SORTS = {
 }
 
 
+MAX_SEARCH = 200  # characters in a search (SQLite refuses a LIKE pattern over 50,000 bytes)
+
+
 @dataclass(frozen=True)
 class CandidatePage:
     rows: list[dict[str, Any]]
     total: int
     page: int
     page_size: int
+    problem: str | None = None  # why the search was refused (nothing is listed), if it was
 
     @property
     def page_count(self) -> int:
@@ -104,9 +108,16 @@ class QuickFilters:
 
 def search_condition(text: str, filters: QuickFilters | None = None) -> list[ColumnElement[bool]]:
     """WHERE conditions for a search box text (and quick filters), shared by search() and
-    the exporter so an export of a view holds exactly the people the view lists."""
+    the exporter so an export of a view holds exactly the people the view lists.
+
+    ValidationError for a search over MAX_SEARCH characters or holding a NUL character.
+    """
     found = filters.conditions(clock.now()) if filters else []
     needle = text.strip().lower()
+    if len(needle) > MAX_SEARCH:
+        raise ValidationError(f"A search can be at most {MAX_SEARCH} characters long.")
+    if "\x00" in needle:
+        raise ValidationError("A search cannot contain a NUL character.")
     if not needle:
         return found
     pattern = _like(needle)
@@ -137,9 +148,15 @@ def search(
     total: this search's count when the caller already has it (the page keeps it briefly
     while paging); None counts here. Where the page itself shows the true figure, a stale
     one is corrected: a short page is the last, a full one proves at least its rows.
+
+    A search that cannot be run (too long, a NUL character) lists nobody, and `problem`
+    says why in one sentence, so every search box keeps working.
     """
-    conditions = search_condition(text, filters)
     page = max(1, page)
+    try:
+        conditions = search_condition(text, filters)
+    except ValidationError as error:
+        return CandidatePage(rows=[], total=0, page=1, page_size=page_size, problem=str(error))
     with read_session(engine) as session:
         if total is None:
             total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
@@ -334,7 +351,7 @@ def _set_list(session: Session, candidate: Candidate, kind: str, items: list[str
 
 def create_candidate(engine: Engine, *, actor: User, fields: Mapping[str, Any]) -> Candidate:
     """Add a person by hand. Refuses a second record for someone already here."""
-    require_writer(actor)
+    require_writer(engine, actor)
     cleaned = clean_candidate(fields)
     if cleaned.problems:
         raise CandidateInvalid(cleaned.problems)
@@ -416,7 +433,7 @@ def update_candidate(
     is written and EditConflict says who and when, so the page can keep this person's
     input for them to reapply.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
@@ -438,7 +455,7 @@ def update_candidate(
     for name in ("first_name", "last_name"):
         if name in values and not (values.get("first_name") or values.get("last_name")):
             raise CandidateInvalid([("first_name", "A name is required.")])
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         candidate = session.get(Candidate, candidate_id, with_for_update=True)
         if candidate is None:
             raise NotFound(
@@ -537,7 +554,7 @@ def log_touchpoint(
 
     Anything but a note is a contact: it moves "last contacted" forward (never back).
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     if channel not in TOUCH_CHANNELS:
         raise ValidationError(f"Unknown channel {channel!r}.")
     note = clean_text(note)
@@ -547,7 +564,7 @@ def log_touchpoint(
         raise ValidationError("The note is longer than 5,000 characters.")
     if occurred_at > clock.now() + dt.timedelta(minutes=5):
         raise ValidationError("A touchpoint cannot be in the future; use a follow-up reminder.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         candidate = session.get(Candidate, candidate_id, with_for_update=True)
         if candidate is None:
             raise NotFound("That candidate no longer exists.")
@@ -581,11 +598,11 @@ def set_follow_up(
     engine: Engine, *, actor: User, candidate_id: int, on: dt.date | None, note: str = ""
 ) -> None:
     """A reminder that shows on Home from its date; None clears it."""
-    require_writer(actor)
+    require_writer(engine, actor)
     note = clean_text(note)
     if len(note) > 300:
         raise ValidationError("The reminder note is longer than 300 characters.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         result = session.execute(
             update(Candidate)
             .where(Candidate.id == candidate_id)
@@ -716,8 +733,8 @@ def pools_of(engine: Engine, candidate_id: int) -> list[tuple[str, str | None]]:
 MAX_BULK = 10_000
 
 
-def _check_bulk(actor: User, candidate_ids: Sequence[int]) -> list[int]:
-    require_writer(actor)
+def _check_bulk(engine: Engine, actor: User, candidate_ids: Sequence[int]) -> list[int]:
+    require_writer(engine, actor)
     ids = sorted(set(candidate_ids))
     if not ids:
         raise ValidationError("Select at least one candidate first.")
@@ -728,7 +745,7 @@ def _check_bulk(actor: User, candidate_ids: Sequence[int]) -> list[int]:
 
 def bulk_tag(engine: Engine, *, actor: User, candidate_ids: Sequence[int], tags: str) -> int:
     """Add tags to everyone selected; returns how many people got a new tag."""
-    ids = _check_bulk(actor, candidate_ids)
+    ids = _check_bulk(engine, actor, candidate_ids)
     items = split_list(tags)
     if not items:
         raise ValidationError("Type at least one tag.")
@@ -771,7 +788,7 @@ def bulk_add_to_pool(
     engine: Engine, *, actor: User, candidate_ids: Sequence[int], pool_id: int
 ) -> int:
     """Add everyone selected to a hand-kept (static) pool; returns how many were new."""
-    ids = _check_bulk(actor, candidate_ids)
+    ids = _check_bulk(engine, actor, candidate_ids)
     with write_session(engine) as session:
         pool = pools.static_pool(session, pool_id)
         present = list(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
@@ -790,7 +807,7 @@ def bulk_add_to_pool(
 def bulk_assign_owner(
     engine: Engine, *, actor: User, candidate_ids: Sequence[int], owner_id: int
 ) -> int:
-    ids = _check_bulk(actor, candidate_ids)
+    ids = _check_bulk(engine, actor, candidate_ids)
     with write_session(engine) as session:
         owner = session.get(User, owner_id)
         if owner is None or not owner.active:
@@ -825,7 +842,7 @@ def bulk_assign_owner(
 
 def delete_candidates(engine: Engine, *, actor: User, candidate_ids: Sequence[int]) -> int:
     """Delete people (timeline, skills, tags and pool places go with them)."""
-    ids = _check_bulk(actor, candidate_ids)
+    ids = _check_bulk(engine, actor, candidate_ids)
     with write_session(engine) as session:
         result = session.execute(
             delete(Candidate)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import ipaddress
 import json
 import sys
 import time
@@ -17,8 +18,9 @@ from functools import wraps
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy import Engine
 
-from crm import auth, clock, db
+from crm import auth, clock, db, models
 from crm.config import load_settings, secret_key
 from crm.errors import CrmError, InputUnusable
 
@@ -56,6 +58,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _unexpected(error: Exception) -> str:
+    """One sentence naming only the kind of failure: an error's text can hold a whole SQL
+    statement with its values (names, addresses), so it is shown only under --debug."""
+    kind = type(error).__name__
+    if isinstance(error, OSError) and error.strerror:
+        kind = f"{kind}: {error.strerror}"  # "No space left on device" is safe and useful
+    return f"unexpected failure ({kind}); rerun with --debug for details."
+
+
 def handled(function: F) -> F:
     """Turn known failures into one sentence and an exit code."""
 
@@ -72,10 +83,7 @@ def handled(function: F) -> F:
         except Exception as error:
             if _debug:
                 raise
-            raise fail(
-                f"unexpected failure ({type(error).__name__}: {error}); rerun with --debug "
-                "for details."
-            ) from None
+            raise fail(_unexpected(error)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -151,8 +159,8 @@ def demo(
         f"in {time.monotonic() - started:.1f} s."
     )
     if summary.users_created:
-        say("Demo sign-ins (change these passwords before real use):")
-        for role, (username, password) in demo_data.DEMO_USERS.items():
+        say("Demo sign-ins (set new passwords with `crm user password NAME` before real use):")
+        for username, (role, _, password) in demo_data.DEMO_ACCOUNTS.items():
             if username in summary.users_created:
                 say(f"  {role:<10} username {username!r:<12} password {password!r}")
 
@@ -317,14 +325,43 @@ def _import_ats(file: str, *, kind: str, maps: list[str], dry_run: bool, as_json
 def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8501,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "localhost",
+    allow_demo_passwords: Annotated[
+        bool,
+        typer.Option(
+            "--allow-demo-passwords",
+            help="Serve on a public address even while demo users keep their passwords.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the web app and its tracking routes on one port."""
-    ready_engine()
+    engine = ready_engine()
     secret_key()
+    if not allow_demo_passwords and not _is_loopback(host):
+        from crm import demo as demo_data
+
+        open_accounts = demo_data.accounts_with_demo_passwords(engine)
+        if open_accounts:
+            names = ", ".join(open_accounts)
+            raise CrmError(
+                f"Not serving on {host}: the demo users {names} still have the passwords "
+                "anyone can read in the README; set new ones with `crm user password NAME` "
+                "(or pass --allow-demo-passwords)."
+            )
     from crm import server
 
     say(f"Candidate CRM is starting on http://{host}:{port} (Ctrl+C stops it).")
     server.run(host=host, port=port)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (so demo passwords harm nobody)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_password() -> str:
@@ -362,6 +399,38 @@ def user_add(
     say(f"Added {user.role} {user.username!r}.")
 
 
+def _existing_user(engine: Engine, name: str) -> models.User:
+    user = auth.find_user(engine, name)
+    if user is None:
+        raise CrmError(f"There is no user called {name.strip().lower()!r}; see `crm user list`.")
+    return user
+
+
+@user_app.command("password")
+@handled
+def user_password(
+    name: Annotated[str, typer.Argument(help="The username.")],
+) -> None:
+    """Set a user's password, read from standard input; their sessions end."""
+    engine = ready_engine()
+    user = _existing_user(engine, name)
+    password = _read_password()
+    auth.set_password(engine, actor=None, user_id=user.id, password=password, as_operator=True)
+    say(f"Set a new password for {user.username!r}; their open sessions have ended.")
+
+
+@user_app.command("unlock")
+@handled
+def user_unlock(
+    name: Annotated[str, typer.Argument(help="The username.")],
+) -> None:
+    """Let a user sign in again at once after failed attempts made them wait."""
+    engine = ready_engine()
+    user = _existing_user(engine, name)
+    auth.unlock(engine, actor=None, user_id=user.id, as_operator=True)
+    say(f"{user.username!r} can sign in again now.")
+
+
 @user_app.command("list")
 @handled
 def user_list(
@@ -386,7 +455,11 @@ def user_list(
 def pool_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the talent pools with their current sizes."""
+    """List the talent pools with their current sizes.
+
+    A pool whose filter cannot be counted is listed as broken, with the reason (JSON: a
+    null size and the "problem" sentence); the others are counted as usual.
+    """
     from crm import pools
 
     summaries = pools.list_pools(ready_engine())
@@ -408,7 +481,7 @@ def pool_list(
         typer.echo(json.dumps(rows))
         return
     for summary in summaries:
-        size = f"{summary.size:,}" if summary.size is not None else f"({summary.problem})"
+        size = f"{summary.size:,}" if summary.size is not None else f"broken: {summary.problem}"
         typer.echo(f"{summary.name:<40} {summary.kind:<8} {size}")
 
 
@@ -443,9 +516,9 @@ def pool_save(
     parsed = None
     if filter_json is not None:
         try:
-            parsed = json.loads(filter_json)
-        except json.JSONDecodeError as error:
-            raise InputUnusable(f"--filter-json is not valid JSON ({error.msg}).") from None
+            parsed = pools.parse_filter(filter_json)  # JSON, and within the limits
+        except ValidationError as error:
+            raise InputUnusable(f"--filter-json: {error}") from None
     engine = ready_engine()
     operator = _operator(engine, "save pools")
     existing = pools.pool_id_by_name(engine, name.strip())

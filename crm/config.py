@@ -6,8 +6,11 @@ README.md documents each one.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
+import tempfile
 import tomllib
 import zoneinfo
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ SETTINGS: dict[str, str | None] = {
     "CRM_OIDC_CLIENT_ID": None,
     "CRM_OIDC_CLIENT_SECRET": None,
     "CRM_OIDC_NAME": "SSO",
+    "CRM_OIDC_TRUSTED_ISSUER": None,
 }
 
 # Streamlit's OIDC callback path (st.login): the redirect URI registered with the provider.
@@ -181,6 +185,9 @@ class SsoSettings:
     client_secret: str
     name: str  # shown on the button: "Sign in with NAME"
     redirect_uri: str  # CRM_PUBLIC_URL + /oauth2callback
+    # The one issuer (the ID token's iss) whose email claims are taken as verified even
+    # without email_verified: only for a provider that verifies every address itself.
+    trusted_issuer: str | None = None
 
 
 def _is_web_url(text: str) -> bool:
@@ -219,6 +226,7 @@ def sso_settings() -> SsoSettings | None:
         client_secret=values["CRM_OIDC_CLIENT_SECRET"],
         name=(raw_setting("CRM_OIDC_NAME") or "SSO").strip() or "SSO",
         redirect_uri=public_url + OIDC_CALLBACK_PATH,
+        trusted_issuer=(raw_setting("CRM_OIDC_TRUSTED_ISSUER") or "").strip() or None,
     )
 
 
@@ -247,38 +255,122 @@ def load_settings() -> Settings:
     )
 
 
-def secret_key() -> str:
-    """CRM_SECRET_KEY, or a key generated once into the data folder and reused after."""
-    configured = raw_setting("CRM_SECRET_KEY")
-    if configured:
-        if len(configured) < 16:
-            raise ConfigError("CRM_SECRET_KEY must be at least 16 characters long.")
-        return configured
-    data_dir = Path(raw_setting("CRM_DATA_DIR") or "data")
-    path = data_dir / SECRET_FILE_NAME
+MIN_SECRET_LENGTH = 16
+
+
+def _read_key_file(path: Path) -> str:
+    """The key in an existing key file, refused with one sentence if it is unsafe or unusable.
+
+    A bad file is never replaced by a new key: that would silently sign everyone out and
+    break every unsubscribe link already sent.
+    """
     try:
-        existing = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        existing = ""
+        fd = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise ConfigError(
             f"The secret key file {path} cannot be read ({error.strerror}); "
-            "fix its permissions or set CRM_SECRET_KEY."
+            f"run chmod 600 {path} as its owner, or set CRM_SECRET_KEY."
         ) from None
-    if existing:
-        return existing
-    key = secrets.token_urlsafe(48)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # Create with owner-only permissions; O_EXCL so two processes never both write.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(key + "\n")
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
+        # fstat the file we opened, so the mode checked is the mode of what is read.
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(
+                f"The secret key file {path} is not a file; remove it to have a key "
+                "generated, or set CRM_SECRET_KEY."
+            )
+        if status.st_mode & 0o077:
+            raise ConfigError(
+                f"The secret key file {path} can be read or changed by other users on this "
+                f"machine; run chmod 600 {path}."
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read()
     except OSError as error:
         raise ConfigError(
-            f"No CRM_SECRET_KEY is set and the data folder {data_dir} is not writable "
-            f"({error.strerror}); set CRM_SECRET_KEY or make {data_dir} writable."
+            f"The secret key file {path} cannot be read ({error.strerror}); "
+            f"run chmod 600 {path} as its owner, or set CRM_SECRET_KEY."
         ) from None
+    finally:
+        os.close(fd)
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        key = ""
+    if len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"The secret key file {path} is empty or shorter than {MIN_SECRET_LENGTH} "
+            "characters; delete it to have a new one generated, or set CRM_SECRET_KEY."
+        )
     return key
+
+
+def _write_key_file(data_dir: Path, path: Path) -> None:
+    """Write a new key so it appears complete or not at all; the first writer wins."""
+    key = secrets.token_urlsafe(48)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp creates the file with mode 0600 in the same folder (so the link below
+    # stays on one file system); it is filled and synced before it gets the real name.
+    fd, temporary = tempfile.mkstemp(prefix=f".{SECRET_FILE_NAME}.", suffix=".tmp", dir=data_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            # link() never replaces: when two processes start at once, one link wins
+            # and the other gets FileExistsError and reads the winner's key.
+            os.link(temporary, path)
+        except FileExistsError:
+            return
+        except OSError as error:
+            if error.errno not in {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}:
+                raise
+            # A file system without hard links: rename is still atomic, only the
+            # first-writer-wins check is not (both processes then read the file back).
+            if not path.exists():
+                os.replace(temporary, path)
+        _sync_folder(data_dir)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new name in the folder survive a power cut (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def secret_key() -> str:
+    """CRM_SECRET_KEY, or a key generated once into the data folder and reused after.
+
+    Any key shorter than 16 characters, and a key file other users could read, is
+    refused with one sentence saying what to fix.
+    """
+    configured = raw_setting("CRM_SECRET_KEY")
+    if configured:
+        if len(configured.strip()) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"CRM_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters long."
+            )
+        return configured
+    data_dir = Path(raw_setting("CRM_DATA_DIR") or "data")
+    path = data_dir / SECRET_FILE_NAME
+    if not os.path.lexists(path):
+        try:
+            _write_key_file(data_dir, path)
+        except OSError as error:
+            raise ConfigError(
+                f"No CRM_SECRET_KEY is set and the data folder {data_dir} is not writable "
+                f"({error.strerror}); set CRM_SECRET_KEY or make {data_dir} writable."
+            ) from None
+    # Read back even after writing: whichever process won, everyone uses the file's key.
+    return _read_key_file(path)

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from crm import audit
-from crm.auth import require_admin
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.identity import clean_text
 from crm.models import CUSTOM_FIELD_KINDS, CustomField, User
+from crm.permissions import require_admin
 
 KIND_LABELS = {"text": "Text", "number": "Number", "date": "Date", "choice": "Choice"}
 MAX_TEXT = 500
@@ -35,7 +35,7 @@ def list_fields(engine: Engine) -> list[CustomField]:
 def create_field(
     engine: Engine, *, actor: User, label: str, kind: str, choices: list[str] | None = None
 ) -> CustomField:
-    require_admin(actor)
+    require_admin(engine, actor)
     label = clean_text(label)
     if not label or len(label) > 120:
         raise ValidationError("A custom field needs a label of at most 120 characters.")
@@ -45,7 +45,7 @@ def create_field(
     if kind == "choice" and len(options) < 2:
         raise ValidationError("A choice field needs at least two choices.")
     key = _KEY.sub("_", label.lower()).strip("_")[:60] or "field"
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor, need="admin") as session:
         if session.scalar(select(CustomField.id).where(CustomField.key == key)):
             raise ValidationError(f"There is already a custom field called {label!r}.")
         position = (session.scalar(select(func.max(CustomField.position))) or 0) + 1
@@ -66,8 +66,8 @@ def create_field(
 
 def delete_field(engine: Engine, *, actor: User, field_id: int) -> None:
     """Remove the definition; values stay in each candidate's JSON but are no longer shown."""
-    require_admin(actor)
-    with write_session(engine) as session:
+    require_admin(engine, actor)
+    with write_session(engine, actor=actor, need="admin") as session:
         field = session.get(CustomField, field_id)
         if field is None:
             raise NotFound("That custom field no longer exists.")

@@ -64,20 +64,33 @@ from crm.models import (
 )
 from crm.pools import membership_condition
 
-# role -> (username, password); printed by `crm demo`.
-DEMO_USERS = {
-    "admin": ("admin", "admin-demo-pass"),
-    "recruiter": ("recruiter", "recruiter-demo-pass"),
-    "manager": ("manager", "manager-demo-pass"),
-}
-# username -> (role, display name, password); the admin comes first (the first user must be).
-_USERS = {
+# Every demo sign-in: username -> (role, display name, password). `crm demo` and the
+# README list them all, and `crm serve` refuses a public address while any still has its
+# password. The admin comes first (the first user must be).
+DEMO_ACCOUNTS = {
     "admin": ("admin", "Morgan Lee", "admin-demo-pass"),
     "recruiter": ("recruiter", "Priya Shah", "recruiter-demo-pass"),
     "manager": ("manager", "Daniel Okafor", "manager-demo-pass"),
-    "jordan": ("recruiter", "Jordan Brooks", "recruiter-demo-pass"),
-    "li": ("recruiter", "Li Wei", "recruiter-demo-pass"),
+    "jordan": ("recruiter", "Jordan Brooks", "jordan-demo-pass"),
+    "li": ("recruiter", "Li Wei", "li-demo-pass"),
 }
+# role -> (username, password) of the one demo account named after each role.
+DEMO_USERS = {
+    role: (username, password)
+    for username, (role, _, password) in DEMO_ACCOUNTS.items()
+    if username == role
+}
+
+
+def accounts_with_demo_passwords(engine: Engine) -> list[str]:
+    """The demo accounts that are active and still open with their demo password."""
+    still = []
+    for username, (_, _, password) in DEMO_ACCOUNTS.items():
+        user = auth.find_user(engine, username)
+        if user is not None and user.active and auth.password_matches(password, user.password_hash):
+            still.append(username)
+    return still
+
 
 CHUNK = 5_000
 COMPANY = "Fernwood"  # the (fictional) employer doing the recruiting
@@ -625,7 +638,7 @@ class _Loader:
     # --- users ----------------------------------------------------------------------------
 
     def create_users(self) -> None:
-        for username, (role, name, password) in _USERS.items():
+        for username, (role, name, password) in DEMO_ACCOUNTS.items():
             existing = auth.find_user(self.engine, username)
             if existing is None:
                 first = _email_part(name.split()[0])
@@ -1140,7 +1153,7 @@ class _Loader:
             campaign = Campaign(
                 name=name,
                 audience_pool_id=self.pools[pool_key].id,
-                sender_name=_USERS[owner][1],
+                sender_name=DEMO_ACCOUNTS[owner][1],
                 sender_email=SENDER_EMAIL,
                 status=status,
                 created_by_id=self.users[owner],

@@ -30,7 +30,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm import audit, clock
-from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import ValidationError
 from crm.models import (
@@ -46,6 +45,7 @@ from crm.models import (
     PoolMember,
     User,
 )
+from crm.permissions import require_writer
 
 SAME_NAME_AND_COMPANY = "same name and company"
 SAME_PHONE = "same phone"
@@ -243,11 +243,11 @@ def _existing(session: Session, *ids: int) -> set[int]:
 
 def dismiss(engine: Engine, *, actor: User, a_id: int, b_id: int) -> None:
     """Remember that two candidates are different people; doing it twice changes nothing."""
-    require_writer(actor)
+    require_writer(engine, actor)
     if a_id == b_id:
         raise ValidationError("A candidate cannot be a duplicate of themself.")
     low, high = sorted((a_id, b_id))
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         if _existing(session, low, high) != {low, high}:
             raise ValidationError("One of the two candidates no longer exists.")
         _insert_ignoring_conflict(
@@ -512,11 +512,11 @@ def merge(
     the earliest unsubscribe and the latest contact stay, skills and tags are united,
     and the timeline, pools, applications, enrollments, messages and events move over.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     _check_choices(choices)
     if keep_id == remove_id:
         raise ValidationError("A candidate cannot be merged with themself.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         # Both rows locked, in id order so two merges of one pair cannot deadlock.
         found = {
             c.id: c

@@ -13,15 +13,17 @@ every link was clicked within a few seconds.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from crm import audit, clock
-from crm.auth import require_writer
+from crm import audit, clock, tokens
+from crm.config import secret_key
 from crm.db import read_session, write_session
 from crm.errors import ValidationError
 from crm.identity import address_hash, normalize_email
@@ -35,13 +37,18 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_writer
 
 log = logging.getLogger(__name__)
 
 MACHINE_OPEN_SECONDS = 10  # an open this soon after delivery is a scanner or a proxy
 MACHINE_CLICK_SECONDS = 10
 ALL_LINKS_SECONDS = 5  # every link of a message clicked within this: a link scanner
-LINK_POSITION_LIMIT = 1000  # click tokens name outbox_id * 1000 + position
+# Click tokens sent before their scheme changed named outbox_id * 1000 + position, so the
+# 1,001st link of one message was the first of the next. They are still read (they are in
+# people's mailboxes) where that number means one link only, and never written again.
+LEGACY_LINK_POSITIONS = 1000
+LEGACY_OVERLAP = 20  # earlier messages an old number could also point into (20,000 links)
 MACHINE_AGENTS = (
     "googleimageproxy",
     "ggpht.com",
@@ -342,10 +349,75 @@ def _scanned_messages(session: Session, outbox_ids: set[int], since: dt.datetime
     return {outbox_id for outbox_id, count in clicked if count == links[outbox_id]}
 
 
-def link_target(engine: Engine, outbox_id: int, position: int) -> tuple[int, str] | None:
-    """(link id, URL) of a stored link in a sent message, or None."""
+def _click_key() -> str:
+    """The key click tokens are signed with: derived from CRM_SECRET_KEY, and not the key
+    itself, so no token of the old scheme (a bare number) can pass for one of these."""
+    return hmac.new(
+        secret_key().encode(), b"crm click tokens: outbox id and link position", hashlib.sha256
+    ).hexdigest()
+
+
+def click_token(outbox_id: int, position: int) -> str:
+    """The signed token of one link of one message, however many links the message has.
+
+    It names the message and the position side by side, as one number: the outbox id's
+    digits, the position's digits, then how many digits the position has (1 to 9). Message
+    5, link 1,000 is 5 1000 4; message 6, link 0 is 6 0 1.
+    """
+    width = len(str(position))
+    digits = f"{outbox_id}{position}{width}"
+    if outbox_id < 1 or position < 0 or width > 9 or len(digits) > 18:  # 18: tokens.verify
+        raise ValueError(f"no click token for message {outbox_id}, link {position}")
+    return tokens.sign("click", int(digits), key=_click_key())
+
+
+class ClickToken(NamedTuple):
+    """The link a click token names."""
+
+    outbox_id: int
+    position: int
+    legacy: bool = False  # the old scheme: see link_target
+
+
+def read_click_token(token: str) -> ClickToken | None:
+    """The message and link position a click token names, or None if we did not sign it."""
+    ident = tokens.verify("click", token, key=_click_key())
+    if ident is not None:
+        width = ident % 10
+        outbox_id, position = divmod(ident // 10, 10**width)
+        if width == 0 or outbox_id < 1 or len(str(position)) != width:
+            return None  # not a number click_token writes
+        return ClickToken(outbox_id, position)
+    old = tokens.verify("click", token)
+    if old is None:
+        return None
+    return ClickToken(*divmod(old, LEGACY_LINK_POSITIONS), legacy=True)
+
+
+def link_target(
+    engine: Engine, outbox_id: int, position: int, *, legacy: bool = False
+) -> tuple[int, str] | None:
+    """(link id, URL) of a stored link in a sent message, or None.
+
+    legacy: the position came from an old token (outbox_id * 1000 + position), which is
+    also link position + 1,000 of the message before, + 2,000 of the one before that...
+    It is followed only when no such other link exists: a click must never be recorded
+    for someone else, or lead to their link.
+    """
     links = Link.__table__
     with engine.connect() as connection:
+        if legacy:
+            behind = outbox_id - links.c.outbox_message_id  # 1 for the message just before
+            shared = connection.execute(
+                select(links.c.id)
+                .where(
+                    links.c.outbox_message_id.between(outbox_id - LEGACY_OVERLAP, outbox_id - 1),
+                    links.c.position == position + behind * LEGACY_LINK_POSITIONS,
+                )
+                .limit(1)
+            ).first()
+            if shared is not None:
+                return None
         row = connection.execute(
             select(links.c.id, links.c.url).where(
                 links.c.outbox_message_id == outbox_id, links.c.position == position
@@ -483,9 +555,9 @@ def record_reply(
     if answer is not None and answer not in ANSWERS:
         raise ValidationError(f"The answer must be one of {', '.join(ANSWERS)}.")
     if actor is not None:
-        require_writer(actor)
+        require_writer(engine, actor)
     now = now or clock.now()
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         message = _message(session, outbox_id) if outbox_id is not None else None
         if message is None and candidate_id is not None:
             message = _latest_message_to(session, candidate_id)
@@ -582,7 +654,7 @@ def mark_replies_from_addresses(
     engine: Engine, *, actor: User, addresses: list[str], answer: str | None = None
 ) -> MarkedReplies:
     """Mark replies by hand for a list of addresses (a CSV column pasted or uploaded)."""
-    require_writer(actor)
+    require_writer(engine, actor)
     marked = 0
     unknown: list[str] = []
     with read_session(engine) as session:

@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from crm import audit, metrics
-from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.models import Campaign, Goal, Pool, User
+from crm.permissions import require_writer
 
 AT_RISK_SHARE = 0.25
 HOLD_BAND = 0.05  # the at-risk band of a goal whose target equals its baseline
@@ -399,14 +399,14 @@ def save_goal(engine: Engine, *, actor: User, draft: GoalDraft, goal_id: int | N
     The baseline comes from the draft's value, or else its baseline period, which must
     then have data.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     draft.title = " ".join((draft.title or "").split())
     if len(draft.title) > 200:
         raise ValidationError("A goal's title is at most 200 characters.")
     validate_goal(draft)
     if draft.baseline_value is None and (draft.baseline_from is None or draft.baseline_to is None):
         raise ValidationError("Give a baseline value or a baseline period to measure it in.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         scope = _clean_scope(session, draft.scope)
         owner_id = draft.owner_id or actor.id
         if session.get(User, owner_id) is None:
@@ -420,7 +420,7 @@ def save_goal(engine: Engine, *, actor: User, draft: GoalDraft, goal_id: int | N
         )
     validate_goal(draft, baseline=baseline)
     values = asdict(draft) | {"owner_id": owner_id, "scope": scope}
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         if goal_id is None:
             goal = Goal(**values)
             session.add(goal)
@@ -438,8 +438,8 @@ def save_goal(engine: Engine, *, actor: User, draft: GoalDraft, goal_id: int | N
 
 
 def delete_goal(engine: Engine, *, actor: User, goal_id: int) -> None:
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         goal = session.get(Goal, goal_id)
         if goal is None:
             raise NotFound("That goal no longer exists.")
@@ -455,9 +455,9 @@ def delete_goal(engine: Engine, *, actor: User, goal_id: int) -> None:
 
 
 def create_goal(engine: Engine, *, actor: User, goal: Goal) -> Goal:
-    require_writer(actor)
+    require_writer(engine, actor)
     validate_goal(goal)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         goal.owner_id = goal.owner_id or actor.id
         session.add(goal)
         session.flush()

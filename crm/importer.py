@@ -69,7 +69,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from crm import audit, clock, csvfile, mapping
-from crm.auth import require_writer
 from crm.candidate_fields import clean_candidate
 from crm.db import read_session, write_session
 from crm.errors import CrmError, InputUnusable, NotFound, ValidationError
@@ -86,6 +85,7 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_writer
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 CHUNK_ROWS = 10_000
@@ -281,7 +281,7 @@ def save_mapping(
     mapping: dict[str, str | None],
 ) -> None:
     """Remember a mapping under a name (replacing one of the same name) for next time."""
-    require_writer(actor)
+    require_writer(engine, actor)
     name = " ".join(clean_text(name).split())
     if not name:
         raise ValidationError("Give the mapping a name.")
@@ -293,7 +293,7 @@ def save_mapping(
     except InputUnusable as error:
         raise ValidationError(str(error)) from None
     stored = {header: mapping.get(header) for header in headers}
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         existing = session.scalar(
             select(SavedMapping).where(SavedMapping.name == name).with_for_update()
         )
@@ -1669,7 +1669,7 @@ def run_import(
     import would give). Refused rows are reported, not raised; a file that is unusable as a
     whole raises InputUnusable and leaves the database unchanged.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     filename = " ".join(clean_text(filename).split())[:255] or "import.csv"
     shape, chosen = _prepare(engine, source, options)
     if dry_run:
@@ -1833,9 +1833,9 @@ def undo_import(engine: Engine, *, actor: User, batch_id: int) -> tuple[int, int
     A field changed again since the import (by a person or a later import) keeps its new
     value; a restored address someone else holds by now stays as it is.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     now = clock.now()
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         batch = session.get(ImportBatch, batch_id, with_for_update=True)
         if batch is None:
             raise NotFound(f"There is no import number {batch_id}.")

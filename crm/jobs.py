@@ -28,7 +28,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from crm import activities, audit, clock
-from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.models import (
@@ -44,6 +43,7 @@ from crm.models import (
     Pool,
     User,
 )
+from crm.permissions import require_writer
 
 PIPELINE_STAGES = ("sourced", "applied", "screen", "interview", "offer", "hired")
 OUTCOME_STAGES = ("rejected", "withdrew")
@@ -228,7 +228,7 @@ def create_job(
     status: str = "open",
     filled_at: dt.date | None = None,
 ) -> int:
-    require_writer(actor)
+    require_writer(engine, actor)
     job = Job(
         title=_clean(title, 160, "title") or "",
         role_family=_clean(role_family, 60, "role family"),
@@ -240,7 +240,7 @@ def create_job(
         status=status,
     )
     _check_job(job)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         session.add(job)
         session.flush()
         audit.record(session, actor=actor, action="job.create", entity="job", entity_id=job.id)
@@ -262,12 +262,12 @@ JOB_FIELDS = (
 def update_job(engine: Engine, *, actor: User, job_id: int, **changes: Any) -> None:
     """Change a job's fields (JOB_FIELDS). Closing or holding a job keeps its fill date;
     opening it again clears it."""
-    require_writer(actor)
+    require_writer(engine, actor)
     unknown = set(changes) - set(JOB_FIELDS)
     if unknown:
         raise ValidationError(f"A job has no field {sorted(unknown)[0]!r}.")
     limits = {"title": 160, "role_family": 60, "hiring_manager": 120, "location": 120}
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         job = _job(session, job_id)
         for name, value in changes.items():
             if name in limits:
@@ -335,8 +335,8 @@ def get_job(engine: Engine, job_id: int) -> JobSummary:
 
 def delete_job(engine: Engine, *, actor: User, job_id: int) -> None:
     """Delete a job and its applications; its costs stay, no longer tied to a job."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         job = _job(session, job_id)
         session.delete(job)
         audit.record(session, actor=actor, action="job.delete", entity="job", entity_id=job_id)
@@ -460,14 +460,14 @@ def add_application(
 ) -> int:
     """Put a person on a job's pipeline; a campaign's audience pool is the pool when none
     is given."""
-    require_writer(actor)
+    require_writer(engine, actor)
     if source not in APPLICATION_SOURCES:
         raise ValidationError(
             f"Unknown source {source!r}; use one of {', '.join(APPLICATION_SOURCES)}."
         )
     _check_stage(stage)
     moment = _moment(at)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         job = _job(session, job_id)
         candidate = session.get(Candidate, candidate_id)
         if candidate is None:
@@ -519,10 +519,10 @@ def move_stage(
     stage: str,
     at: dt.datetime | dt.date | None = None,
 ) -> None:
-    require_writer(actor)
+    require_writer(engine, actor)
     _check_stage(stage)
     moment = _moment(at)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         application = _application(session, application_id)
         job = _job(session, application.job_id)
         _apply_stage(session, application, stage, moment)
@@ -542,9 +542,9 @@ def record_offer(
     """accepted None: an offer is made (again); True: accepted; False: declined (the
     person withdraws). A decision without an offer on record makes the offer at the same
     moment."""
-    require_writer(actor)
+    require_writer(engine, actor)
     moment = _moment(at)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         application = _application(session, application_id)
         job = _job(session, application.job_id)
         if accepted is None:
@@ -663,7 +663,7 @@ def add_cost(
     currency: str = "USD",
 ) -> int:
     """A cost for a job, or for the team in a period (job_id None)."""
-    require_writer(actor)
+    require_writer(engine, actor)
     if category not in COST_CATEGORIES:
         raise ValidationError(
             f"Unknown cost category {category!r}; use one of {', '.join(COST_CATEGORIES)}."
@@ -671,7 +671,7 @@ def add_cost(
     value = _amount(amount)
     if not (len(currency) == 3 and currency.isalpha()):
         raise ValidationError("The currency is a three-letter code such as USD.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         if job_id is not None:
             _job(session, job_id)
         cost = Cost(
@@ -696,8 +696,8 @@ def add_cost(
 
 
 def delete_cost(engine: Engine, *, actor: User, cost_id: int) -> None:
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         cost = session.get(Cost, cost_id)
         if cost is None:
             raise NotFound("That cost no longer exists.")

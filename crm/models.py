@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -175,7 +175,7 @@ class Timestamped:
 
 class User(Timestamped, Base):
     __tablename__ = "users"
-    __table_args__ = (_choice("role", ROLES),)
+    __table_args__ = (_choice("role", ROLES), UniqueConstraint("sso_issuer", "sso_subject"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -184,10 +184,18 @@ class User(Timestamped, Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(default=True)
+    # Failed sign-ins in a row, and the last one: each makes the next attempt wait longer.
     failed_login_attempts: Mapped[int] = mapped_column(default=0)
+    last_failed_login_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
     # Sessions and login cookies issued before this moment are no longer honoured.
     sessions_revoked_at: Mapped[dt.datetime | None]
+    # Not stored: when the browser session acting as this user signed in (set by
+    # auth.session_user), so the services refuse a write from a session signed out since.
+    signed_in_at: ClassVar[dt.datetime | None] = None
+    # The single sign-on identity (the provider's iss and sub) bound at the first sign-in.
+    sso_issuer: Mapped[str | None] = mapped_column(String(255))
+    sso_subject: Mapped[str | None] = mapped_column(String(255))
 
 
 class Setting(Base):

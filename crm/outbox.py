@@ -38,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm import audit, clock, mailer, merge_tags, send_window
-from crm.auth import require_admin
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_connection, write_session
 from crm.errors import ValidationError
@@ -56,6 +55,7 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_admin
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ def current_frequency_cap(engine: Engine) -> tuple[int, int]:
 
 def set_frequency_cap(engine: Engine, *, actor: User, emails: int, days: int) -> None:
     """Change the team's cap (admins); it applies to every message not yet sent."""
-    require_admin(actor)
+    require_admin(engine, actor)
     if not (1 <= emails <= 50 and 1 <= days <= 90):
         raise ValidationError("The frequency cap must be 1 to 50 emails in 1 to 90 days.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor, need="admin") as session:
         setting = session.get(Setting, FREQUENCY_CAP_KEY)
         if setting is None:
             session.add(Setting(key=FREQUENCY_CAP_KEY, value={"emails": emails, "days": days}))

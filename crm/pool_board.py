@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, insert, literal, select, update
 
 from crm import audit, clock
-from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.identity import clean_text
 from crm.models import Activity, Candidate, Pool, PoolMember, User
+from crm.permissions import require_writer
 from crm.pools import membership_condition
 
 DEFAULT_STAGES = ("New", "Contacted", "Engaged", "Interested", "Not now")
@@ -68,9 +68,9 @@ def clean_stages(stages: Sequence[str]) -> list[str]:
 
 def set_stages(engine: Engine, *, actor: User, pool_id: int, stages: Sequence[str]) -> list[str]:
     """Replace a pool's stages (in order). People in a removed stage stand in the first."""
-    require_writer(actor)
+    require_writer(engine, actor)
     cleaned = clean_stages(stages)
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         pool = session.get(Pool, pool_id, with_for_update=True)
         if pool is None:
             raise NotFound("That pool no longer exists.")
@@ -149,11 +149,11 @@ def move(
 ) -> int:
     """Move members of a pool to a stage, logged on each one's timeline; returns how many
     changed stage. People who are not in the pool are refused."""
-    require_writer(actor)
+    require_writer(engine, actor)
     ids = sorted(set(candidate_ids))
     if not ids:
         raise ValidationError("Select at least one person first.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         pool = session.get(Pool, pool_id)
         if pool is None:
             raise NotFound("That pool no longer exists.")

@@ -3,12 +3,23 @@
 A filter is the JSON of DESIGN.md: {"all": [...]} or {"any": [...]} groups that nest,
 holding conditions {"field", "op", "value"}. It is compiled to SQL through an allow-list
 of fields and operators; values are always bound parameters, never pasted into SQL.
+
+A filter is also bounded (check_filter: text length, list length, conditions, nesting,
+finite numbers, no NUL), and so is what it grows into with the pools it refers to
+(MAX_TERMS, MAX_POOL_DEPTH): one saved pool must never be more than the database can
+count, or every page listing pools would fail with it. A stored pool that cannot be
+counted anyway (saved before a limit, or otherwise broken) is listed with the sentence
+saying why instead of a size.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +41,11 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Grouping
 
 from crm import activities, audit, clock, metrics
-from crm.auth import require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.identity import clean_text
@@ -53,6 +65,7 @@ from crm.models import (
     User,
     UtcDateTime,
 )
+from crm.permissions import require_writer
 from crm.sql import has_item
 
 LONG_AGO = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)  # stands in for "never" in date filters
@@ -122,6 +135,24 @@ HIRES_DAYS = 365  # the window of "hires from the pool"
 MAX_NAME = 120
 MAX_SAMPLE = 50
 
+# How big a filter may be. SQLite refuses a LIKE pattern over 50,000 bytes and an
+# expression over 1,000 levels deep; both databases take time for every value tested.
+MAX_TEXT = 200  # characters in one text value
+MAX_VALUES = 500  # values in one list
+MAX_CONDITIONS = 100  # conditions and groups in one filter
+MAX_DEPTH = 10  # groups inside groups
+MAX_NUMBER = 10**12  # a number's size either way (SQLite integers stop at 2**63)
+MAX_TERMS = 1_000  # conditions and list values in all, with the pools a filter refers to
+MAX_POOL_DEPTH = 5  # pools in filters that refer to pools that refer to pools...
+NUL_IN_FILTER = "A filter value cannot contain a NUL character."
+TOO_MANY_TERMS = (
+    f"A filter can hold at most {MAX_TERMS:,} conditions and values in all, counting "
+    "those of the pools it refers to."
+)
+UNCOUNTABLE = "The database could not count this pool's filter; make the filter simpler."
+
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class PoolSummary:
@@ -163,6 +194,134 @@ class Overlap:
 
 def _fail(message: str) -> ValidationError:
     return ValidationError(message)
+
+
+def _shown(value: Any) -> str:
+    """A field or operator name as a message quotes it, cut short if it is long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_filter(filter_json: Any) -> None:
+    """Refuse a filter over the limits above, in one sentence that names the limit.
+
+    Walks the filter with a list, not recursion, and stops at the first limit crossed, so
+    a filter nested a thousand levels deep or holding a million conditions is refused at
+    once; compiling it (recursive) is safe afterwards. Types and operators are checked
+    when it is compiled.
+    """
+    pending: list[tuple[Any, int]] = [(filter_json, 1)]
+    seen = 0
+    while pending:
+        node, depth = pending.pop()
+        seen += 1
+        if seen > MAX_CONDITIONS:
+            raise _fail(f"A filter can have at most {MAX_CONDITIONS} conditions and groups.")
+        if not isinstance(node, dict):
+            raise _fail("A filter is an object with 'all', 'any' or 'field'.")
+        group = "all" if "all" in node else "any" if "any" in node else None
+        if group is None:
+            _check_condition(node)
+            continue
+        if depth > MAX_DEPTH:
+            raise _fail(f"Filter groups can nest at most {MAX_DEPTH} levels deep.")
+        children = node[group]
+        if not isinstance(children, list):
+            raise _fail(f"'{group}' must hold a list of conditions.")
+        if seen + len(children) > MAX_CONDITIONS:
+            raise _fail(f"A filter can have at most {MAX_CONDITIONS} conditions and groups.")
+        pending.extend((child, depth + 1) for child in children)
+
+
+def _check_condition(node: dict[str, Any]) -> None:
+    field, op = node.get("field"), node.get("op")
+    if not isinstance(field, str) or len(field) > MAX_TEXT:
+        raise _fail(f"Unknown filter field {_shown(field)}.")
+    if not isinstance(op, str) or len(op) > MAX_TEXT:
+        raise _fail(f"Unknown operator {_shown(op)} for {field}.")
+    value = node.get("value")
+    if isinstance(value, list):
+        if len(value) > MAX_VALUES:
+            raise _fail(f"A list in a filter can hold at most {MAX_VALUES} values.")
+        items = value
+    else:
+        items = [value]
+    for item in items:
+        if isinstance(item, str):
+            if len(item) > MAX_TEXT:
+                raise _fail(f"A text value in a filter can be at most {MAX_TEXT} characters.")
+            if "\x00" in item:
+                raise _fail(NUL_IN_FILTER)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise _fail("A number in a filter must be a real number, not NaN or Infinity.")
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            if abs(item) > MAX_NUMBER:
+                raise _fail(
+                    f"A number in a filter must be between -{MAX_NUMBER:,} and {MAX_NUMBER:,}."
+                )
+        elif item is not None and not isinstance(item, bool):
+            raise _fail(
+                f"The value of {field} must be text, a number, true or false, or a list of them."
+            )
+
+
+def parse_filter(text: str) -> Any:
+    """A filter from JSON text (pasted or given on the command line), checked against the
+    limits; ValidationError in one sentence if it is not JSON or is over a limit."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _fail(f"That is not valid JSON ({error.msg}).") from None
+    except RecursionError:  # the decoder's own stack, at about 500 levels of nesting
+        raise _fail(f"Filter groups can nest at most {MAX_DEPTH} levels deep.") from None
+    check_filter(parsed)
+    return parsed
+
+
+class _Budget:
+    """Conditions and list values compiled so far, across the pools a filter refers to: a
+    filter that names a pool 100 times, whose filter names another 100 times, would
+    otherwise grow into a million conditions."""
+
+    def __init__(self, *, root_is_pool: bool = False) -> None:
+        self.left = MAX_TERMS
+        # Pools on the path from the start (`seen`) that are not references: the pool
+        # being counted, when the filter is a stored pool's.
+        self.roots = 1 if root_is_pool else 0
+
+    def spend(self, node: dict[str, Any]) -> None:
+        value = node.get("value")
+        self.left -= 1 + (len(value) if isinstance(value, list) else 0)
+        if self.left < 0:
+            raise _fail(TOO_MANY_TERMS)
+
+
+_FLAT = 16  # AND/OR terms written in one run before they are split in halves
+
+
+class _Bracket(Grouping[bool]):
+    """Brackets that stay: and_/or_ merge a plain Grouping of their own operator back into
+    one flat chain (it passes `operator` through to what it holds)."""
+
+    inherit_cache = True
+    operator = None
+
+
+def _combine(
+    combine: Callable[..., ColumnElement[bool]], parts: Sequence[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """and_ or or_ of the parts as a balanced tree of bracketed halves.
+
+    SQLite reads "a AND b AND c ..." as a chain as deep as it is long and refuses one over
+    1,000 levels deep (500 skills each tested by two ANDed terms); bracketed halves keep
+    the depth to the logarithm. The terms stay in their order.
+    """
+    if len(parts) <= _FLAT:
+        return combine(*parts)
+    middle = len(parts) // 2
+    return combine(
+        _Bracket(_combine(combine, parts[:middle])), _Bracket(_combine(combine, parts[middle:]))
+    )
 
 
 def _text_list(field: str, value: Any) -> list[str]:
@@ -267,7 +426,7 @@ def _set_condition(field: str, op: str, value: Any) -> ColumnElement[bool]:
     if op == "has_none":
         return not_(having(items))
     # has_all: one set per item
-    return and_(*(having([item]) for item in dict.fromkeys(items)))
+    return _combine(and_, [having([item]) for item in dict.fromkeys(items)])
 
 
 def _skills_condition(op: str, value: Any) -> ColumnElement[bool]:
@@ -278,10 +437,10 @@ def _skills_condition(op: str, value: Any) -> ColumnElement[bool]:
     items = list(dict.fromkeys(_text_list("skills", value)))
     tests = [has_item(column, item) for item in items]
     if op == "has_any":
-        return or_(*tests) if tests else false()
+        return _combine(or_, tests) if tests else false()
     if op == "has_none":
-        return not_(or_(*tests)) if tests else true()
-    return and_(*tests) if tests else true()  # has_all
+        return not_(_combine(or_, tests)) if tests else true()
+    return _combine(and_, tests) if tests else true()  # has_all
 
 
 def _engagement_condition(op: str, value: Any, now: dt.datetime) -> ColumnElement[bool]:
@@ -387,20 +546,29 @@ def _owner_condition(session: Session, op: str, value: Any) -> ColumnElement[boo
 
 
 def _pool_condition(
-    session: Session, op: str, value: Any, now: dt.datetime, seen: frozenset[int]
+    session: Session,
+    op: str,
+    value: Any,
+    now: dt.datetime,
+    seen: frozenset[int],
+    budget: _Budget,
 ) -> ColumnElement[bool]:
     names = value if isinstance(value, list) else [value]
     if not names or not all(isinstance(name, str) for name in names):
         raise _fail("The value of pool must be a pool name or a list of pool names.")
+    if len(seen) - budget.roots >= MAX_POOL_DEPTH:
+        raise _fail(f"Pools can refer to pools at most {MAX_POOL_DEPTH} levels deep.")
     memberships = []
-    for name in names:
+    for name in dict.fromkeys(names):
         pool = session.scalar(select(Pool).where(Pool.name == name))
         if pool is None:
             raise _fail(f"The filter refers to a pool that no longer exists: {name!r}.")
         if pool.id in seen:
             raise _fail(f"The pool {name!r} refers to itself through its filter.")
-        memberships.append(membership_condition(session, pool, now=now, seen=seen | {pool.id}))
-    matched = or_(*memberships)
+        memberships.append(
+            membership_condition(session, pool, now=now, seen=seen | {pool.id}, budget=budget)
+        )
+    matched = _combine(or_, memberships)
     if op == "in":
         return matched
     # A dynamic pool's condition is unknown (NULL) for someone with an empty value it tests;
@@ -409,10 +577,13 @@ def _pool_condition(
 
 
 def _compile(
-    session: Session, node: Any, now: dt.datetime, seen: frozenset[int]
+    session: Session, node: Any, now: dt.datetime, seen: frozenset[int], budget: _Budget
 ) -> ColumnElement[bool]:
+    """The WHERE clause for a filter that check_filter has passed (so the recursion is
+    at most MAX_DEPTH deep in each pool)."""
     if not isinstance(node, dict):
         raise _fail("A filter is an object with 'all', 'any' or 'field'.")
+    budget.spend(node)
     for group, combine in (("all", and_), ("any", or_)):
         if group in node:
             children = node[group]
@@ -421,10 +592,10 @@ def _compile(
             # SQLite tests AND-ed conditions in the order written: plain column tests first,
             # then the skill text searches, then subqueries (a third faster on a scan).
             ordered = sorted(children, key=_cost) if group == "all" else children
-            parts = [_compile(session, child, now, seen) for child in ordered]
+            parts = [_compile(session, child, now, seen, budget) for child in ordered]
             if not parts:
                 return true() if group == "all" else false()
-            return combine(*parts)
+            return _combine(combine, parts)
     field, op = node.get("field"), node.get("op")
     if isinstance(field, str) and field.startswith(CUSTOM_PREFIX):
         return _custom_condition(session, field, op, node.get("value"), now)
@@ -450,7 +621,7 @@ def _compile(
         return _engagement_condition(op, value, now)
     if field == "pipeline_stage":
         return _pipeline_condition(op, value)
-    return _pool_condition(session, op, value, now, seen)
+    return _pool_condition(session, op, value, now, seen, budget)
 
 
 _SUBQUERY_FIELDS = {"tags", "pool", "pipeline_stage", "engagement"}
@@ -469,8 +640,13 @@ def _cost(node: Any) -> int:
 def compile_filter(
     session: Session, filter_json: Any, *, now: dt.datetime | None = None
 ) -> ColumnElement[bool]:
-    """A WHERE clause over Candidate for the filter; ValidationError names what is wrong."""
-    return _compile(session, filter_json, now or clock.now(), frozenset())
+    """A WHERE clause over Candidate for the filter; ValidationError names what is wrong.
+
+    Every way a filter comes in (the builder, pasted JSON, `crm pool save`, a preview)
+    and every stored filter is checked here before anything else looks at it.
+    """
+    check_filter(filter_json)
+    return _compile(session, filter_json, now or clock.now(), frozenset(), _Budget())
 
 
 def membership_condition(
@@ -479,21 +655,106 @@ def membership_condition(
     *,
     now: dt.datetime | None = None,
     seen: frozenset[int] = frozenset(),
+    budget: _Budget | None = None,
 ) -> ColumnElement[bool]:
-    """Who is in a pool right now: the filter for dynamic pools, the list for static ones."""
+    """Who is in a pool right now: the filter for dynamic pools, the list for static ones.
+
+    A stored filter is checked against today's limits (it may have been saved before
+    them): ValidationError says why it cannot be counted.
+    """
     if pool.kind == "dynamic":
-        return _compile(session, pool.filter or {"all": []}, now or clock.now(), seen | {pool.id})
+        stored = pool.filter or {"all": []}
+        check_filter(stored)
+        budget = budget or _Budget(root_is_pool=True)
+        return _compile(session, stored, now or clock.now(), seen | {pool.id}, budget)
     return Candidate.id.in_(select(PoolMember.candidate_id).where(PoolMember.pool_id == pool.id))
+
+
+def _unless_lost(error: DBAPIError) -> None:
+    """Re-raise a driver error that is about the connection, not about the statement."""
+    if error.connection_invalidated:
+        raise error
+
+
+@contextmanager
+def _runnable() -> Iterator[None]:
+    """A filter the database refuses to run (however it got past the limits) is one
+    sentence, like any other bad filter, not a driver error on the page."""
+    try:
+        yield
+    except DBAPIError as error:
+        _unless_lost(error)
+        log.warning("A pool filter could not be run: %s", _described(error))
+        raise _fail("The database could not run this filter; make the filter simpler.") from None
+
+
+def _described(error: DBAPIError) -> str:
+    """What went wrong, for the log: the driver's error class and code, never its message
+    (PostgreSQL's may quote a candidate's value)."""
+    code = getattr(error.orig, "sqlstate", None)
+    return type(error.orig).__name__ + (f" ({code})" if code else "")
 
 
 def count_matching(engine: Engine, filter_json: Any) -> int:
     with read_session(engine) as session:
         condition = compile_filter(session, filter_json)
-        return session.scalar(select(func.count()).select_from(Candidate).where(condition))
+        with _runnable():
+            return session.scalar(select(func.count()).select_from(Candidate).where(condition))
+
+
+def _dynamic_figures(
+    session: Session, conditions: dict[int, ColumnElement[bool]], since: dt.datetime
+) -> tuple[dict[int, tuple[Any, ...]], dict[int, str]]:
+    """(size, growth, engaged, last touched) of each dynamic pool, and the pools the
+    database could not count with the sentence saying so.
+
+    One pass over the candidates measures every pool (aggregates with FILTER per pool).
+    Should the database refuse that statement (one pool's SQL, or all of them together,
+    more than it takes), each pool is measured alone, so the others are still counted.
+    """
+    new = Candidate.created_at >= since
+    engaged = Candidate.last_engaged_at >= since
+
+    def measure(pool_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        columns = []
+        for pool_id in pool_ids:
+            condition = conditions[pool_id]
+            columns += [
+                func.count().filter(condition),
+                func.count().filter(and_(condition, new)),
+                func.count().filter(and_(condition, engaged)),
+                func.max(Candidate.last_contacted_at).filter(condition),
+            ]
+        with session.begin_nested():  # a refused statement leaves the transaction usable
+            found = session.execute(select(*columns).select_from(Candidate)).one()
+        return {pool_id: tuple(found[i * 4 : i * 4 + 4]) for i, pool_id in enumerate(pool_ids)}
+
+    everyone = list(conditions)
+    if not everyone:
+        return {}, {}
+    try:
+        return measure(everyone), {}
+    except DBAPIError as error:
+        _unless_lost(error)
+        if len(everyone) == 1:
+            log.warning("Pool %s could not be counted: %s", everyone[0], _described(error))
+            return {}, {everyone[0]: UNCOUNTABLE}
+    figures: dict[int, tuple[Any, ...]] = {}
+    problems: dict[int, str] = {}
+    for pool_id in everyone:
+        try:
+            figures.update(measure([pool_id]))
+        except DBAPIError as error:
+            _unless_lost(error)
+            log.warning("Pool %s could not be counted: %s", pool_id, _described(error))
+            problems[pool_id] = UNCOUNTABLE
+    return figures, problems
 
 
 def list_pools(engine: Engine) -> list[PoolSummary]:
-    """Every pool with its size and insight; a broken filter is reported, not raised.
+    """Every pool with its size and insight; a broken filter is reported, not raised:
+    a pool that cannot be counted (over a limit, referring to a deleted pool, or refused
+    by the database) has no figures and a `problem` sentence, and the rest are counted.
 
     Dynamic pools are measured in one pass over the candidates (aggregates with FILTER
     per pool), static lists from their member rows joined to the candidates.
@@ -529,20 +790,8 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
                 conditions[pool.id] = membership_condition(session, pool, now=now)
             except ValidationError as error:
                 problems[pool.id] = str(error)
-        dynamic: dict[int, tuple[Any, ...]] = {}
-        if conditions:
-            new = Candidate.created_at >= since
-            columns = []
-            for condition in conditions.values():
-                columns += [
-                    func.count().filter(condition),
-                    func.count().filter(and_(condition, new)),
-                    func.count().filter(and_(condition, engaged)),
-                    func.max(Candidate.last_contacted_at).filter(condition),
-                ]
-            found = session.execute(select(*columns).select_from(Candidate)).one()
-            for index, pool_id in enumerate(conditions):
-                dynamic[pool_id] = tuple(found[index * 4 : index * 4 + 4])
+        dynamic, uncounted = _dynamic_figures(session, conditions, since)
+        problems.update(uncounted)
     today = now.date()
     hires = metrics.hires_by_pool(
         engine, start=today - dt.timedelta(days=HIRES_DAYS - 1), end=today
@@ -590,7 +839,7 @@ def preview_filter(
 
     Both are SQL (a COUNT and a LIMIT), so editing a filter never loads whole tables.
     """
-    with read_session(engine) as session:
+    with read_session(engine) as session, _runnable():
         condition = compile_filter(session, filter_json, now=now)
         count = session.scalar(select(func.count()).select_from(Candidate).where(condition))
         rows = session.execute(
@@ -672,12 +921,12 @@ def save_pool(
     A dynamic pool stores its filter, checked by compiling it; a static pool is a list
     that people are added to by hand. A pool's kind never changes.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     name = _clean_name(name)
     if kind not in POOL_KINDS:
         raise ValidationError(f"A pool is {' or '.join(POOL_KINDS)}, not {kind!r}.")
     about = clean_text(description) or None
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         clash = session.scalar(select(Pool.id).where(Pool.name == name))
         if clash is not None and clash != pool_id:
             raise ValidationError(f"There is already a pool called {name!r}.")
@@ -714,8 +963,8 @@ def save_pool(
 
 def delete_pool(engine: Engine, *, actor: User, pool_id: int) -> str:
     """Delete a pool (its list and stages go with it; the people stay); returns its name."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         pool = session.get(Pool, pool_id)
         if pool is None:
             raise NotFound("That pool no longer exists.")
@@ -742,13 +991,21 @@ def delete_pool(engine: Engine, *, actor: User, pool_id: int) -> str:
 
 
 def _mentions_pool(node: Any, name: str) -> bool:
-    if isinstance(node, dict):
+    # A list, not recursion: a filter stored before the depth limit may nest hundreds deep.
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, dict):
+            continue
         if node.get("field") == "pool":
             value = node.get("value")
-            return name in (value if isinstance(value, list) else [value])
-        return any(
-            _mentions_pool(child, name) for key in ("all", "any") for child in (node.get(key) or [])
-        )
+            if name in (value if isinstance(value, list) else [value]):
+                return True
+            continue
+        for key in ("all", "any"):
+            children = node.get(key)
+            if isinstance(children, list):
+                pending.extend(children)
     return False
 
 
@@ -756,11 +1013,11 @@ def remove_members(
     engine: Engine, *, actor: User, pool_id: int, candidate_ids: Sequence[int]
 ) -> int:
     """Take people off a hand-kept list; returns how many were on it."""
-    require_writer(actor)
+    require_writer(engine, actor)
     ids = sorted(set(candidate_ids))
     if not ids:
         raise ValidationError("Select at least one person first.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         pool = static_pool(session, pool_id)
         removed = list(
             session.scalars(
@@ -835,8 +1092,8 @@ def pool_names(engine: Engine) -> list[str]:
 
 def add_matching(engine: Engine, *, actor: User, pool_id: int, filter_json: Any) -> int:
     """Add everyone a filter matches now to a hand-kept list; returns how many."""
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         pool = static_pool(session, pool_id)
         ids = list(
             session.scalars(

@@ -38,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm import activities, audit, candidates, clock, pools
-from crm.auth import require_admin, require_writer
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.exporter import escape_cell
@@ -67,6 +66,7 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.permissions import require_admin, require_writer
 
 ERASURE_REASON = "erasure"
 KEEP_KIND = "retention_keep"
@@ -347,7 +347,7 @@ def _collect(session: Session, candidate: Candidate) -> dict[str, Any]:
 
 
 def _gather(engine: Engine, actor: User, candidate_id: int, form: str) -> dict[str, Any]:
-    require_writer(actor)
+    require_writer(engine, actor)
     with read_session(engine) as session:
         candidate = session.get(Candidate, candidate_id)
         if candidate is None:
@@ -363,7 +363,7 @@ def _gather(engine: Engine, actor: User, candidate_id: int, form: str) -> dict[s
         }
         for entry in candidates.timeline(engine, candidate_id, limit=1_000_000)
     ]
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         audit.record(
             session,
             actor=actor,
@@ -617,8 +617,8 @@ def erase(engine: Engine, *, actor: User, candidate_id: int) -> Erasure:
     unsubscribe, a bounce) keeps its first reason. `suppressed` is False only for someone
     with no address at all (LinkedIn only).
     """
-    require_writer(actor)
-    with write_session(engine) as session:
+    require_writer(engine, actor)
+    with write_session(engine, actor=actor) as session:
         return _erase(session, actor, candidate_id)
 
 
@@ -627,10 +627,10 @@ def erase_many(engine: Engine, *, actor: User, candidate_ids: Sequence[int]) -> 
 
     People already gone are passed over.
     """
-    require_writer(actor)
+    require_writer(engine, actor)
     erased = 0
     for candidate_id in _check_ids(candidate_ids):
-        with write_session(engine) as session:
+        with write_session(engine, actor=actor) as session:
             try:
                 _erase(session, actor, candidate_id)
             except NotFound:
@@ -654,7 +654,7 @@ def set_consent(
 ) -> None:
     """Record the person's lawful basis (consented, legitimate interest, do not contact)
     with its date, where it came from and a note."""
-    require_writer(actor)
+    require_writer(engine, actor)
     if status not in CONSENT_STATUSES:
         raise ValidationError(
             f"The consent status must be one of {', '.join(CONSENT_STATUSES)}, not {status!r}."
@@ -669,7 +669,7 @@ def set_consent(
     at = _aware(at) if at is not None else now
     if at > now + dt.timedelta(minutes=5):
         raise ValidationError("The consent date cannot be in the future.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         candidate = session.get(Candidate, candidate_id, with_for_update=True)
         if candidate is None:
             raise _missing()
@@ -762,10 +762,10 @@ def consent_due(
 def start_consent_renewal(engine: Engine, *, actor: User, candidate_ids: Sequence[int]) -> int:
     """Put the people selected (those we may still contact) on a new static pool named
     "Consent renewal YYYY-MM-DD", for a campaign asking them to renew; returns its id."""
-    require_writer(actor)
+    require_writer(engine, actor)
     ids = _check_ids(candidate_ids)
     now = clock.now()
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         reachable = list(
             session.scalars(
                 select(Candidate.id).where(
@@ -885,14 +885,14 @@ def retention_due(
 def keep(engine: Engine, *, actor: User, candidate_ids: Sequence[int], reason: str) -> int:
     """Keep people on review with a reason: they leave the retention list until the period
     passes again. Returns how many were kept."""
-    require_writer(actor)
+    require_writer(engine, actor)
     ids = _check_ids(candidate_ids)
     reason = " ".join(clean_text(reason).split())
     if not reason:
         raise ValidationError("Give a reason for keeping them.")
     if len(reason) > MAX_KEEP_REASON:
         raise ValidationError(f"The reason is longer than {MAX_KEEP_REASON} characters.")
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor) as session:
         present = list(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
         activities.record(
             session,
@@ -979,7 +979,7 @@ def audit_entries(
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the audit log, newest first, and how many entries match (admins only)."""
-    require_admin(actor)
+    require_admin(engine, actor)
     limit, offset = _page(limit, offset)
     conditions = _audit_conditions(action, username, since, until)
     with read_session(engine) as session:
@@ -998,7 +998,7 @@ def audit_entries(
 
 def audit_actions(engine: Engine, *, actor: User) -> list[str]:
     """The actions in the log, for the admin view's filter."""
-    require_admin(actor)
+    require_admin(engine, actor)
     with read_session(engine) as session:
         return list(
             session.scalars(
@@ -1018,7 +1018,7 @@ def audit_csv(
 ) -> bytes:
     """The matching audit entries as CSV (newest first, UTF-8 with a BOM, formula-escaped);
     admins only, and the export is itself audited."""
-    require_admin(actor)
+    require_admin(engine, actor)
     conditions = _audit_conditions(action, username, since, until)
     buffer = io.StringIO()
     buffer.write("\ufeff")
@@ -1043,7 +1043,7 @@ def audit_csv(
                 ]
             )
             written += 1
-    with write_session(engine) as session:
+    with write_session(engine, actor=actor, need="admin") as session:
         audit.record(
             session,
             actor=actor,

@@ -152,11 +152,13 @@ def _text(value: Any) -> str:
     """A header's text with RFC 2047 words decoded; '' when absent or undecodable."""
     if value is None:
         return ""
-    raw = str(value)
+    raw = str(value).replace("\x00", "")
     try:
-        return " ".join(str(make_header(decode_header(raw))).split())
+        decoded = str(make_header(decode_header(raw)))
     except (ValueError, LookupError, UnicodeError, TypeError):
-        return " ".join(raw.split())
+        decoded = raw
+    # A NUL is no part of any subject, and no database stores it: drop it.
+    return " ".join(decoded.replace("\x00", "").split())
 
 
 def _ids(value: Any) -> list[str]:

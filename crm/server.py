@@ -19,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm import __version__, tracking
 from crm.config import SETTINGS, load_settings, raw_setting, secret_key, sso_settings
-from crm.db import parse_url
+from crm.db import check_connection, get_engine, parse_url
+from crm.errors import CrmError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_SCRIPT = PROJECT_ROOT / "app.py"
@@ -34,6 +38,90 @@ APP_SCRIPT = PROJECT_ROOT / "app.py"
 async def version(_request: Request) -> JSONResponse:
     """Which build is serving; for the operator's health checks beside /_stcore/health."""
     return JSONResponse({"app": "candidate-crm", "version": __version__})
+
+
+HEALTH_PATH = "/_stcore/health"
+log = logging.getLogger(__name__)
+_last_database_problem: str | None = None
+
+
+def database_problem() -> str | None:
+    """Why the configured database cannot be used right now, or None when it can."""
+    global _last_database_problem
+    try:
+        check_connection(get_engine(load_settings().database_url))
+        problem = None
+    except CrmError as error:
+        problem = str(error)
+    except Exception as error:  # a health check answers; it never raises
+        problem = f"The database check failed ({type(error).__name__})."
+    if problem != _last_database_problem:  # log changes, not every probe
+        if problem:
+            log.error("Health check failing: %s", problem)
+        else:
+            log.info("The database is usable again.")
+        _last_database_problem = problem
+    return problem
+
+
+class DatabaseHealth:
+    """ASGI middleware: /_stcore/health fails (503) while the database is unusable.
+
+    Streamlit's own health route only says its runtime is up, so a server whose SQLite
+    file was deleted, or whose PostgreSQL went away, kept answering ok. When the database
+    is fine the request goes on to Streamlit's route, which still checks the runtime.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in {"GET", "HEAD"}
+            and scope["path"].endswith(HEALTH_PATH)  # also under server.baseUrlPath
+            and await run_in_threadpool(database_problem)
+        ):
+            # The reason goes to the log, not to whoever probes (it names paths and hosts).
+            response = PlainTextResponse(
+                "The database is unavailable.",
+                status_code=503,
+                headers={"Cache-Control": "no-cache"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+# Only this app may frame its pages (clickjacking). SAMEORIGIN, not DENY: Streamlit draws
+# some components (the sign-in cookie's among them) in frames served from this origin.
+FRAMING_HEADERS = [
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class NoForeignFraming:
+    """ASGI middleware: every HTTP response says that no other site may frame it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [pair for pair in FRAMING_HEADERS if pair[0] not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _freeze_startup_objects() -> None:
@@ -163,7 +251,13 @@ def streamlit_secrets() -> dict[str, Any] | None:
 _no_delay_on_accepted_connections()
 routes = [Route("/api/version", version), *tracking.routes]
 
-app = st.App(str(APP_SCRIPT), routes=routes, lifespan=lifespan, secrets=streamlit_secrets())
+app = st.App(
+    str(APP_SCRIPT),
+    routes=routes,
+    middleware=[Middleware(NoForeignFraming), Middleware(DatabaseHealth)],
+    lifespan=lifespan,
+    secrets=streamlit_secrets(),
+)
 _freeze_startup_objects()
 
 

@@ -94,11 +94,13 @@ async def open_pixel(request: Request) -> Response:
 
 
 async def click(request: Request) -> Response:
-    ident = tokens.verify("click", request.path_params["token"])
-    if ident is None:
+    named = engagement.read_click_token(request.path_params["token"])
+    if named is None:
         return _not_found()
-    outbox_id, position = divmod(ident, engagement.LINK_POSITION_LIMIT)
-    target = await run_in_threadpool(engagement.link_target, _engine(), outbox_id, position)
+    outbox_id, position, legacy = named
+    target = await run_in_threadpool(
+        engagement.link_target, _engine(), outbox_id, position, legacy=legacy
+    )
     if target is None:
         return _not_found()
     link_id, url = target

@@ -17,8 +17,9 @@ import functools
 import os
 import secrets
 import sys
+import threading
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +29,8 @@ import time_machine
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from crm import auth, clock, db
+from crm import auth, clock, db, throttle
+from crm.errors import SignInRefused
 from crm.models import User
 from tests.smtp_server import FaultySmtpServer
 
@@ -81,6 +83,41 @@ def python_command(*args: str) -> list[str]:
         str(MOVED_TO.tzinfo),
         *args,
     ]
+
+
+def at_once(work: Callable[[], None], threads: int) -> list[BaseException]:
+    """Run work in this many threads together; what each raised, for the test to assert."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # collected for the caller
+            errors.append(error)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return errors
+
+
+def signs_in(engine: Engine, username: str, password: str) -> bool:
+    """Whether the password form would let this username and password in."""
+    try:
+        auth.password_sign_in(engine, username=username, password=password)
+    except SignInRefused:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def fresh_sign_in_throttle() -> Iterator[None]:
+    """The in-process throttles (per client, per unknown name) start empty for each test."""
+    yield
+    for memory in (throttle.CLIENTS, throttle.UNKNOWN_NAMES):
+        memory._records.clear()
 
 
 @pytest.fixture(autouse=True, scope="session")

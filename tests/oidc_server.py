@@ -127,7 +127,8 @@ class MockOidcProvider:
     def _claims_for_this_sign_in(self) -> dict[str, Any]:
         claims = dict(self.identity)
         email = str(claims.get("email", ""))
-        claims.setdefault("sub", "sub-" + hashlib.sha256(email.encode()).hexdigest()[:16])
+        # One account per address at this provider, whatever case it is typed in.
+        claims.setdefault("sub", "sub-" + hashlib.sha256(email.lower().encode()).hexdigest()[:16])
         claims.setdefault("name", email.split("@")[0].title() or "Someone")
         return claims
 

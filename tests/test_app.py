@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from crm import auth, clock
 from crm.models import User
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PASSWORDS, PROJECT_ROOT, signs_in
 
 APP = str(PROJECT_ROOT / "app.py")
 EVERY_PAGE = [
@@ -53,8 +53,8 @@ def test_first_start_offers_to_create_the_first_admin(engine: Engine) -> None:
     assert "Create the first admin" in texts(at)
     at.text_input[0].input("ada")
     at.text_input[1].input("Ada Lovelace")
-    at.text_input[3].input("analytical-1")
-    at.text_input[4].input("analytical-1")
+    at.text_input[3].input("analytical-engine-1")
+    at.text_input[4].input("analytical-engine-1")
     at.button[0].click().run()
     assert not at.exception
     assert "Good" in at.title[0].value and "Ada Lovelace" in at.title[0].value
@@ -125,7 +125,7 @@ def test_admin_adds_a_user_and_bad_input_gets_a_sentence(
     inputs["Password"].input("short")
     at.button(key="FormSubmitter:add_user-Add user").click().run()
     assert not at.exception
-    assert "at least 8 characters" in at.error[0].value
+    assert "at least 12 characters" in at.error[0].value
     assert auth.find_user(engine, "newbie") is None
     inputs = {widget.label: widget for widget in at.text_input}
     inputs["Username"].input("newbie")
@@ -135,6 +135,62 @@ def test_admin_adds_a_user_and_bad_input_gets_a_sentence(
     assert auth.find_user(engine, "newbie").role == "recruiter"
     assert at.success[0].value == "Added newbie."
     assert not any(w.label == "Username" for w in at.text_input)  # the dialog closed
+
+
+def test_admin_lets_a_waiting_user_in_and_sets_a_new_password(
+    users: dict[str, User], engine: Engine
+) -> None:
+    for _ in range(6):
+        assert not signs_in(engine, "recruiter", "wrong-password")
+    state: dict = {}
+    auth.sign_in_session(state, users["recruiter"])  # the recruiter's open browser session
+    at = app_as(users["admin"]).run()
+    at.switch_page("app_pages/settings.py").run()
+    next(b for b in at.button if b.label == "Change a user").click().run()
+    at.selectbox(key="settings_user").select("recruiter").run()
+    assert any("5 failed sign-ins in a row, and must wait" in c.value for c in at.caption)
+    at.button(key="settings_unlock").click().run()
+    assert not at.exception
+    assert at.success[0].value == "recruiter can sign in again now."
+    assert signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+    next(b for b in at.button if b.label == "Change a user").click().run()
+    at.selectbox(key="settings_user").select("recruiter").run()
+    password = next(w for w in at.text_input if w.label == "New password for recruiter")
+    password.input("password1234")
+    at.button(key="FormSubmitter:settings_password-Set password").click().run()
+    assert "stronger password" in at.error[0].value
+    password = next(w for w in at.text_input if w.label == "New password for recruiter")
+    password.input("a-fresh-start-for-rita")
+    at.button(key="FormSubmitter:settings_password-Set password").click().run()
+    assert not at.exception
+    assert "their open sessions have ended" in at.success[0].value
+    assert signs_in(engine, "recruiter", "a-fresh-start-for-rita")
+    assert auth.session_user(engine, state) is None
+
+
+def test_everyone_changes_their_own_password_and_other_sessions_end(
+    users: dict[str, User], engine: Engine
+) -> None:
+    other_tab: dict = {}
+    auth.sign_in_session(other_tab, users["manager"])
+    at = app_as(users["manager"]).run()
+    at.sidebar.button(key="own_password").click().run()
+    fields = {w.label: w for w in at.text_input}
+    fields["Current password"].input("not-my-password")
+    fields["New password"].input("a-manager-reads-in-peace")
+    fields["Repeat the new password"].input("a-manager-reads-in-peace")
+    at.button(key="FormSubmitter:own_password-Change password").click().run()
+    assert at.error[0].value == "Your current password is not right."
+    fields = {w.label: w for w in at.text_input}
+    fields["Current password"].input(PASSWORDS["manager"])
+    fields["New password"].input("a-manager-reads-in-peace")
+    fields["Repeat the new password"].input("a-manager-reads-in-peace")
+    at.button(key="FormSubmitter:own_password-Change password").click().run()
+    assert not at.exception
+    assert "Your password is changed" in at.sidebar.success[0].value
+    assert "Goals" in texts(at)  # this session carries on
+    assert auth.session_user(engine, other_tab) is None
+    assert signs_in(engine, "manager", "a-manager-reads-in-peace")
 
 
 def test_admin_changes_a_role_and_cannot_remove_the_last_admin(

@@ -6,7 +6,7 @@ from sqlalchemy import Engine, select
 
 from crm import auth, campaigns, candidates, clock, db, exporter, outbox, privacy
 from crm.models import AuditLog, User
-from tests.conftest import PASSWORDS
+from tests.conftest import PASSWORDS, signs_in
 from tests.smtp_server import FaultySmtpServer
 
 
@@ -29,7 +29,7 @@ def test_each_kind_of_action_leaves_an_entry_naming_who_did_it(
     )  # fmt: skip
     started = len(entries(engine))
 
-    assert auth.authenticate(engine, "recruiter", PASSWORDS["recruiter"]) is not None
+    assert signs_in(engine, "recruiter", PASSWORDS["recruiter"])
     ana = candidates.create_candidate(
         engine, actor=recruiter, fields={"first_name": "Ana", "last_name": "Lima",
                                          "email": "ana@example.com"},

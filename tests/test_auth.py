@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, select
 
-from crm import auth, clock, db, goals
+from crm import auth, clock, db, goals, permissions
 from crm.errors import PermissionDenied, SignInRefused, ValidationError
 from crm.models import AuditLog, Goal, User
-from tests.conftest import PASSWORDS
+from tests.conftest import PASSWORDS, signs_in
 
 
 def test_first_user_must_be_an_admin(engine: Engine) -> None:
@@ -34,7 +34,12 @@ def test_only_an_admin_adds_users(users: dict[str, User], engine: Engine) -> Non
 @pytest.mark.parametrize(
     "password, message",
     [
-        ("short", "at least 8 characters"),
+        ("short", "at least 12 characters"),
+        (" " * 12, "at least 12 characters"),
+        ("password1234", "stronger password"),
+        ("123456789012", "stronger password"),
+        ("qwertyuiopas", "stronger password"),
+        ("Ada", "at least 12 characters"),
         ("é" * 37, "longer than 72 bytes"),  # 74 bytes in UTF-8, 37 characters
         ("x" * 73, "longer than 72 bytes"),
     ],
@@ -46,20 +51,27 @@ def test_unusable_passwords_are_refused_cleanly(
         auth.create_user(engine, username="ada", role="admin", password=password)
 
 
+def test_the_username_is_not_a_password(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="must not be the username"):
+        auth.create_user(
+            engine, username="ada.lovelace.1815", role="admin", password="Ada.Lovelace.1815"
+        )
+
+
 def test_password_of_exactly_72_bytes_works(engine: Engine) -> None:
-    password = "p" * 72
+    password = ("seven lanterns drift over quiet harbours while gulls argue about bread " * 2)[:72]
     auth.create_user(engine, username="ada", role="admin", password=password)
-    assert auth.authenticate(engine, "ada", password) is not None
-    assert auth.authenticate(engine, "ada", password + "x") is None
+    assert signs_in(engine, "ada", password)
+    assert not signs_in(engine, "ada", password + "x")
 
 
 def test_authenticate_counts_failures_and_resets_on_success(
     users: dict[str, User], engine: Engine
 ) -> None:
-    assert auth.authenticate(engine, "recruiter", "wrong-password") is None
-    assert auth.authenticate(engine, "recruiter", "wrong-again") is None
+    assert not signs_in(engine, "recruiter", "wrong-password")
+    assert not signs_in(engine, "recruiter", "wrong-again")
     assert auth.find_user(engine, "recruiter").failed_login_attempts == 2
-    assert auth.authenticate(engine, "RECRUITER", PASSWORDS["recruiter"]) is not None
+    assert signs_in(engine, "RECRUITER", PASSWORDS["recruiter"])
     user = auth.find_user(engine, "recruiter")
     assert user.failed_login_attempts == 0
     assert user.last_login_at is not None
@@ -74,7 +86,7 @@ def test_deactivated_user_cannot_sign_in_and_loses_open_sessions(
     auth.set_active(engine, actor=users["admin"], user_id=users["recruiter"].id, active=False)
     assert auth.session_user(engine, state) is None
     assert "deactivated" in state[auth.SESSION_NOTICE]
-    assert auth.authenticate(engine, "recruiter", PASSWORDS["recruiter"]) is None
+    assert not signs_in(engine, "recruiter", PASSWORDS["recruiter"])
 
 
 def test_sign_out_ends_every_session_of_the_user(users: dict[str, User], engine: Engine) -> None:
@@ -98,7 +110,7 @@ def test_password_change_signs_out_other_sessions(users: dict[str, User], engine
         engine, actor=users["recruiter"], user_id=users["recruiter"].id, password="new-password-1"
     )
     assert auth.session_user(engine, state) is None
-    assert auth.authenticate(engine, "recruiter", "new-password-1") is not None
+    assert signs_in(engine, "recruiter", "new-password-1")
     with pytest.raises(PermissionDenied):
         auth.set_password(
             engine, actor=users["recruiter"], user_id=users["admin"].id, password="hijack-pass"
@@ -116,7 +128,7 @@ def test_the_last_admin_stays(users: dict[str, User], engine: Engine) -> None:
 def test_managers_are_refused_by_writing_services(users: dict[str, User], engine: Engine) -> None:
     manager = users["manager"]
     with pytest.raises(PermissionDenied, match="read-only"):
-        auth.require_writer(manager)
+        permissions.require_writer(engine, manager)
     goal = Goal(
         title="More hires",
         metric="hires",
@@ -131,7 +143,7 @@ def test_managers_are_refused_by_writing_services(users: dict[str, User], engine
         assert session.scalars(select(Goal)).all() == []
     with pytest.raises(PermissionDenied):
         auth.set_role(engine, actor=manager, user_id=manager.id, role="admin")
-    assert auth.can_write(users["recruiter"]) and not auth.can_write(manager)
+    assert permissions.can_write(users["recruiter"]) and not permissions.can_write(manager)
 
 
 def test_user_changes_are_audited(users: dict[str, User], engine: Engine) -> None:
@@ -190,13 +202,14 @@ def test_sso_signs_in_the_user_with_that_email_and_the_tables_role(
     "email, verified, message",
     [
         ("stranger@acme.example", True, "No Candidate CRM user has the email address"),
-        ("rita@acme.example", False, "has not verified the email address rita@acme.example"),
+        ("rita@acme.example", False, "has not said that it verified the email address rita@"),
+        ("rita@acme.example", None, "has not said that it verified the email address rita@"),
         (None, True, "did not give an email address"),
         ("not an address", True, "did not give an email address"),
     ],
 )
 def test_sso_refuses_unknown_unverified_and_missing_emails(
-    users: dict[str, User], engine: Engine, email: str | None, verified: bool, message: str
+    users: dict[str, User], engine: Engine, email: str | None, verified: bool | None, message: str
 ) -> None:
     _add_email(engine, users["recruiter"], "rita@acme.example")
     with pytest.raises(SignInRefused, match=message) as refused:
@@ -209,11 +222,40 @@ def test_sso_refuses_unknown_unverified_and_missing_emails(
     assert auth.get_user(engine, users["recruiter"].id).last_login_at is None
 
 
-def test_sso_accepts_a_provider_that_does_not_say_whether_the_email_is_verified(
+def test_sso_takes_an_unverified_email_only_from_the_issuer_the_admin_trusts(
     users: dict[str, User], engine: Engine
 ) -> None:
+    """Entra ID sends no email_verified; where an admin knows it verifies every address
+    (one tenant), CRM_OIDC_TRUSTED_ISSUER names it. Another issuer's claim stays refused."""
     _add_email(engine, users["recruiter"], "rita@acme.example")
-    assert _sso(engine, "rita@acme.example", email_verified=None).id == users["recruiter"].id
+    trusted = "https://login.microsoftonline.com/acme-tenant/v2.0"
+    with pytest.raises(SignInRefused, match="CRM_OIDC_TRUSTED_ISSUER"):
+        _sso(engine, "rita@acme.example", email_verified=None, issuer="https://evil.example",
+             trusted_issuer=trusted)  # fmt: skip
+    user = _sso(engine, "rita@acme.example", email_verified=None, issuer=trusted,
+                trusted_issuer=trusted)  # fmt: skip
+    assert user.id == users["recruiter"].id
+
+
+def test_sso_binds_the_user_to_the_first_provider_account_it_signs_in_with(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """nOAuth: another account at the provider claiming the same email is someone else."""
+    _add_email(engine, users["recruiter"], "rita@acme.example")
+    _add_email(engine, users["manager"], "manny@acme.example")
+    assert _sso(engine, "rita@acme.example", subject="rita-1").id == users["recruiter"].id
+    stored = auth.get_user(engine, users["recruiter"].id)
+    assert (stored.sso_issuer, stored.sso_subject) == ("https://id.acme.example", "rita-1")
+    with pytest.raises(SignInRefused, match="signs in with a different account"):
+        _sso(engine, "rita@acme.example", subject="mallory-7")
+    with pytest.raises(SignInRefused, match="signs in with a different account"):
+        _sso(engine, "rita@acme.example", subject="rita-1", issuer="https://other.example")
+    # Rita's provider account cannot become Manny's by showing Manny's email either.
+    with pytest.raises(SignInRefused, match="already belongs to another"):
+        _sso(engine, "manny@acme.example", subject="rita-1")
+    assert _sso(engine, "rita@acme.example", subject="rita-1").id == users["recruiter"].id
+    with pytest.raises(SignInRefused, match="does not say who signed in"):
+        _sso(engine, "rita@acme.example", subject="")
 
 
 def test_sso_refuses_a_deactivated_user(users: dict[str, User], engine: Engine) -> None:

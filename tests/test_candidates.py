@@ -400,3 +400,25 @@ def test_managers_cannot_write(users: dict[str, User], engine: Engine) -> None:
             occurred_at=clock.now(),
             note="",
         )
+
+
+def test_a_search_over_the_limit_or_with_a_nul_is_refused_in_one_sentence(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """SQLite refuses a LIKE pattern over 50,000 bytes ("LIKE or GLOB pattern too
+    complex") and PostgreSQL refuses NUL: the search says so instead, on both."""
+    from crm import exporter
+
+    candidates.create_candidate(engine, actor=users["recruiter"], fields=ANA)
+    for typed, sentence in (
+        ("a" * 50_001, "A search can be at most 200 characters long."),
+        ("  " + "a" * 201 + "  ", "A search can be at most 200 characters long."),
+        ("ana\x00", "A search cannot contain a NUL character."),
+    ):
+        found = candidates.search(engine, text=typed)
+        assert (found.rows, found.total, found.problem) == ([], 0, sentence)
+        with pytest.raises(ValidationError, match=sentence):  # an export of that view
+            exporter.export_to_bytes(engine, actor=users["recruiter"], text=typed)
+    longest = candidates.search(engine, text=" " + "a" * candidates.MAX_SEARCH + " ")
+    assert (longest.total, longest.problem) == (0, None)
+    assert candidates.search(engine, text="lima").total == 1

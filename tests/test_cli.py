@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import types
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
+import crm as crm_package
 from crm import auth, clock, db
 from crm.cli import app
 from crm.models import User
-from tests.conftest import PROJECT_ROOT, python_command
+from tests.conftest import PASSWORDS, PROJECT_ROOT, python_command, signs_in
 
 runner = CliRunner()
 
@@ -63,14 +67,68 @@ def test_unreachable_postgres_is_one_sentence(
 def test_user_add_reads_the_password_from_stdin(engine: Engine) -> None:
     result = crm("user", "add", "Ada", "--role", "admin", stdin="first-admin-pass\n")
     assert result.exit_code == 0, result.output
-    assert auth.authenticate(engine, "ada", "first-admin-pass") is not None
+    assert signs_in(engine, "ada", "first-admin-pass")
     refused = crm("user", "add", "bob", "--role", "boss", stdin="whatever-pass\n")
     assert refused.exit_code == 1
     assert "role must be one of admin, recruiter, manager" in refused.stderr
     short = crm("user", "add", "bob", "--role", "recruiter", stdin="short\n")
-    assert short.exit_code == 1 and "at least 8 characters" in short.stderr
+    assert short.exit_code == 1 and "at least 12 characters" in short.stderr
     empty = crm("user", "add", "bob", "--role", "recruiter", stdin="")
     assert empty.exit_code == 2 and "No password" in empty.stderr
+
+
+def test_user_password_and_unlock_from_the_command_line(
+    users: dict[str, User], engine: Engine
+) -> None:
+    for _ in range(6):
+        assert not signs_in(engine, "recruiter", "wrong-password")
+    unlocked = crm("user", "unlock", "Recruiter")
+    assert unlocked.exit_code == 0 and "can sign in again" in unlocked.stderr
+    assert signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+    state: dict = {}
+    auth.sign_in_session(state, auth.find_user(engine, "recruiter"))
+    changed = crm("user", "password", "recruiter", stdin="a-brand-new-passphrase\n")
+    assert changed.exit_code == 0, changed.stderr
+    assert auth.session_user(engine, state) is None  # their open sessions ended
+    assert signs_in(engine, "recruiter", "a-brand-new-passphrase")
+    weak = crm("user", "password", "recruiter", stdin="password1234\n")
+    assert weak.exit_code == 1 and "stronger password" in weak.stderr
+    unknown = crm("user", "unlock", "nobody")
+    assert unknown.exit_code == 1 and "no user called 'nobody'" in unknown.stderr
+
+
+def test_serve_refuses_a_public_address_while_demo_passwords_are_set(engine: Engine) -> None:
+    from crm import demo
+
+    for username, (role, name, password) in demo.DEMO_ACCOUNTS.items():
+        auth.create_user(engine, username=username, role=role, password=password,
+                         display_name=name, as_operator=True)  # fmt: skip
+    refused = crm("serve", "--host", "0.0.0.0", "--port", "8599")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == (
+        "Error: Not serving on 0.0.0.0: the demo users admin, recruiter, manager, jordan, li "
+        "still have the passwords anyone can read in the README; set new ones with "
+        "`crm user password NAME` (or pass --allow-demo-passwords)."
+    )
+    for username in ("admin", "recruiter", "manager", "jordan"):
+        changed = crm("user", "password", username, stdin=f"{username}-keeps-a-secret-now\n")
+        assert changed.exit_code == 0, changed.stderr
+    assert demo.accounts_with_demo_passwords(engine) == ["li"]
+    auth.set_active(engine, actor=auth.find_user(engine, "admin"),
+                    user_id=auth.find_user(engine, "li").id, active=False)  # fmt: skip
+    assert demo.accounts_with_demo_passwords(engine) == []
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [("localhost", True), ("127.0.0.1", True), ("127.8.0.2", True), ("::1", True),
+     ("[::1]", True), ("0.0.0.0", False), ("::", False), ("192.0.2.10", False),
+     ("crm.example.com", False)],
+)  # fmt: skip
+def test_only_loopback_addresses_count_as_private(host: str, loopback: bool) -> None:
+    from crm.cli import _is_loopback
+
+    assert _is_loopback(host) is loopback
 
 
 def test_user_list_json(users: dict[str, User]) -> None:
@@ -211,3 +269,125 @@ def test_candidate_export_data_and_erase(engine: Engine, users: dict[str, User],
     assert erased.exit_code == 0, erased.output
     assert "the address is suppressed" in erased.output
     assert privacy.find_by_email(engine, "ana@example.com") is None
+
+
+def test_an_unexpected_database_failure_is_one_sentence_without_sql_or_personal_data(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver error's text holds the whole statement and, unless the engine hides them,
+    its values: here a candidate's name and address (PostgreSQL even adds the failing row).
+    The message is one sentence without any of it; --debug shows the statement but the
+    engine never renders the values."""
+    from crm import pools
+
+    person = {"f": "Anabel-Private", "l": "Lima-Private", "e": "ana.private@example.com"}
+    statement = {
+        # NOT NULL columns left out: an IntegrityError on both databases.
+        "insert": "INSERT INTO candidates (first_name, last_name, email) VALUES (:f, :l, :e)",
+        # No such table: the values can only reach the message through the engine.
+        "missing": "UPDATE no_such_table SET email = :e WHERE last_name = :l AND :f = :f",
+    }
+    failing = ["insert"]
+
+    def failing_write(engine: Engine) -> list[object]:
+        with db.write_connection(engine) as connection:
+            connection.execute(text(statement[failing[0]]), person)
+        return []
+
+    monkeypatch.setattr(pools, "list_pools", failing_write)
+    result = crm("pool", "list")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: unexpected failure (IntegrityError); rerun with --debug for details.\n"
+    )
+    failing[0] = "missing"
+    assert crm("pool", "list").stderr.count("\n") == 1
+    debug = crm("--debug", "pool", "list")
+    assert debug.exit_code == 1 and debug.exception is not None
+    shown = str(debug.exception)
+    assert "UPDATE no_such_table" in shown  # --debug does show what failed...
+    assert "[SQL parameters hidden due to hide_parameters=True]" in shown
+    assert not any(value in shown for value in person.values())  # ...never the values
+
+
+@pytest.mark.parametrize(
+    "content, mode, said",
+    [
+        ("", 0o600, "is empty or shorter than 16 characters; delete it to have a new one"),
+        ("abc\n", 0o600, "is empty or shorter than 16 characters; delete it to have a new one"),
+        ("k" * 64 + "\n", 0o644, "can be read or changed by other users on this machine"),
+    ],
+)
+def test_init_and_serve_stop_with_one_sentence_on_a_bad_secret_key_file(
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    content: str,
+    mode: int,
+    said: str,
+) -> None:
+    """`make run` runs `crm init` first, so it stops there with the same sentence; the
+    file is left for the operator (a new key would sign everyone out)."""
+    monkeypatch.delenv("CRM_SECRET_KEY")
+    path = tmp_path / "data" / "secret_key"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    path.chmod(mode)
+    started: list[object] = []
+    stub = types.ModuleType("crm.server")
+    stub.run = lambda **where: started.append(where)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "crm.server", stub)
+    monkeypatch.setattr(crm_package, "server", stub, raising=False)
+    for command in (["init"], ["serve", "--port", "1"]):
+        result = crm(*command)
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith(f"Error: The secret key file {path} {said}")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert started == []
+    assert path.read_text(encoding="utf-8") == content
+
+
+def test_pool_list_shows_a_broken_pool_and_counts_the_rest(
+    engine: Engine, users: dict[str, User]
+) -> None:
+    """A pool saved before the filter limits made `crm pool list` fail with SQLite's "LIKE
+    or GLOB pattern too complex"; now it is listed as broken, and a filter over a limit
+    is refused when saved (exit 2, one sentence)."""
+    from crm import candidates, pools
+    from crm.models import Pool
+
+    candidates.create_candidate(
+        engine, actor=users["recruiter"],
+        fields={"first_name": "Ana", "email": "ana@x.io", "skills": "python"},
+    )  # fmt: skip
+    pools.save_pool(
+        engine, actor=users["recruiter"], name="Python", kind="dynamic",
+        filter_json={"field": "skills", "op": "has_any", "value": ["python"]},
+    )  # fmt: skip
+    with db.write_session(engine) as session:
+        session.add(
+            Pool(name="Huge", kind="dynamic",
+                 filter={"field": "title", "op": "contains", "value": "x" * 100_000})
+        )  # fmt: skip
+    reason = "A text value in a filter can be at most 200 characters."
+    listed = crm("pool", "list")
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines()}
+    assert lines["Huge"].endswith(f"dynamic  broken: {reason}")
+    assert lines["Python"].split()[-1] == "1"
+    rows = json.loads(crm("pool", "list", "--json").stdout)
+    assert [(r["name"], r["size"], r["problem"]) for r in rows] == [
+        ("Huge", None, reason),
+        ("Python", 1, None),
+    ]
+    for given, sentence in (
+        ('{"field": "title", "op": "contains", "value": "' + "x" * 100_000 + '"}', reason),
+        ('{"field": "years_experience", "op": "gte", "value": NaN}', "not NaN or Infinity"),
+        ('{"all": [' * 11 + "]}" * 11, "Filter groups can nest at most 10 levels deep."),
+        # Deep enough that the JSON decoder itself runs out of stack.
+        ('{"all": [' * 5_000 + "]}" * 5_000, "Filter groups can nest at most 10 levels deep."),
+    ):
+        refused = crm("pool", "save", "Too much", "--filter-json", given)
+        assert refused.exit_code == 2 and sentence in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert pools.pool_id_by_name(engine, "Too much") is None

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import attention, auth, campaigns, db, demo, goals, metrics, pools
+from crm import attention, campaigns, db, demo, goals, metrics, pools
 from crm.calendar import items_between
 from crm.db import read_session
 from crm.errors import CrmError
@@ -23,7 +23,7 @@ from crm.models import (
     OutboxMessage,
     User,
 )
-from tests.conftest import fresh_database_url
+from tests.conftest import fresh_database_url, signs_in
 
 TODAY = dt.date(2026, 3, 18)  # a Wednesday
 SIZE = 300
@@ -90,7 +90,7 @@ def test_loader_creates_the_expected_data(loaded) -> None:
         roles = Counter(session.scalars(select(User.role)))
     assert roles == {"admin": 1, "recruiter": 3, "manager": 1}
     for username, password in demo.DEMO_USERS.values():
-        assert auth.authenticate(engine, username, password) is not None
+        assert signs_in(engine, username, password)
 
     summaries = pools.list_pools(engine)
     assert len(summaries) == 6

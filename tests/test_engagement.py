@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, select, update
 
-from crm import campaigns, clock, db, engagement, outbox
+from crm import campaigns, clock, db, engagement, outbox, tokens
 from crm.identity import address_hash
 from crm.models import Candidate, Event, Link, OutboxMessage, Suppression, User
 from tests.smtp_server import FaultySmtpServer
@@ -188,3 +188,46 @@ def test_hard_bounce_suppresses_and_soft_does_not(
     assert reasons == {address_hash(hard.to_address): "hard_bounce"}
     assert statuses(engine, campaign_id) == {"sent": 2, "queued": 1, "cancelled": 1}
     assert [e.detail["hard"] for e in events(engine, "bounce")] == [False, True]
+
+
+def test_every_link_of_a_message_with_over_a_thousand_has_its_own_click(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    """Click tokens named outbox_id * 1000 + position: link 1,001 of one message was link 1
+    of the next, so the click went to another person's URL and was recorded for them."""
+    body = " ".join(f"<http://a.io/{n}>" for n in range(1005))
+    launched(engine, users["admin"], 2, steps=[campaigns.StepDraft(subject="Hi", body=body)])
+    assert outbox.deliver_due(engine).sent == 2
+    first, second = sent_rows(engine)
+    age_messages(engine)
+
+    def click_tokens(row: OutboxMessage) -> list[str]:
+        (message,) = [m.message for m in smtp.received if row.to_address in m.rcpt_tos]
+        html = message.get_body(("html",)).get_content()
+        links = html.split('<a href="https://crm.acme.example/c/')[1:]
+        return [link.split('"')[0] for link in links]
+
+    tokens_of = {row.id: click_tokens(row) for row in (first, second)}
+    assert [len(found) for found in tokens_of.values()] == [1005, 1005]
+    assert len({token for found in tokens_of.values() for token in found}) == 2010
+    token = tokens_of[first.id][1000]  # the 1,001st link of the first message
+    assert engagement.read_click_token(token) == (first.id, 1000, False)
+    url = engagement.record_click(engine, first.id, 1000, user_agent=BROWSER)
+    assert url == "http://a.io/1000"
+    (click,) = events(engine, "click")
+    with db.read_session(engine) as session:
+        link = session.get(Link, click.link_id)
+    assert (click.outbox_message_id, click.candidate_id) == (first.id, first.candidate_id)
+    assert (link.outbox_message_id, link.position, link.url) == (first.id, 1000, url)
+    # Tokens already in mailboxes (the old scheme) still lead where they did below 1,000,
+    # but the number that meant link 1,001 of the first message and link 1 of the next
+    # (both exist) leads nowhere rather than to someone else's link.
+    old = engagement.read_click_token(tokens.sign("click", first.id * 1000 + 7))
+    assert old == (first.id, 7, True)
+    assert engagement.link_target(engine, *old[:2], legacy=True)[1] == "http://a.io/7"
+    both = engagement.read_click_token(tokens.sign("click", first.id * 1000 + 1000))
+    assert both == (first.id + 1, 0, True)
+    assert engagement.link_target(engine, first.id + 1, 0, legacy=True) is None
+    # A token of the new scheme is no old one, and an altered one is nobody's.
+    assert tokens.verify("click", token) is None
+    assert engagement.read_click_token(token[:-1] + ("A" if token[-1] != "A" else "B")) is None

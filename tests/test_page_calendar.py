@@ -192,3 +192,25 @@ def test_manager_sees_the_calendar_read_only(users: dict[str, User], engine: Eng
     assert not at.exception, at.exception
     assert [b for b in at.button if b.label == "Save"][0].disabled
     assert not [b for b in at.button if b.label in ("Mark published", "Delete…", "Duplicate")]
+
+
+def test_a_pool_that_cannot_be_counted_is_marked_and_the_calendar_works(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """A pool saved before the filter limits (SQLite cannot run its 100,000-character
+    value) used to take the whole calendar down with it."""
+    from crm.models import Pool
+
+    a_pool(engine, users)
+    with db.write_session(engine) as session:
+        session.add(
+            Pool(name="Huge", kind="dynamic",
+                 filter={"field": "title", "op": "contains", "value": "x" * 100_000})
+        )  # fmt: skip
+    item(engine, users, title="Still planned")
+    at = open_page(users["recruiter"])
+    assert at.selectbox(key="cal_pool").options == [
+        "All pools", "Huge (broken: cannot be counted)", "London"
+    ]  # fmt: skip
+    [this_day] = [day for day in grid_days(at) if day["today"]]
+    assert [chip["text"] for chip in this_day["chips"]] == ["10:00 Still planned"]

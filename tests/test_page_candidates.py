@@ -99,3 +99,16 @@ def test_manager_sees_bulk_actions_disabled(users: dict[str, User], engine: Engi
     at.run()
     for label in ("Add tags", "Assign owner", "Delete…"):
         assert next(b for b in at.button if b.label == label).disabled, label
+
+
+def test_a_search_of_fifty_thousand_characters_leaves_the_page_working(
+    users: dict[str, User], engine: Engine
+) -> None:
+    people(engine, users, 3)
+    at = open_page(users["recruiter"])
+    at.text_input(key="candidates_search").input("a" * 50_001).run()
+    assert not at.exception, at.exception
+    assert at.warning[0].value.startswith("A search can be at most")
+    assert not at.info  # not "Nobody matches": the search itself was refused
+    at.text_input(key="candidates_search").input("python").run()
+    assert not at.exception and len(at.dataframe[0].value) == 1

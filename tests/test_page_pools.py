@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from sqlalchemy import Engine, select
 
 from crm import candidates, db, pool_board, pools
@@ -158,3 +159,68 @@ def test_managers_see_pools_but_cannot_change_them(users: dict[str, User], engin
     at.segmented_control(key="pools_view").set_value("Build a pool").run()
     assert not at.exception, at.exception
     assert not [b for b in at.button if "pool_save" in str(b.key)]
+
+
+def test_a_pool_that_cannot_be_counted_is_shown_as_broken_and_the_page_still_works(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """A pool saved before the limits (a 100,000-character value SQLite cannot run) is
+    listed as broken with the reason; the list, its detail, the builder and the other
+    pools keep working."""
+    people(engine, users)
+    pools.save_pool(
+        engine, actor=users["recruiter"], name="Python", kind="dynamic",
+        filter_json={"field": "skills", "op": "has_any", "value": ["python"]},
+    )  # fmt: skip
+    with db.write_session(engine) as session:
+        broken = Pool(
+            name="Huge", kind="dynamic", stages=["New", "Contacted"],
+            filter={"field": "title", "op": "contains", "value": "x" * 100_000},
+        )  # fmt: skip
+        session.add(broken)
+        session.flush()
+        broken_id = broken.id
+    reason = "A text value in a filter can be at most 200 characters."
+    at = open_page(users["recruiter"])
+    assert f"Huge: {reason}" in [w.value.replace("\\", "") for w in at.warning]
+    table = at.dataframe[0].value
+    sizes = dict(zip(table["Pool"], table["People"], strict=True))
+    assert sizes["Python"] == 2 and pd.isna(sizes["Huge"])
+    at.session_state["pools_selected"] = broken_id
+    at.run()
+    assert not at.exception, at.exception
+    assert "cannot be counted" in at.caption[0].value
+    assert [w.value.replace("\\", "") for w in at.warning].count(reason) >= 2  # detail, board
+    at.segmented_control(key=f"pool_part_{broken_id}").set_value("Members").run()
+    assert not at.exception, at.exception
+    next(b for b in at.button if b.label == "Edit filter").click().run()
+    assert not at.exception, at.exception
+    assert "breaks a limit" in at.info[0].value
+    assert reason in [e.value for e in at.error]
+    at.segmented_control(key="pools_view").set_value("Overlap").run()
+    assert not at.exception, at.exception
+
+
+def test_a_filter_over_a_limit_pasted_as_json_is_one_sentence(
+    users: dict[str, User], engine: Engine
+) -> None:
+    at = open_page(users["recruiter"])
+    at.segmented_control(key="pools_view").set_value("Build a pool").run()
+    pasted = {
+        '{"all": [' * 600 + '{"field": "remote", "op": "eq", "value": true}' + "]}" * 600: (
+            "Filter groups can nest at most 10 levels deep."
+        ),
+        '{"field": "title", "op": "contains", "value": "' + "x" * 100_000 + '"}': (
+            "A text value in a filter can be at most 200 characters."
+        ),
+        '{"field": "years_experience", "op": "gte", "value": NaN}': (
+            "A number in a filter must be a real number, not NaN or Infinity."
+        ),
+    }
+    for text, sentence in pasted.items():
+        at.text_area(key="pools_json_text").input(text).run()
+        next(b for b in at.button if b.label == "Use this filter").click().run()
+        assert not at.exception, at.exception
+        assert sentence in [e.value for e in at.error]
+    with db.read_session(engine) as session:
+        assert session.scalar(select(Pool.id)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import Engine
@@ -389,3 +390,233 @@ def test_not_in_a_pool_includes_people_its_filter_cannot_judge(people: Engine) -
 def test_days_are_bounded_with_a_sentence(people: Engine) -> None:
     with pytest.raises(ValidationError, match="between 0 and 36,500"):
         names(people, {"field": "last_contacted_at", "op": "older_than_days", "value": 10**6})
+
+
+# --- limits: one saved pool must never break the pages for everyone -------------------------
+
+
+def nested(levels: int) -> dict:
+    """A filter with `levels` groups one inside another (built without recursion)."""
+    node: dict = {"field": "remote", "op": "eq", "value": True}
+    for _ in range(levels):
+        node = {"all": [node]}
+    return node
+
+
+def skills(count: int, prefix: str = "s") -> list[str]:
+    return [f"{prefix}{n}" for n in range(count)]
+
+
+@pytest.mark.parametrize(
+    "filter_json, message",
+    [
+        # SQLite refuses a LIKE pattern over 50,000 bytes: the probe's 100,000 characters.
+        pytest.param(
+            {"field": "title", "op": "contains", "value": "x" * 100_000},
+            "A text value in a filter can be at most 200 characters.",
+            id="text-100000-characters",
+        ),
+        pytest.param(
+            {"field": "location", "op": "in", "value": ["London", "y" * 201]},
+            "A text value in a filter can be at most 200 characters.",
+            id="text-in-a-list",
+        ),
+        pytest.param(
+            {"field": "location", "op": "in", "value": skills(501)},
+            "A list in a filter can hold at most 500 values.",
+            id="list-501-values",
+        ),
+        pytest.param(
+            {"any": [{"field": "remote", "op": "eq", "value": True}] * 100},
+            "A filter can have at most 100 conditions and groups.",
+            id="101-conditions",
+        ),
+        pytest.param(
+            nested(11), "Filter groups can nest at most 10 levels deep.", id="nested-11-deep"
+        ),
+        pytest.param(
+            nested(600), "Filter groups can nest at most 10 levels deep.", id="nested-600-deep"
+        ),
+        pytest.param(
+            {"field": "years_experience", "op": "gte", "value": float("nan")},
+            "A number in a filter must be a real number, not NaN or Infinity.",
+            id="nan",
+        ),
+        pytest.param(
+            {"field": "years_experience", "op": "between", "value": [1, float("inf")]},
+            "A number in a filter must be a real number, not NaN or Infinity.",
+            id="infinity",
+        ),
+        pytest.param(
+            {"field": "years_experience", "op": "lte", "value": 10**30},
+            "A number in a filter must be between -1,000,000,000,000 and 1,000,000,000,000.",
+            id="huge-number",
+        ),
+        pytest.param(
+            {"field": "location", "op": "eq", "value": "Lon\x00don"},
+            "A filter value cannot contain a NUL character.",
+            id="nul",
+        ),
+        pytest.param(
+            {"field": "f" * 100_000, "op": "eq", "value": "x"},
+            "Unknown filter field 'fffff",
+            id="field-name-100000-characters",
+        ),
+        pytest.param(
+            {"any": [{"field": "skills", "op": "has_any", "value": skills(500, p)} for p in "ab"]},
+            "A filter can hold at most 1,000 conditions and values in all",
+            id="1003-values-in-all",
+        ),
+    ],
+)
+def test_a_filter_over_a_limit_is_refused_naming_the_limit(
+    people: Engine, users, filter_json: dict, message: str
+) -> None:
+    """The one check runs for a filter saved, previewed or counted; nothing is saved."""
+    with pytest.raises(ValidationError) as preview:
+        pools.preview_filter(people, filter_json)
+    assert str(preview.value).startswith(message)
+    assert len(str(preview.value)) < 200  # one sentence, never the value itself
+    with pytest.raises(ValidationError, match=message[:30]):
+        pools.save_pool(
+            people, actor=users["recruiter"], name="Too much", kind="dynamic",
+            filter_json=filter_json,
+        )  # fmt: skip
+    with pytest.raises(ValidationError, match=message[:30]):
+        pools.count_matching(people, filter_json)
+    assert pools.list_pools(people) == []
+
+
+def test_a_filter_a_hundred_thousand_levels_deep_is_refused_without_recursing(
+    people: Engine,
+) -> None:
+    with pytest.raises(ValidationError, match="nest at most 10 levels deep"):
+        pools.check_filter(nested(100_000))  # recursion would overflow long before this
+    # Pasted as JSON text, the decoder's own limit comes first: the same sentence.
+    text = '{"all": [' * 600 + '{"field": "remote", "op": "eq", "value": true}' + "]}" * 600
+    with pytest.raises(ValidationError, match="nest at most 10 levels deep"):
+        pools.parse_filter(text)
+    with pytest.raises(ValidationError, match="nest at most 10 levels deep"):
+        pools.parse_filter('{"all": [' * 20 + "]}" * 20)
+
+
+def test_nan_and_infinity_as_json_are_refused_on_every_database(people: Engine, users) -> None:
+    for text in (
+        '{"field": "years_experience", "op": "gte", "value": NaN}',
+        '{"field": "years_experience", "op": "lte", "value": Infinity}',
+        '{"field": "years_experience", "op": "between", "value": [-Infinity, 3]}',
+    ):
+        with pytest.raises(ValidationError, match="not NaN or Infinity"):
+            pools.parse_filter(text)
+        with pytest.raises(ValidationError, match="not NaN or Infinity"):
+            pools.save_pool(
+                people, actor=users["recruiter"], name="Odd", kind="dynamic",
+                filter_json=json.loads(text),
+            )  # fmt: skip
+    assert pools.list_pools(people) == []
+
+
+def test_the_largest_filters_within_the_limits_run_on_every_database(people: Engine) -> None:
+    """Within the limits the database never refuses a filter: 500 skills ANDed would be an
+    expression 1,000 levels deep for SQLite written as one chain."""
+    five_hundred = {"field": "skills", "op": "has_all", "value": ["aws", *skills(499)]}
+    assert pools.preview_filter(people, five_hundred).count == 0
+    biggest = {
+        "any": [
+            {"field": "skills", "op": "has_all", "value": ["python", *skills(480, "a")]},
+            {"field": "skills", "op": "has_any", "value": ["go", *skills(480, "b")]},
+            {"field": "tags", "op": "has_all", "value": skills(10, "t")},
+            nested(9),  # ten levels with the "any" around it
+        ]
+    }
+    assert pools.preview_filter(people, biggest).count == 2  # Cy (go) and Ben (remote)
+    assert names(people, {"field": "title", "op": "contains", "value": "%" * 200}) == set()
+
+
+def test_pools_built_on_pools_stay_within_the_limits(people: Engine, users) -> None:
+    actor = users["recruiter"]
+    pools.save_pool(
+        people, actor=actor, name="P0", kind="dynamic",
+        filter_json={"field": "skills", "op": "has_any", "value": ["python", *skills(98)]},
+    )  # fmt: skip
+    # Nine references to P0 (100 terms each) fit; twice that pool again does not.
+    nine = {"any": [{"field": "pool", "op": "in", "value": ["P0"]}] * 9}
+    pools.save_pool(people, actor=actor, name="P1", kind="dynamic", filter_json=nine)
+    twice = {"any": [{"field": "pool", "op": "in", "value": ["P1"]}] * 2}
+    with pytest.raises(ValidationError, match="at most 1,000 conditions and values in all"):
+        pools.save_pool(people, actor=actor, name="P2", kind="dynamic", filter_json=twice)
+    # A chain of pools, each built on the one before: five levels, not six.
+    previous = "P0"
+    for level in range(2, 7):
+        pools.save_pool(
+            people, actor=actor, name=f"Chain {level}", kind="dynamic",
+            filter_json={"field": "pool", "op": "in", "value": [previous]},
+        )  # fmt: skip
+        previous = f"Chain {level}"
+    with pytest.raises(ValidationError, match="Pools can refer to pools at most 5 levels deep"):
+        pools.save_pool(
+            people, actor=actor, name="Chain 7", kind="dynamic",
+            filter_json={"field": "pool", "op": "in", "value": [previous]},
+        )  # fmt: skip
+    sizes = {s.name: (s.size, s.problem) for s in pools.list_pools(people)}
+    assert sizes["Chain 6"] == (2, None) and sizes["P1"] == (2, None)
+
+
+def test_a_stored_pool_over_a_limit_is_listed_as_broken_and_the_rest_are_counted(
+    people: Engine, users
+) -> None:
+    """Pools saved before the limits: each is listed with the sentence saying why it cannot
+    be counted, never an exception, and the others keep their sizes."""
+    with db.write_session(people) as session:
+        session.add_all(
+            [
+                Pool(name="Good", kind="dynamic",
+                     filter={"field": "location", "op": "in", "value": ["london"]}),
+                Pool(name="Huge value", kind="dynamic",
+                     filter={"field": "title", "op": "contains", "value": "x" * 100_000}),
+                Pool(name="Deep", kind="dynamic", filter=nested(40)),
+                Pool(name="Crowded", kind="dynamic",
+                     filter={"any": [{"field": "remote", "op": "eq", "value": True}] * 300}),
+                Pool(name="Uses huge", kind="dynamic",
+                     filter={"field": "pool", "op": "not_in", "value": ["Huge value"]}),
+            ]
+        )  # fmt: skip
+    listed = {s.name: (s.size, s.problem) for s in pools.list_pools(people)}
+    assert listed == {
+        "Good": (2, None),
+        "Huge value": (None, "A text value in a filter can be at most 200 characters."),
+        "Deep": (None, "Filter groups can nest at most 10 levels deep."),
+        "Crowded": (None, "A filter can have at most 100 conditions and groups."),
+        "Uses huge": (None, "A text value in a filter can be at most 200 characters."),
+    }
+    huge = pools.pool_id_by_name(people, "Huge value")
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        pools.member_ids(people, huge)
+    # It can still be deleted (the filters are searched for its name without recursion).
+    with db.write_session(people) as session:
+        session.delete(session.get(Pool, pools.pool_id_by_name(people, "Uses huge")))
+    assert pools.delete_pool(people, actor=users["recruiter"], pool_id=huge) == "Huge value"
+
+
+def test_a_pool_the_database_refuses_to_count_is_listed_as_broken(
+    people: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However a filter gets past the limits, a statement the database refuses costs that
+    pool its size, not the whole list: the others are counted one by one."""
+    from sqlalchemy import func
+
+    with db.write_session(people) as session:
+        session.add_all(
+            [
+                Pool(name="Good", kind="dynamic",
+                     filter={"field": "location", "op": "in", "value": ["london"]}),
+                Pool(name="Refused", kind="dynamic",
+                     filter={"field": "title", "op": "eq", "value": "x"}),
+            ]
+        )  # fmt: skip
+    # A column expression no database can run, as a broken filter would compile to.
+    monkeypatch.setitem(pools.TEXT_FIELDS, "title", func.crm_no_such_function(Candidate.title))
+    listed = {s.name: (s.size, s.problem) for s in pools.list_pools(people)}
+    assert listed == {"Good": (2, None), "Refused": (None, pools.UNCOUNTABLE)}
+    with pytest.raises(ValidationError, match="could not run this filter"):
+        pools.preview_filter(people, {"field": "title", "op": "eq", "value": "x"})

@@ -714,3 +714,10 @@ def test_bad_settings_give_a_problem(engine: Engine, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CRM_IMAP_SECURITY", "tls")
     report = replies.check_mailbox(engine)
     assert report.problem is not None and "CRM_IMAP_SECURITY" in report.problem
+
+
+def test_a_nul_in_a_subject_is_dropped_not_stored_or_retried_forever() -> None:
+    """No database stores NUL (PostgreSQL refuses it; the app refuses it on both), so a
+    reply whose subject carries one would fail on every round of the mailbox loop."""
+    assert replies._text("Re: Hello\x00 there") == "Re: Hello there"
+    assert replies._text("=?utf-8?q?Re=3A_Hi=00_you?=") == "Re: Hi you"

@@ -20,11 +20,13 @@ import tomllib
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, func, select, text
+import time_machine
+from sqlalchemy import Engine, MetaData, event, func, select, text
 from streamlit.testing.v1 import AppTest
 
 import crm
 from crm import (
+    audit,
     auth,
     calendar,
     campaigns,
@@ -39,12 +41,20 @@ from crm import (
     outbox,
     pools,
     privacy,
+    throttle,
     tokens,
     tracking,
 )
-from crm.errors import ConfigError, InputUnusable, PermissionDenied, ValidationError
+from crm.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    InputUnusable,
+    PermissionDenied,
+    SignInRefused,
+    ValidationError,
+)
 from crm.models import Candidate, User
-from tests.conftest import PASSWORDS, PROJECT_ROOT, TEST_SECRET
+from tests.conftest import BACKEND, PASSWORDS, PROJECT_ROOT, TEST_SECRET, signs_in
 from tests.smtp_server import FaultySmtpServer
 from tests.test_app import app_as, texts
 from tests.test_outbox import launched
@@ -430,11 +440,26 @@ def test_tokens_are_bound_to_kind_id_and_key() -> None:
     )
 
 
-@pytest.mark.parametrize("token", ["².abc", "1.é", "1.abc\u00e9"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "².abc",  # superscript two: isdigit() but not int()
+        "1.é",
+        "1.abc\u00e9",
+        "\u0661\u0662.abc",  # Arabic-Indic digits: int() reads them, they are not ours
+        "\uff11\uff12.abc",  # full-width digits
+        "\U0001d7cf.abc",  # mathematical bold one
+        "1\u0663.abc",  # ASCII then a non-ASCII digit
+        "1.\uff41\uff42\uff43",  # full-width letters
+        "1.abc\x00",
+        "\u200b1.abc",  # a zero-width space in front
+    ],
+)
 def test_a_token_with_unicode_digits_or_letters_is_refused_not_a_crash(
     crm_env: str, token: str
 ) -> None:
-    assert tokens.verify("open", token) is None
+    assert [tokens.verify(kind, token) for kind in tokens.KINDS] == [None] * len(tokens.KINDS)
+    assert tokens.verify("open", tokens.sign("open", 12) + "\u00e9") is None
     scope = {"type": "http", "method": "GET", "path": f"/o/{token}.gif", "headers": [],
              "query_string": b"", "path_params": {"token": f"{token}.gif"}}  # fmt: skip
     from starlette.requests import Request
@@ -449,6 +474,8 @@ def test_a_token_with_unicode_digits_or_letters_is_refused_not_a_crash(
 READS = {"crm.exporter.export_candidates", "crm.exporter.export_to_bytes"}
 # Tested on its own below: it needs a whole campaign file before it gets to the check.
 SEPARATE = {"crm.campaigns.import_campaign_file"}
+# What every active user may do for themself, managers included.
+OWN_ACCOUNT = {"crm.auth.change_own_password"}
 # Valid input for functions that check their input before the permission (nothing is
 # written before either check).
 ARGUMENTS: dict[str, dict[str, Any]] = {
@@ -460,6 +487,8 @@ ARGUMENTS: dict[str, dict[str, Any]] = {
 def _writers() -> list[tuple[str, Any]]:
     found = []
     for module_info in pkgutil.iter_modules(crm.__path__):
+        if module_info.name in {"permissions", "db"}:  # the checks and transactions themselves
+            continue
         module = importlib.import_module(f"crm.{module_info.name}")
         for name, function in vars(module).items():
             if name.startswith("_") or not inspect.isfunction(function):
@@ -492,25 +521,83 @@ def _call_as(function: Any, qualified: str, engine: Engine, actor: User) -> None
     function(*arguments, **keywords)
 
 
+def _not_refused(writers: list[tuple[str, Any]], engine: Engine, actor: User) -> list[str]:
+    """Each writing service that did anything but refuse this actor, and what it did."""
+    findings = []
+    for qualified, function in writers:
+        try:
+            _call_as(function, qualified, engine, actor)
+        except PermissionDenied:
+            continue
+        except Exception as error:  # any other outcome is the finding
+            findings.append(f"{qualified}: {type(error).__name__}: {error}")
+        else:
+            findings.append(f"{qualified}: returned")
+    return findings
+
+
 def test_every_writing_service_refuses_a_manager(users: dict[str, User], engine: Engine) -> None:
-    writers = _writers()
+    writers = [(name, function) for name, function in _writers() if name not in OWN_ACCOUNT]
     assert len(writers) > 50  # the introspection found the services
     names = {name for name, _ in writers}
     assert {"crm.engagement.record_reply", "crm.outbox.set_frequency_cap",
             "crm.custom_fields.create_field", "crm.auth.set_active"} <= names  # fmt: skip
     before = _tables_intact(engine)
-    not_refused = []
-    for qualified, function in writers:
-        try:
-            _call_as(function, qualified, engine, users["manager"])
-        except PermissionDenied:
-            continue
-        except Exception as error:  # any other outcome is the finding
-            not_refused.append(f"{qualified}: {type(error).__name__}: {error}")
-        else:
-            not_refused.append(f"{qualified}: returned")
-    assert not_refused == []
+    assert _not_refused(writers, engine, users["manager"]) == []
     assert _tables_intact(engine) == before
+
+
+def _change_behind_its_back(engine: Engine, admin: User, stale: User, change: str) -> None:
+    if change == "deactivated":
+        auth.set_active(engine, actor=admin, user_id=stale.id, active=False)
+    elif change == "demoted":
+        auth.set_role(engine, actor=admin, user_id=stale.id, role="manager")
+    else:  # signed out in another tab: every session of the user ends
+        auth.sign_out(engine, {}, stale)
+
+
+@pytest.mark.parametrize("change", ["deactivated", "demoted", "signed out"])
+def test_every_writing_service_refuses_a_user_changed_after_the_page_loaded_them(
+    users: dict[str, User], engine: Engine, change: str
+) -> None:
+    """A dialog or fragment reruns without app.py: the User it holds may say "active
+    admin" for someone deactivated, demoted or signed out since. Services trust the row."""
+    auth.create_user(
+        engine, username="ada2", role="admin", password=PASSWORDS["admin"],
+        display_name="Ada Two", actor=users["admin"],
+    )  # fmt: skip
+    state: dict[str, Any] = {}
+    auth.sign_in_session(state, auth.find_user(engine, "ada2"))
+    stale = auth.session_user(engine, state)  # as app.py hands it to the page
+    assert stale is not None and stale.role == "admin" and stale.signed_in_at is not None
+    _change_behind_its_back(engine, users["admin"], stale, change)
+    assert stale.active and stale.role == "admin"  # the object still says so
+    before = _tables_intact(engine)
+    # A manager still changes their own password.
+    writers = [w for w in _writers() if change != "demoted" or w[0] not in OWN_ACCOUNT]
+    assert _not_refused(writers, engine, stale) == []
+    assert _tables_intact(engine) == before
+
+
+def test_a_write_checks_its_actor_again_inside_its_own_transaction(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """The check before the work and the write can be a moment apart; the write session
+    given the actor checks once more after BEGIN, so nothing slips in between."""
+    stale = auth.find_user(engine, "recruiter")
+    with db.write_session(engine, actor=stale) as session:
+        assert session is not None  # an active recruiter writes
+    auth.set_role(engine, actor=users["admin"], user_id=stale.id, role="manager")
+    with (
+        pytest.raises(PermissionDenied, match="read-only"),
+        db.write_session(engine, actor=stale),
+    ):
+        pytest.fail("the transaction must not reach the write")
+    with (
+        pytest.raises(PermissionDenied, match="Only an admin"),
+        db.write_session(engine, actor=users["recruiter"], need="admin"),
+    ):
+        pytest.fail("the transaction must not reach the write")
 
 
 def test_a_campaign_file_from_a_manager_is_refused(users: dict[str, User], engine: Engine) -> None:
@@ -535,21 +622,126 @@ def _sign_in(at: AppTest, username: str, password: str) -> None:
     at.button[0].click().run()
 
 
-def test_sign_in_is_refused_after_repeated_failures(users: dict[str, User], engine: Engine) -> None:
+def test_repeated_failures_make_sign_in_wait_and_never_lock_for_good(
+    users: dict[str, User], engine: Engine
+) -> None:
     at = app_as(None).run()
-    for _ in range(10):
-        _sign_in(at, "recruiter", "wrong-password")
-    assert auth.find_user(engine, "recruiter").failed_login_attempts == auth.MAX_LOGIN_ATTEMPTS
-    _sign_in(at, "recruiter", PASSWORDS["recruiter"])
-    assert auth.LOCKED_OUT in [error.value for error in at.error]
-    at.run()
-    assert "Good" not in texts(at)  # still at the sign-in form
-    assert auth.authenticate(engine, "recruiter", PASSWORDS["recruiter"]) is None
-    # An admin setting a new password unlocks the account.
-    auth.set_password(
-        engine, actor=users["admin"], user_id=users["recruiter"].id, password="a-new-pass-1"
-    )
-    assert auth.authenticate(engine, "recruiter", "a-new-pass-1") is not None
+    with time_machine.travel(clock.now(), tick=False) as traveller:
+        for _ in range(throttle.FREE_FAILURES):
+            _sign_in(at, "recruiter", "wrong-password")
+        # Now even the right password waits, and the sentence says for how long.
+        _sign_in(at, "recruiter", PASSWORDS["recruiter"])
+        assert at.error[0].value == "Too many failed sign-ins; wait 30 seconds and try again."
+        at.run()
+        assert "Good" not in texts(at)  # still at the sign-in form
+        assert not signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+        traveller.shift(dt.timedelta(seconds=31))
+        # Each failure after the free ones doubles the wait.
+        assert not signs_in(engine, "recruiter", "wrong-again")
+        traveller.shift(dt.timedelta(seconds=31))
+        assert not signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+        traveller.shift(dt.timedelta(seconds=30))
+        assert signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+        assert auth.find_user(engine, "recruiter").failed_login_attempts == 0
+
+
+def test_an_admin_or_the_operator_lifts_the_wait(users: dict[str, User], engine: Engine) -> None:
+    with time_machine.travel(clock.now(), tick=False):
+        for _ in range(throttle.FREE_FAILURES):
+            assert not signs_in(engine, "recruiter", "wrong-password")
+        assert not signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+        auth.unlock(engine, actor=users["admin"], user_id=users["recruiter"].id)
+        assert signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+        for _ in range(throttle.FREE_FAILURES):
+            assert not signs_in(engine, "recruiter", "wrong-password")
+        with pytest.raises(PermissionDenied):
+            auth.unlock(engine, actor=users["recruiter"], user_id=users["recruiter"].id)
+        auth.unlock(engine, actor=None, user_id=users["recruiter"].id, as_operator=True)
+        assert signs_in(engine, "recruiter", PASSWORDS["recruiter"])
+
+
+@pytest.mark.parametrize(
+    "address, counted",
+    [("203.0.113.9", None), ("8.8.4.4", "8.8.4.4"), ("2a00:1450:4001::1", "2a00:1450:4001::1"),
+     ("10.0.0.7", None), ("192.168.1.20", None), ("127.0.0.1", None), (None, None),
+     ("not an address", None)],
+)  # fmt: skip
+def test_only_public_client_addresses_are_throttled(
+    address: str | None, counted: str | None
+) -> None:
+    """A proxy's or an office's shared address would let one guesser lock out everyone."""
+    assert throttle.public_address(address) == counted
+
+
+def test_an_unknown_name_gets_the_same_answers_as_a_real_one(
+    users: dict[str, User], engine: Engine
+) -> None:
+    answers: dict[str, list[str]] = {}
+    with time_machine.travel(clock.now(), tick=False):
+        for name in ("recruiter", "nobody-here"):
+            answers[name] = []
+            for _ in range(throttle.FREE_FAILURES + 2):
+                with pytest.raises(SignInRefused) as refused:
+                    auth.password_sign_in(engine, username=name, password="wrong-password")
+                answers[name].append(str(refused.value))
+    assert answers["recruiter"] == answers["nobody-here"]
+    assert answers["recruiter"][0] == "The username or password is incorrect."
+    assert answers["recruiter"][-1].startswith("Too many failed sign-ins")
+
+
+def test_one_client_guessing_across_names_waits_and_others_do_not(
+    users: dict[str, User], engine: Engine
+) -> None:
+    guesser, colleague = "203.0.113.9", "198.51.100.4"
+    with time_machine.travel(clock.now(), tick=False):
+        for name in ("admin", "manager", "someone", "recruiter", "ghost"):
+            with pytest.raises(SignInRefused, match="incorrect"):
+                auth.password_sign_in(
+                    engine, username=name, password="wrong-password", client=guesser
+                )
+        with pytest.raises(SignInRefused, match="Too many failed sign-ins"):
+            auth.password_sign_in(
+                engine, username="manager", password=PASSWORDS["manager"], client=guesser
+            )
+        user = auth.password_sign_in(
+            engine, username="manager", password=PASSWORDS["manager"], client=colleague
+        )
+        assert user.username == "manager"
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's page cap stands in for a full disk")
+def test_a_full_disk_during_sign_in_is_one_sentence(users: dict[str, User], engine: Engine) -> None:
+    """A real SQLITE_FULL: every connection is capped at the file's current size, and the
+    audit log's last pages are filled first, so the sign-in's own writes find no room."""
+
+    def cap_at_current_size(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count = {pages}")
+        cursor.close()
+
+    db.dispose_engines()
+    engine.dispose()
+    event.listen(Engine, "connect", cap_at_current_size)
+    try:
+        for _ in range(10_000):  # fill the audit log until SQLite has no page left
+            try:
+                with db.write_session(engine) as session:
+                    audit.record(session, actor=None, action="login", entity="user")
+            except DatabaseUnavailable as error:
+                assert str(error) == db.DISK_FULL
+                break
+        else:
+            pytest.fail("the cap never filled")
+        at = app_as(None).run()
+        _sign_in(at, "recruiter", PASSWORDS["recruiter"])
+        assert not at.exception
+        assert at.error[0].value == db.DISK_FULL
+    finally:
+        event.remove(Engine, "connect", cap_at_current_size)
+        db.dispose_engines()
+        engine.dispose()
+    assert auth.find_user(engine, "recruiter").last_login_at is None  # nothing half-written
 
 
 def test_failed_sign_ins_are_counted_from_the_form(users: dict[str, User], engine: Engine) -> None:
@@ -559,6 +751,7 @@ def test_failed_sign_ins_are_counted_from_the_form(users: dict[str, User], engin
     assert not at.exception
     assert at.error[0].value == "The username or password is incorrect."
     assert auth.find_user(engine, "recruiter").failed_login_attempts == 3
+    assert auth.find_user(engine, "recruiter").last_failed_login_at is not None
 
 
 # --- 8. passwords over 72 bytes ---------------------------------------------------------
@@ -567,16 +760,16 @@ def test_failed_sign_ins_are_counted_from_the_form(users: dict[str, User], engin
 def test_a_long_password_is_not_truncated_into_a_match(
     users: dict[str, User], engine: Engine
 ) -> None:
-    exact = "p" * 72
+    exact = ("seven lanterns drift over quiet harbours while gulls argue about bread " * 2)[:72]
     auth.set_password(engine, actor=users["admin"], user_id=users["recruiter"].id, password=exact)
     # bcrypt reads only 72 bytes: anything sharing them must not sign in.
-    assert auth.authenticate(engine, "recruiter", exact + "anything") is None
+    assert not signs_in(engine, "recruiter", exact + "anything")
     assert not auth.password_matches(exact + "x", auth.find_user(engine, "recruiter").password_hash)
     with pytest.raises(ValidationError, match="longer than 72 bytes"):
         auth.set_password(
             engine, actor=users["admin"], user_id=users["recruiter"].id, password="ü" * 37
         )
-    assert auth.authenticate(engine, "recruiter", exact) is not None
+    assert signs_in(engine, "recruiter", exact)
     at = app_as(None).run()
     _sign_in(at, "recruiter", "x" * 500)
     assert not at.exception and at.error[0].value == "The username or password is incorrect."
@@ -620,10 +813,19 @@ def test_database_errors_never_show_the_password(caplog: pytest.LogCaptureFixtur
     assert SECRET not in caplog.text
 
 
-def test_an_unparsable_database_url_is_not_echoed_with_its_password() -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql//crm:{SECRET}@db.example/crm",  # no "://"
+        f"postgresql://crm:{SECRET}@[::1/crm",  # unclosed IPv6 bracket: a bare ValueError
+        f"postgresql://crm:{SECRET}@db.example:five/crm",  # a port that is not a number
+    ],
+)
+def test_an_unparsable_database_url_is_not_echoed_with_its_password(url: str) -> None:
     with pytest.raises(ConfigError) as error:
-        db.parse_url(f"postgresql//crm:{SECRET}@db.example/crm")
+        db.parse_url(url)
     assert SECRET not in str(error.value)
+    assert str(error.value).startswith("CRM_DATABASE_URL is not a database URL")
 
 
 def test_a_wrong_smtp_password_is_never_logged_or_stored(
@@ -660,6 +862,14 @@ def test_upload_limits_are_set_and_consistent() -> None:
     assert 0 < upload_mb <= importer.MAX_IMPORT_BYTES // 1_048_576
     assert config["server"]["enableXsrfProtection"] is True
     assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_tables_offer_no_download_that_bypasses_the_exporter() -> None:
+    """Every st.dataframe has a toolbar "Download as CSV" (formulas kept, nothing audited)
+    unless data export is off for the whole app (`crm serve` runs with this config; the
+    browser journey checks the toolbar: tests/e2e/test_smoke.py)."""
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True
 
 
 def test_a_calendar_import_over_the_limit_is_refused(

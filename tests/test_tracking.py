@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from crm import auth, campaigns, clock, db, outbox, pools, tokens
-from crm.models import Candidate, Event, OutboxMessage, User
+from crm.models import Candidate, Event, Link, OutboxMessage, User
 from tests.conftest import PROJECT_ROOT, TEST_SECRET, fresh_database_url, python_command
 from tests.e2e.conftest import free_port, wait_until_healthy
 from tests.smtp_server import FaultySmtpServer
@@ -97,7 +97,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 os.environ.update(saved)
 
 
-def send_to(live: Live, people: int, name: str) -> list[OutboxMessage]:
+def send_to(
+    live: Live, people: int, name: str, body: str = "See [our jobs](https://acme.example/jobs)."
+) -> list[OutboxMessage]:
     """Launch a two-step campaign to new people and deliver its first step."""
     add_people(live.engine, people, location=name, email=None)  # placeholder rows replaced below
     with db.write_session(live.engine) as session:
@@ -119,9 +121,7 @@ def send_to(live: Live, people: int, name: str) -> list[OutboxMessage]:
             name=name,
             audience_pool_id=pool_id,
             steps=[
-                campaigns.StepDraft(
-                    subject="Hi {{first_name}}", body="See [our jobs](https://acme.example/jobs)."
-                ),
+                campaigns.StepDraft(subject="Hi {{first_name}}", body=body),
                 campaigns.StepDraft(subject="Again", body="Still here.", delay_days=3),
             ],
         ),
@@ -267,3 +267,42 @@ def test_pixel_for_an_erased_person_still_answers(live: Live) -> None:
     assert pixel.status == 200
     # Recorded without a person (and the server carries on).
     assert kinds(live, row.id, expect=1) == [("open", False)]
+
+
+@pytest.mark.parametrize("path", ["/", "/unsubscribe?t=nothing", "/_stcore/health", "/api/version"])
+def test_no_other_site_may_frame_the_app(live: Live, path: str) -> None:
+    """Clickjacking: the pages, the public routes and Streamlit's own say so in headers."""
+    response = live.request("GET", live.url + path)
+    assert response.getheader("X-Frame-Options") == "SAMEORIGIN"
+    assert response.getheader("Content-Security-Policy") == "frame-ancestors 'self'"
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+
+
+def test_link_1001_of_a_message_goes_to_its_own_url_for_its_own_reader(live: Live) -> None:
+    """Click tokens used to name outbox_id * 1000 + position: link 1,001 of one message
+    redirected to the next message's first link and recorded the click for its reader."""
+    body = " ".join(f"<http://a.io/{n}>" for n in range(1005))
+    first, second = send_to(live, 2, "Linkful", body)
+    html = received_for(live, first.to_address).get_body(("html",)).get_content()
+    links = [part.split('"')[0] for part in html.split('<a href="')[1:]]
+    clicks = [link for link in links if link.startswith(live.url + "/c/")]
+    assert len(clicks) == 1005
+    followed = live.request("GET", clicks[1000])
+    assert followed.status == 302
+    assert followed.getheader("Location") == "http://a.io/1000"
+    assert kinds(live, first.id, expect=1) == [("click", False)]
+    with db.read_session(live.engine) as session:
+        click = session.scalars(select(Event).where(Event.outbox_message_id == first.id)).one()
+        link = session.get(Link, click.link_id)
+    assert click.candidate_id == first.candidate_id
+    assert (link.outbox_message_id, link.position) == (first.id, 1000)
+    assert kinds(live, second.id) == []
+    # A link sent with the old scheme still works where its number means one link only;
+    # the number that meant both link 1,001 here and the next message's first link (the
+    # bug) leads nowhere and records nothing.
+    old = live.request("GET", f"{live.url}/c/{tokens.sign('click', first.id * 1000 + 3)}")
+    assert old.status == 302 and old.getheader("Location") == "http://a.io/3"
+    both = live.request("GET", f"{live.url}/c/{tokens.sign('click', first.id * 1000 + 1000)}")
+    assert both.status == 404
+    assert kinds(live, first.id, expect=2) == [("click", False), ("click", False)]
+    assert kinds(live, second.id) == []

@@ -43,6 +43,12 @@ def test_recruiter_opens_every_page_without_an_error(demo_server: Server, browse
         settle(page)
         assert page.locator("[data-testid=stException]").count() == 0, title
         assert page.locator("[data-testid=stAlertContentError]").count() == 0, title
+        if title == "Candidates":
+            # A table's toolbar offers no download: people leave only through the exporter.
+            table = page.get_by_test_id("stDataFrame").first
+            table.hover()
+            expect(table.get_by_test_id("stElementToolbar")).to_be_visible()
+            expect(page.get_by_role("button", name="Download as CSV")).to_have_count(0)
     page.close()
 
 
@@ -104,3 +110,16 @@ def test_recruiter_builds_a_pool_in_the_browser(demo_server: Server, browser) ->
     expect(saved).to_be_visible(timeout=60_000)
     assert page.locator("[data-testid=stException]").count() == 0
     page.close()
+
+
+def test_the_sign_in_cookie_is_strict_and_survives_a_reload(demo_server: Server, browser) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, demo_server.url, *DEMO_USERS["manager"])
+    cookie = next(c for c in context.cookies() if c["name"] == "crm_auth")
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["secure"] is False  # plain http here; Secure whenever CRM_PUBLIC_URL is https
+    page.reload()
+    expect(page.locator("[data-testid=stSidebarNav]")).to_be_visible(timeout=60_000)
+    expect(page.locator("h1").first).to_have_text(re.compile("^Goals & ROI"), timeout=60_000)
+    context.close()
