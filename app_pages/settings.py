@@ -89,7 +89,10 @@ def add_user_dialog() -> None:
 def change_user_dialog() -> None:
     by_name = {u.username: u for u in users}
     chosen = by_name[st.selectbox("User", list(by_name), key="settings_user")]
-    role = st.selectbox("Role", ROLES, index=ROLES.index(chosen.role), key="settings_role")
+    # Keyed by user: the role shown is always the chosen user's, not the last one's.
+    role = st.selectbox(
+        "Role", ROLES, index=ROLES.index(chosen.role), key=f"settings_role_{chosen.id}"
+    )
     role_col, active_col = st.columns(2)
     try:
         if role_col.button("Save role", disabled=role == chosen.role, width="stretch"):

@@ -200,7 +200,9 @@ def test_admin_changes_a_role_and_cannot_remove_the_last_admin(
     at.switch_page("app_pages/settings.py").run()
     next(b for b in at.button if b.label == "Change a user").click().run()
     at.selectbox(key="settings_user").select("manager").run()
-    at.selectbox(key="settings_role").select("recruiter").run()
+    manager_role = at.selectbox(key=f"settings_role_{users['manager'].id}")
+    assert manager_role.value == "manager"  # the chosen user's role, not the last one shown
+    manager_role.select("recruiter").run()
     next(b for b in at.button if b.label == "Save role").click().run()
     assert not at.exception
     assert auth.find_user(engine, "manager").role == "recruiter"
