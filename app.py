@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import account, common
+from app_pages import account, common, sign_in
 from crm import auth, db
 from crm.config import secret_key, sso_settings
 from crm.errors import CrmError
@@ -58,10 +58,10 @@ if user is None and sso is not None:
     )
 if user is None:
 
-    def sign_in() -> None:
-        auth.login_screen(engine, secret, sso)
+    def sign_in_screen() -> None:
+        sign_in.login_screen(engine, secret, sso)
 
-    show_only("Sign in", sign_in)
+    show_only("Sign in", sign_in_screen)
 st.session_state[common.CURRENT_USER_KEY] = user
 
 

@@ -1,11 +1,8 @@
-"""Users, passwords, roles, single sign-on, and the login gate.
+"""Users, passwords, sign-in (password, cookie, single sign-on) and browser sessions.
 
-This is the only module that touches streamlit-authenticator. The service half (users,
-passwords, permission checks, matching a single sign-on identity to a user) imports no
-Streamlit and serves the CLI and tests; the login gate at the bottom imports Streamlit
-lazily and is used by app.py.
-
-Roles and the permission checks the writing services make are in crm/permissions.py.
+No Streamlit here: the sign-in screen is app_pages/sign_in.py, the cookie that keeps a
+browser signed in is crm/session_cookie.py, sign-in throttling crm/throttle.py, and the
+permission checks the writing services make crm/permissions.py.
 """
 
 from __future__ import annotations
@@ -22,8 +19,7 @@ import zxcvbn
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import audit, clock, throttle
-from crm.config import load_settings
+from crm import audit, clock, session_cookie, throttle
 from crm.db import read_session, write_session
 from crm.errors import CrmError, NotFound, SignInRefused, ValidationError
 from crm.identity import normalize_email
@@ -37,7 +33,7 @@ from crm.permissions import (
 )
 
 if TYPE_CHECKING:
-    from crm.config import SsoSettings
+    pass
 
 COOKIE_NAME = "crm_auth"
 COOKIE_EXPIRY_DAYS = 14.0
@@ -51,6 +47,7 @@ SESSION_USER_ID = "crm_user_id"
 SESSION_SIGNED_IN_AT = "crm_signed_in_at"
 SESSION_NOTICE = "crm_auth_notice"
 SESSION_SSO_REFUSAL = "crm_sso_refusal"  # why the provider's identity was not let in
+SESSION_CLEAR_COOKIE = "crm_clear_cookie"  # signed out here: the browser's cookie must go
 
 INCORRECT = "The username or password is incorrect."
 TOO_MANY = "Too many failed sign-ins; wait {wait} and try again."
@@ -525,10 +522,6 @@ def _forget_session(state: MutableMapping[str, Any], notice: str | None) -> None
     for key in (SESSION_USER_ID, SESSION_SIGNED_IN_AT):
         if key in state:
             del state[key]
-    # streamlit-authenticator's own keys: without this it would keep saying "signed in".
-    for key in ("authentication_status", "username", "name", "email", "roles"):
-        state[key] = None
-    state["logout"] = True
     if notice:
         state[SESSION_NOTICE] = notice
 
@@ -562,25 +555,22 @@ def sign_out(engine: Engine, state: MutableMapping[str, Any], user: User) -> Non
             stored.sessions_revoked_at = clock.now()
             audit.record(session, actor=stored, action="logout", entity="user", entity_id=user.id)
     _forget_session(state, "You have signed out.")
+    state[SESSION_CLEAR_COOKIE] = True  # the sign-in screen has the server clear it
 
 
-def _credentials(engine: Engine) -> dict[str, Any]:
-    """streamlit-authenticator's credentials, fed from the users table (active users only)."""
-    users = {}
-    for user in list_users(engine):
-        if user.active and user.password_hash:
-            users[user.username] = {
-                "name": user.display_name,
-                "email": user.email or "",
-                "password": user.password_hash,
-                "roles": [user.role],
-                "logged_in": False,
-            }
-    return {"usernames": users}
+def cookie_sign_in(
+    engine: Engine, cookie: str | None, *, secret: str
+) -> tuple[User, dt.datetime] | None:
+    """The user a sign-in cookie names and when it was issued, when it is ours, has not
+    lapsed, and was issued after that user last signed out, changed password or was
+    deactivated; records the sign-in."""
+    read = session_cookie.read_cookie(cookie, secret=secret)
+    user = _complete_login(engine, *read) if read else None
+    return (user, read[1]) if user and read else None
 
 
 def _complete_login(engine: Engine, username: str, issued_at: dt.datetime) -> User | None:
-    """Write the library's successful login back to the database; None if not allowed."""
+    """Record a sign-in from a cookie issued at issued_at; None if it is not honoured."""
     with write_session(engine) as session:
         user = session.scalar(select(User).where(User.username == username).with_for_update())
         if user is None or not user.active:
@@ -591,192 +581,3 @@ def _complete_login(engine: Engine, username: str, issued_at: dt.datetime) -> Us
         user.last_login_at = clock.now()
         audit.record(session, actor=user, action="login", entity="user", entity_id=user.id)
         return user
-
-
-# --- the login gate (Streamlit) ---------------------------------------------------------
-
-
-def login_screen(engine: Engine, secret: str, sso: SsoSettings | None = None) -> None:
-    """Draw the sign-in form (and the single sign-on button when sso is set up), or the
-    first-admin form when nobody has an account yet."""
-    import streamlit as st
-
-    state = st.session_state
-    _, middle, _ = st.columns([1, 2, 1])
-    with middle:
-        st.title("Candidate CRM", anchor=False)
-        refusal = state.get(SESSION_SSO_REFUSAL) if sso is not None else None
-        notice = state.get(SESSION_NOTICE)
-        if refusal:
-            st.error(refusal)
-        elif notice:
-            st.info(notice)
-        if not has_users(engine):
-            _first_admin_form(engine)
-            return
-        if sso is not None:
-            _sso_buttons(sso, refused=bool(refusal))
-        _login_form(engine, secret)
-
-
-def _sso_buttons(sso: SsoSettings, *, refused: bool) -> None:
-    """Sign in with the provider (st.login); after a refusal, also leave its account."""
-    import streamlit as st
-
-    st.button(
-        f"Sign in with {sso.name}",
-        key="crm_sso_login",
-        type="primary",
-        icon=":material/key:",
-        width="stretch",
-        on_click=st.login,
-    )
-    if refused:
-        st.button(
-            f"Sign out of {sso.name}",
-            key="crm_sso_logout",
-            width="stretch",
-            on_click=st.logout,
-        )
-    st.caption("Or sign in with your username and password:")
-
-
-def _first_admin_form(engine: Engine) -> None:
-    import streamlit as st
-
-    st.subheader("Create the first admin", anchor=False)
-    st.caption("Nobody has an account yet. The first account manages users and settings.")
-    with st.form("first_admin"):
-        username = st.text_input("Username")
-        display_name = st.text_input("Full name")
-        email = st.text_input("Email (optional)")
-        password = st.text_input("Password", type="password")
-        confirm = st.text_input("Repeat the password", type="password")
-        submitted = st.form_submit_button("Create admin and sign in", type="primary")
-    if not submitted:
-        return
-    if password != confirm:
-        st.error("The two passwords differ.")
-        return
-    try:
-        user = create_user(
-            engine,
-            username=username,
-            role="admin",
-            password=password,
-            display_name=display_name or username,
-            email=email or None,
-        )
-    except ValidationError as error:
-        st.error(str(error))
-        return
-    sign_in_session(st.session_state, user)
-    st.session_state.pop(SESSION_NOTICE, None)
-    st.rerun()
-
-
-def _client_address() -> str | None:
-    """The browser's public address, for throttling failed sign-ins per client; None for
-    a private or loopback one, which is a reverse proxy or an office network shared by
-    everyone (throttling it would let one person make the whole team wait)."""
-    import streamlit as st
-
-    try:
-        return throttle.public_address(st.context.ip_address)
-    except (AttributeError, RuntimeError):
-        return None
-
-
-def _store_sign_in_cookie(authenticator: Any, secret: str, username: str) -> None:
-    """streamlit-authenticator's cookie (the same signed token it reads back), set with
-    SameSite=Strict, and Secure whenever the app is served over HTTPS. It is written by
-    a component in the page, so it cannot be HttpOnly: it is honoured only until that
-    user signs out, changes password or is deactivated (sessions_revoked_at)."""
-    import jwt
-
-    expires = clock.now() + dt.timedelta(days=COOKIE_EXPIRY_DAYS)
-    token = jwt.encode(
-        {"username": username, "exp_date": expires.timestamp()}, secret, algorithm="HS256"
-    )
-    authenticator.cookie_controller.cookie_model.cookie_manager.set(
-        COOKIE_NAME,
-        token,
-        expires_at=expires.astimezone().replace(tzinfo=None),  # the library's local time
-        secure=load_settings().public_url.lower().startswith("https://"),
-        same_site="strict",
-    )
-
-
-def _login_form(engine: Engine, secret: str) -> None:
-    """The password form; a valid sign-in cookie (streamlit-authenticator's) skips it."""
-    import jwt
-    import streamlit as st
-    import streamlit_authenticator as stauth
-
-    state = st.session_state
-    authenticator = stauth.Authenticate(
-        _credentials(engine),
-        cookie_name=COOKIE_NAME,
-        cookie_key=secret,
-        cookie_expiry_days=COOKIE_EXPIRY_DAYS,
-        auto_hash=False,
-    )
-    if state.get("logout") and not state.get("crm_cookie_deleted"):
-        # Signed out in this session: take the old sign-in cookie out of the browser too
-        # (it is refused anyway, sessions_revoked_at being later than it).
-        state["crm_cookie_deleted"] = True
-        authenticator.cookie_controller.delete_cookie()
-    if authenticator.cookie_controller.get_cookie():
-        authenticator.login(location="unrendered")  # signs in from a valid cookie
-    if state.get("authentication_status"):
-        # When was that cookie issued? A cookie from before a sign-out is refused.
-        try:
-            claims = jwt.decode(
-                st.context.cookies.get(COOKIE_NAME, ""), secret, algorithms=["HS256"]
-            )
-            expires = dt.datetime.fromtimestamp(float(claims["exp_date"]), dt.UTC)
-            issued_at = expires - dt.timedelta(days=COOKIE_EXPIRY_DAYS)
-        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-            issued_at = dt.datetime.fromtimestamp(0, dt.UTC)
-        user = _complete_login(engine, state.get("username") or "", issued_at)
-        if user is None:
-            authenticator.logout(location="unrendered")
-            state[SESSION_NOTICE] = "Your sign-in has expired; sign in again."
-            st.rerun()
-        sign_in_session(state, user, signed_in_at=issued_at)
-        for key in (SESSION_NOTICE, "crm_cookie_deleted"):
-            state.pop(key, None)
-        state["logout"] = None
-        st.rerun()  # signed in from the cookie: open the app at once
-    with st.form("crm_sign_in"):
-        st.subheader("Sign in", anchor=False)
-        username = st.text_input("Username", autocomplete="username")
-        password = st.text_input("Password", type="password", autocomplete="current-password")
-        submitted = st.form_submit_button("Sign in")
-    if not submitted:
-        return
-    try:
-        user = password_sign_in(
-            engine, username=username, password=password, client=_client_address()
-        )
-    except CrmError as error:  # refused, or the database cannot take the sign-in now
-        st.error(str(error))
-        return
-    # What streamlit-authenticator keeps for a signed-in session, so its cookie names them.
-    state.update(
-        authentication_status=True,
-        username=user.username,
-        name=user.display_name,
-        email=user.email or "",
-        roles=[user.role],
-        logout=None,
-    )
-    _store_sign_in_cookie(authenticator, secret, user.username)
-    sign_in_session(state, user)
-    for key in (SESSION_NOTICE, "crm_cookie_deleted"):
-        state.pop(key, None)
-    # The cookie component stores the sign-in in the browser and then reruns the app by
-    # itself; st.rerun() here would cut it off before the browser got the cookie, and a
-    # reload would ask to sign in again.
-    st.success("Signed in. Opening Candidate CRM…")
-    st.button("Continue", type="primary", key="crm_continue")

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from crm import __version__, tracking
+from crm import __version__, session_cookie, tracking
 from crm.config import SETTINGS, load_settings, raw_setting, secret_key, sso_settings
 from crm.db import check_connection, get_engine, parse_url
 from crm.errors import CrmError
@@ -139,8 +139,6 @@ def _freeze_startup_objects() -> None:
         "pandas",
         "altair",
         "sqlalchemy.orm",
-        # Not streamlit_authenticator: its cookie component must be declared once the
-        # Streamlit runtime exists, or the browser never loads it.
         "crm.attention",
         "crm.auth",
         "crm.campaigns",
@@ -249,7 +247,7 @@ def streamlit_secrets() -> dict[str, Any] | None:
 
 
 _no_delay_on_accepted_connections()
-routes = [Route("/api/version", version), *tracking.routes]
+routes = [Route("/api/version", version), *tracking.routes, *session_cookie.routes]
 
 app = st.App(
     str(APP_SCRIPT),

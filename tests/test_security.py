@@ -41,6 +41,7 @@ from crm import (
     outbox,
     pools,
     privacy,
+    session_cookie,
     throttle,
     tokens,
     tracking,
@@ -98,7 +99,7 @@ def _hostile_world(engine: Engine, users: dict[str, User]) -> dict[str, int]:
         expected_version=person.version,
         fields={"custom_fields": {"portfolio": PAYLOAD}},
     )
-    now = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
+    now = clock.now() - dt.timedelta(minutes=1)
     candidates.log_touchpoint(
         engine, actor=recruiter, candidate_id=person.id, channel="note", occurred_at=now,
         note=PAYLOAD,
@@ -380,7 +381,7 @@ def test_no_export_has_a_cell_a_spreadsheet_would_run(
     )  # fmt: skip
     candidates.log_touchpoint(
         engine, actor=admin, candidate_id=person.id, channel="note",
-        occurred_at=dt.datetime.now(UTC) - dt.timedelta(minutes=1), note="-note",
+        occurred_at=clock.now() - dt.timedelta(minutes=1), note="-note",
     )  # fmt: skip
     pools.save_pool(
         engine, actor=admin, name="=pool", kind="dynamic",
@@ -782,16 +783,17 @@ def test_an_old_cookie_is_refused_after_sign_out_and_deactivation(
     users: dict[str, User], engine: Engine
 ) -> None:
     """A sign-in cookie is honoured only if issued after the user's sessions were revoked."""
-    issued = dt.datetime.now(UTC) - dt.timedelta(hours=1)
+    issued = clock.now() - dt.timedelta(hours=1)
     assert auth._complete_login(engine, "recruiter", issued) is not None
     auth.sign_out(engine, {}, users["recruiter"])
     assert auth._complete_login(engine, "recruiter", issued) is None
-    assert auth._complete_login(engine, "recruiter", dt.datetime.now(UTC)) is not None
+    assert auth._complete_login(engine, "recruiter", clock.now()) is not None
 
-    fresh = dt.datetime.now(UTC)
+    fresh = clock.now()
     auth.set_active(engine, actor=users["admin"], user_id=users["manager"].id, active=False)
     assert auth._complete_login(engine, "manager", fresh + dt.timedelta(days=1)) is None
-    assert "manager" not in auth._credentials(engine)["usernames"]
+    cookie = session_cookie.cookie_value("manager", secret=TEST_SECRET, now=clock.now())
+    assert auth.cookie_sign_in(engine, cookie, secret=TEST_SECRET) is None
 
 
 # --- 10. secrets never in logs ----------------------------------------------------------

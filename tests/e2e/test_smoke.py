@@ -112,14 +112,33 @@ def test_recruiter_builds_a_pool_in_the_browser(demo_server: Server, browser) ->
     page.close()
 
 
-def test_the_sign_in_cookie_is_strict_and_survives_a_reload(demo_server: Server, browser) -> None:
+def test_the_sign_in_cookie_is_the_servers_and_sign_out_takes_it_away(
+    demo_server: Server, browser
+) -> None:
     context = browser.new_context()
     page = context.new_page()
-    sign_in(page, demo_server.url, *DEMO_USERS["manager"])
+    page.goto(f"{demo_server.url}/jobs")  # a bookmarked page: sign in, then that page
+    settle(page)
+    page.get_by_label("Username").fill(DEMO_USERS["manager"][0])
+    page.get_by_label("Password", exact=True).fill(DEMO_USERS["manager"][1])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("h1").first).to_have_text(re.compile("^Jobs"), timeout=60_000)
     cookie = next(c for c in context.cookies() if c["name"] == "crm_auth")
+    assert cookie["httpOnly"] is True  # no script in the page can read it
     assert cookie["sameSite"] == "Strict"
     assert cookie["secure"] is False  # plain http here; Secure whenever CRM_PUBLIC_URL is https
+    assert page.evaluate("document.cookie").find("crm_auth") == -1
     page.reload()
     expect(page.locator("[data-testid=stSidebarNav]")).to_be_visible(timeout=60_000)
-    expect(page.locator("h1").first).to_have_text(re.compile("^Goals & ROI"), timeout=60_000)
+    expect(page.locator("h1").first).to_have_text(re.compile("^Jobs"), timeout=60_000)
+    settle(page)
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    # The browser goes by /session/end, which clears the cookie, and back to sign-in.
+    expect(page).to_have_url(re.compile(r"/\?signed_out=1$"), timeout=60_000)
+    expect(page.get_by_text("You have signed out.", exact=True)).to_be_visible(timeout=60_000)
+    assert not any(c["name"] == "crm_auth" for c in context.cookies())
+    page.reload()
+    settle(page)
+    expect(page.get_by_label("Username")).to_be_visible()
+    assert page.locator("[data-testid=stSidebarNav]").count() == 0
     context.close()
