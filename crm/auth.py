@@ -255,7 +255,18 @@ def change_own_password(
     theirs ends (the page signs its own session in again)."""
     require_active(engine, actor)
     stored = get_user(engine, actor.id)
-    if stored is None or not password_matches(current_password, stored.password_hash):
+    if stored is None:
+        raise NotFound("That user no longer exists.")
+    # Guessing the current password from an open session waits like guessing at sign-in.
+    wait = sign_in_wait(stored)
+    if wait:
+        raise ValidationError(TOO_MANY.format(wait=throttle.describe(wait)))
+    if not password_matches(current_password, stored.password_hash):
+        with write_session(engine) as session:
+            user = session.get(User, actor.id, with_for_update=True)
+            if user is not None:
+                user.failed_login_attempts += 1
+                user.last_failed_login_at = clock.now()
         raise ValidationError("Your current password is not right.")
     if new_password == current_password:
         raise ValidationError("Choose a password different from the current one.")

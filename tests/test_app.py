@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from crm import auth, clock
+from crm import auth, clock, throttle
+from crm.errors import ValidationError
 from crm.models import User
 from tests.conftest import PASSWORDS, PROJECT_ROOT, signs_in
 
@@ -191,6 +193,21 @@ def test_everyone_changes_their_own_password_and_other_sessions_end(
     assert "Goals" in texts(at)  # this session carries on
     assert auth.session_user(engine, other_tab) is None
     assert signs_in(engine, "manager", "a-manager-reads-in-peace")
+
+
+def test_guessing_the_current_password_from_an_open_session_waits_too(
+    users: dict[str, User], engine: Engine
+) -> None:
+    with time_machine.travel(clock.now(), tick=False):
+        for _ in range(throttle.FREE_FAILURES):
+            with pytest.raises(ValidationError, match="current password is not right"):
+                auth.change_own_password(engine, actor=users["recruiter"],
+                                         current_password="guess-guess-guess",
+                                         new_password="a-brand-new-phrase-1")  # fmt: skip
+        with pytest.raises(ValidationError, match="Too many failed sign-ins; wait 30 seconds"):
+            auth.change_own_password(engine, actor=users["recruiter"],
+                                     current_password=PASSWORDS["recruiter"],
+                                     new_password="a-brand-new-phrase-1")  # fmt: skip
 
 
 def test_admin_changes_a_role_and_cannot_remove_the_last_admin(
