@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import os
 import secrets
+import shutil
 import sys
 import threading
 import zoneinfo
@@ -169,11 +170,35 @@ def crm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) 
     db.dispose_engines()
 
 
-@pytest.fixture
-def engine(crm_env: str) -> Iterator[Engine]:
-    """A migrated, empty database."""
-    engine = db.create_engine_for(crm_env)
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """An empty SQLite database migrated once per session (None on PostgreSQL).
+
+    Running the migrations takes a fifth of a second; copying their result takes a
+    millisecond, and a thousand tests each start from an empty database.
+    """
+    if BACKEND != "sqlite":
+        return None
+    path = tmp_path_factory.mktemp("migrated") / "crm.db"
+    engine = db.create_engine_for(f"sqlite:///{path}")
     db.upgrade(engine)
+    engine.dispose()  # the last connection closing folds the WAL back into the file
+    assert not path.with_name("crm.db-wal").exists()
+    return path
+
+
+@pytest.fixture
+def engine(crm_env: str, migrated_sqlite_file: Path | None) -> Iterator[Engine]:
+    """A migrated, empty database."""
+    if migrated_sqlite_file is not None:
+        target = make_url(crm_env).database
+        assert target is not None
+        shutil.copyfile(migrated_sqlite_file, target)
+        os.chmod(target, 0o600)
+        engine = db.create_engine_for(crm_env)
+    else:
+        engine = db.create_engine_for(crm_env)
+        db.upgrade(engine)
     yield engine
     engine.dispose()
 
