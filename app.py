@@ -167,4 +167,6 @@ with st.sidebar:
         st.rerun()
     account.password_controls(engine, user)
 
+# The figures this run shows (common.figure_text), for tests/test_figures.py.
+st.session_state[common.FIGURES_SHOWN] = []
 navigation.run()

@@ -459,16 +459,15 @@ def campaign_results(campaign_id: int) -> None:
     except CrmError:
         return
     totals = result["totals"]
-    delivered = totals["delivered"]
 
-    def share(part: int) -> str:
-        value = campaigns.rate(part, delivered)
+    def share(value: float | None) -> str:
         return "–" if value is None else f"{value:.0%}"
 
     st.info(
         f"Sent as the campaign “{result['name']}” ({result['status']}): "
-        f"{totals['sent']:,} sent, reply rate {share(totals['replies'])}, "
-        f"clicked {share(totals['clicks'])}, {result['applications']:,} applications.",
+        f"{totals['messages_sent']:,} messages sent to {totals['people_delivered']:,} people "
+        f"delivered, reply rate {share(totals['reply_rate'])}, "
+        f"clicked {share(totals['click_rate'])}, {result['applications']:,} applications.",
         icon=":material/campaign:",
     )
 

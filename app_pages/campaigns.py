@@ -81,8 +81,9 @@ def finish(message: str, *, selected: int | None = None, view: str | None = None
     st.rerun()
 
 
-def rate(part: int, whole: int) -> str:
-    return f"{part / whole:.0%}" if whole else "–"
+def rate(share: float | None) -> str:
+    """A rate from crm, as a percentage; "–" when nobody was delivered anything."""
+    return "–" if share is None else f"{share:.0%}"
 
 
 # --- composer ---------------------------------------------------------------------------
@@ -546,48 +547,62 @@ def load_report(url: str, campaign_id: int) -> dict:
     return campaigns.report(common.engine(), campaign_id)
 
 
-def percent(part: int, whole: int) -> str:
-    share = campaigns.rate(part, whole)
-    return "–" if share is None else f"{share:.0%}"
-
-
 def report_section(detail: campaigns.CampaignDetail) -> None:
-    """The honest numbers: replies and interest first, machine opens apart."""
+    """The honest numbers: people, not messages; replies and interest first."""
     result = load_report(common.database_key(), detail.id)
     totals = result["totals"]
-    delivered = totals["delivered"]
+
+    def shown(row: dict, name: str) -> str:
+        """A figure of one row (a step, or All) as shown, noted for the consistency test."""
+        subject = f"{detail.name} · step {row.get('step', 'All')}"
+        return common.figure_text(f"campaign.{name}", row[name], subject=subject)
+
+    if not totals["people_delivered"]:
+        st.info(
+            "Nobody has been delivered a message of this campaign yet: its figures start "
+            "with the first delivery.",
+            icon=":material/schedule_send:",
+        )
+        return
     # The lead figures in one headline, replies and interest first (six metric cards
     # took longer to draw than the rest of the report; the table below has every count).
     st.markdown(
-        f"#### {percent(totals['replies'], delivered)} replied · "
-        f"{percent(totals['interested'], delivered)} interested\n"
-        f"{totals['replies']:,} people replied and {totals['interested']:,} said they are "
-        f"interested, of the {delivered:,} whose message was delivered. "
-        f"{percent(totals['opens_human'], delivered)} opened it (people), "
-        f"{percent(totals['clicks'], delivered)} clicked; {totals['unsubscribes']:,} "
-        f"unsubscribed and {totals['bounces']:,} bounced.  \n"
-        f":gray[{totals['opens_machine']:,} automatic opens by mail scanners and image "
-        "proxies are not counted as people opening; a click counts as an open. Rates are of "
-        "the people whose message was delivered.]",
+        f"#### {shown(totals, 'reply_rate')} replied · "
+        f"{shown(totals, 'interested_rate')} interested\n"
+        f"{shown(totals, 'people_replied')} people replied and "
+        f"{shown(totals, 'people_interested')} said they are interested, of the "
+        f"{shown(totals, 'people_delivered')} people delivered "
+        f"at least one message. {shown(totals, 'open_rate')} opened one, "
+        f"{shown(totals, 'click_rate')} clicked; {shown(totals, 'people_unsubscribed')} people "
+        f"unsubscribed. {shown(totals, 'messages_sent')} messages sent, "
+        f"{shown(totals, 'bounced')} bounced.  \n"
+        ":gray["
+        + engagement.opens_explained(
+            people_opened=totals["people_opened"],
+            apple_privacy_people=totals["apple_privacy_people"],
+            scanner_opens=totals["scanner_opens"],
+        )
+        + " Rates are of the people delivered; a step's, of the people delivered that step.]",
     )
     rows = [*result["steps"], {"step": "All", **totals}]
 
-    def with_rate(row: dict, count: str) -> str:
-        return f"{row[count]:,} ({percent(row[count], row['delivered'])})"
+    def with_rate(row: dict, count: str, rate_name: str) -> str:
+        return f"{shown(row, count)} ({shown(row, rate_name)})"
 
     # A plain table (one markdown element): a data grid for four rows took as long to draw
     # as the rest of the report.
     columns = {
         "Step": lambda r: f"**{r['step']}**",
-        "Delivered": lambda r: f"{r['delivered']:,}",
-        "Replied": lambda r: with_rate(r, "replies"),
-        "Interested": lambda r: with_rate(r, "interested"),
-        "Opened (people)": lambda r: with_rate(r, "opens_human"),
-        "Machine opens": lambda r: f"{r['opens_machine']:,}",
-        "Clicked": lambda r: with_rate(r, "clicks"),
-        "Unsubscribed": lambda r: with_rate(r, "unsubscribes"),
-        "Bounced": lambda r: f"{r['bounces']:,}",
-        "Sent": lambda r: f"{r['sent']:,}",
+        "People delivered": lambda r: shown(r, "people_delivered"),
+        "Replied": lambda r: with_rate(r, "people_replied", "reply_rate"),
+        "Interested": lambda r: with_rate(r, "people_interested", "interested_rate"),
+        "Opened": lambda r: with_rate(r, "people_opened", "open_rate"),
+        "Clicked": lambda r: with_rate(r, "people_clicked", "click_rate"),
+        "Unsubscribed": lambda r: with_rate(r, "people_unsubscribed", "unsubscribe_rate"),
+        "Apple privacy only (people)": lambda r: shown(r, "apple_privacy_people"),
+        "Scanner opens": lambda r: shown(r, "scanner_opens"),
+        "Messages sent": lambda r: shown(r, "messages_sent"),
+        "Bounced (messages)": lambda r: shown(r, "bounced"),
     }
     st.markdown(
         "| "
@@ -596,6 +611,10 @@ def report_section(detail: campaigns.CampaignDetail) -> None:
         + " | ".join("---" for _ in columns)
         + " |\n"
         + "\n".join("| " + " | ".join(cell(r) for cell in columns.values()) + " |" for r in rows)
+    )
+    st.caption(
+        "Replied to opened count people: a step's row, the people delivered that step's "
+        "message and what they did with it; the All row counts each person once."
     )
     if writable and st.button(
         "Mark replies by hand…", icon=":material/mark_email_read:", key=f"replies_{detail.id}"
@@ -610,8 +629,12 @@ def hires_section(detail: campaigns.CampaignDetail) -> None:
     funnel_section(detail)
     attributed = campaigns.attributed_applications(engine, detail.id)
     if attributed:
-        st.markdown(f"**Applications from this campaign** ({result['applications']:,}, "
-                    f"{result['hires']:,} hired)")  # fmt: skip
+        subject = f"{detail.name} · step All"
+        applications = common.figure_text(
+            "campaign.applications", result["applications"], subject=subject
+        )
+        hires = common.figure_text("campaign.hires", result["hires"], subject=subject)
+        (st.markdown(f"**Applications from this campaign** ({applications}, {hires} hired)"),)
         st.dataframe(
             pd.DataFrame(
                 {
@@ -682,18 +705,17 @@ def load_outbox(
 
 
 def funnel_section(detail: campaigns.CampaignDetail) -> None:
-    """From delivered to hired, in people (Altair)."""
+    """From people delivered to hires (Altair)."""
     result = load_report(common.database_key(), detail.id)
     totals = result["totals"]
-    delivered = totals["delivered"]
     funnel = pd.DataFrame(
         {
-            "stage": ["Delivered", "Opened", "Clicked", "Replied", "Applied", "Hired"],
-            "people": [
-                delivered,
-                totals["opens_human"],
-                totals["clicks"],
-                totals["replies"],
+            "stage": ["Delivered", "Opened", "Clicked", "Replied", "Applications", "Hires"],
+            "count": [
+                totals["people_delivered"],
+                totals["people_opened"],
+                totals["people_clicked"],
+                totals["people_replied"],
                 result["applications"],
                 result["hires"],
             ],
@@ -704,22 +726,32 @@ def funnel_section(detail: campaigns.CampaignDetail) -> None:
         .mark_bar(cornerRadiusEnd=3)
         .encode(
             y=alt.Y("stage:N", sort=list(funnel["stage"]), title=None),
-            x=alt.X("people:Q", title="People"),
-            tooltip=["stage", "people"],
+            x=alt.X("count:Q", title="People, then applications"),
+            tooltip=["stage", "count"],
         )
         .properties(height=220)
     )
-    labels = chart.mark_text(align="left", dx=4).encode(text="people:Q")
+    labels = chart.mark_text(align="left", dx=4).encode(text="count:Q")
     st.altair_chart(chart + labels, width="stretch")
     st.caption(
-        "People at each stage: delivered, opened (people, not machines), clicked, replied, "
-        "and the applications and hires attributed to this campaign."
+        "People delivered at least one message, and of them the people who opened (by "
+        "hand, not Apple's prefetch or scanners), clicked and replied; then the applications "
+        "attributed to this campaign and the hires among them (one person may apply twice)."
     )
 
 
 def progress_section(detail: campaigns.CampaignDetail) -> None:
     st.subheader("Steps", anchor=False)
+    st.caption(
+        "Messages by status. Cancelled: stopped after it was planned (a reply, an "
+        "unsubscribe, the campaign cancelled); skipped: never due to go. Each with its reasons."
+    )
     rows = load_step_counts(common.database_key(), detail.id)
+    for row in rows:  # the table keeps numbers; noted as shown (they equal the report's)
+        for status in ("failed", "needs_review", "cancelled", "skipped"):
+            common.figure_text(
+                f"campaign.{status}", row.counts[status], subject=f"{detail.name} · step {row.step}"
+            )
     st.dataframe(
         pd.DataFrame(
             {
@@ -730,8 +762,12 @@ def progress_section(detail: campaigns.CampaignDetail) -> None:
                     for status, label in campaigns.OUTBOX_LABELS.items()
                     if status != "sending"
                 },
-                "Why skipped or cancelled": [
-                    "; ".join(f"{n:,} {why}" for why, n in r.skip_reasons.items()) for r in rows
+                "Why cancelled": [
+                    "; ".join(f"{n:,} {why}" for why, n in r.cancelled_reasons.items())
+                    for r in rows
+                ],
+                "Why skipped": [
+                    "; ".join(f"{n:,} {why}" for why, n in r.skipped_reasons.items()) for r in rows
                 ],
             }
         ),
@@ -960,19 +996,35 @@ else:
         )
         campaign_section(st.session_state[SELECTED])
     else:
+
+        def listed(summary: campaigns.CampaignSummary, name: str) -> str:
+            """A figure of the list as shown, noted (it must equal the report's All row)."""
+            subject = f"{summary.name} · step All"
+            return common.figure_text(f"campaign.{name}", getattr(summary, name), subject=subject)
+
+        for summary in summaries:  # the counts stay numbers (the table sorts them)
+            for name in (
+                "messages_sent",
+                "queued",
+                "failed",
+                "people_delivered",
+                "people_unsubscribed",
+            ):
+                listed(summary, name)
         frame = pd.DataFrame(
             {
                 "Campaign": [s.name for s in summaries],
                 "Status": [s.status for s in summaries],
                 "Audience": [s.audience or "hand-picked" for s in summaries],
                 "Steps": [s.steps for s in summaries],
-                "Sent": [s.sent for s in summaries],
+                "Messages sent": [s.messages_sent for s in summaries],
                 "Queued": [s.queued for s in summaries],
                 "Failed": [s.failed for s in summaries],
-                "Reply rate": [rate(s.replies, s.sent) for s in summaries],
-                "Click rate": [rate(s.clicks, s.sent) for s in summaries],
-                "Open rate": [rate(s.opens, s.sent) for s in summaries],
-                "Unsubscribes": [s.unsubscribes for s in summaries],
+                "People delivered": [s.people_delivered for s in summaries],
+                "Reply rate": [listed(s, "reply_rate") for s in summaries],
+                "Click rate": [listed(s, "click_rate") for s in summaries],
+                "Open rate": [listed(s, "open_rate") for s in summaries],
+                "Unsubscribed (people)": [s.people_unsubscribed for s in summaries],
             }
         )
         selection = st.dataframe(
@@ -981,7 +1033,9 @@ else:
         )  # fmt: skip
         st.caption(
             "Select a campaign to preview, launch or follow it. Rates count people, not "
-            "messages: a person who opened twice counts once."
+            "messages: of the people delivered at least one message, the share who replied, "
+            "clicked or opened (by hand; Apple's prefetches and scanners left out), each "
+            "person once however many steps reached them."
         )
         if selection.selection.rows:
             st.session_state[SELECTED] = summaries[selection.selection.rows[0]].id

@@ -7,7 +7,7 @@ import datetime as dt
 import streamlit as st
 from sqlalchemy import Engine
 
-from crm import clock, db, permissions
+from crm import clock, db, figures, money, permissions
 from crm.config import load_settings
 from crm.metrics import METRICS
 from crm.models import User
@@ -73,18 +73,44 @@ def person_name(first: str | None, last: str | None) -> str:
     return f"{first or ''} {last or ''}".strip() or "(no name)"
 
 
-def format_value(metric: str, value: float | None) -> str:
-    """A metric value in its unit; 'no data' rather than a misleading zero."""
-    if value is None:
-        return "no data"
-    unit = METRICS[metric][1]
-    if unit == "fraction":
-        return f"{value:.0%}"
-    if unit == "money":
-        return f"${value:,.0f}"
-    if unit == "days":
-        return f"{value:.1f} days"
-    return f"{value:,.0f}"
+@st.cache_data(ttl=60, show_spinner=False)
+def _team_currency(url: str) -> str:
+    return money.team_money(engine()).currency
+
+
+def team_currency() -> str:
+    """The currency every cost figure is counted in (Settings → Money)."""
+    return _team_currency(database_key())
+
+
+FIGURES_SHOWN = "figures_shown"
+
+
+def figure_text(key: str, value: float | None, *, subject: str = "", exact: bool = False) -> str:
+    """A registered figure (crm.figures) as the page shows it, noted for this run.
+
+    tests/test_figures.py reads the note: every figure a page shows must be registered and
+    equal the value its service computes, whichever page shows it.
+    """
+    unit = figures.figure(key).unit
+    if unit == "moment":
+        shown = ago(value)  # type: ignore[arg-type]
+    else:
+        shown = figures.text(unit, value, currency=team_currency(), exact=exact)
+    st.session_state.setdefault(FIGURES_SHOWN, []).append((key, subject, shown))
+    return shown
+
+
+def figure_metric(
+    container: object, key: str, value: float | None, *, subject: str = "", **options: object
+) -> None:
+    """st.metric for a registered figure: its registered label and its formatting."""
+    container.metric(figures.label(key), figure_text(key, value, subject=subject), **options)  # type: ignore[attr-defined]
+
+
+def format_value(metric: str, value: float | None, *, exact: bool = False) -> str:
+    """A metric value in its unit (crm.figures.text); 'no data' rather than a misleading zero."""
+    return figures.text(METRICS[metric][1], value, currency=team_currency(), exact=exact)
 
 
 def last_contact(row: dict) -> str:

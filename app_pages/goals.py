@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, campaigns, clock, goals, jobs, metrics, pools
+from crm import auth, campaigns, clock, figures, goals, jobs, metrics, money, pools
 from crm.errors import CrmError
 
 REFRESH_SECONDS = 300
@@ -27,16 +27,7 @@ NOTICE = "goals_notice"
 PRINT = "goals_print"
 SECTION = "goals_section"  # the open tab
 PERIODS = ("Last 90 days", "This year", "Last 12 months", "Custom")
-CARD_METRICS = (
-    "time_to_fill_days",
-    "time_to_hire_days",
-    "cost_per_hire",
-    "offer_acceptance_rate",
-    "hires",
-    "hires_from_talent_pools_share",
-    "reply_rate",
-    "campaign_application_rate",
-)
+CARD_METRICS = figures.CARD_METRICS
 STATUS_COLORS = {"on_track": "green", "at_risk": "orange", "off_track": "red", "no_data": "gray"}
 STATUS_ICONS = {
     "on_track": ":material/check_circle:",
@@ -44,14 +35,7 @@ STATUS_ICONS = {
     "off_track": ":material/error:",
     "no_data": ":material/hourglass_empty:",
 }
-FUNNEL_LABELS = {
-    "members": "In a talent pool",
-    "contacted": "Contacted",
-    "engaged": "Engaged",
-    "applied": "Applied",
-    "hired": "Hired",
-}
-UNIT_SUFFIX = {"days": " (days)", "money": " ($)", "fraction": " (%)", "count": ""}
+UNIT_SUFFIX = {"days": " (days)", "money": " ({currency})", "fraction": " (%)", "count": ""}
 
 engine = common.engine()
 user = common.current_user()
@@ -138,6 +122,12 @@ def load_savings(
     return metrics.savings(common.engine(), start=start, end=end, agency_cost_per_hire=agency_cost)
 
 
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def load_money_note(url: str) -> str | None:
+    """The team currency and rates the cost figures use (crm.money), for beside them."""
+    return money.figures_note(common.engine())
+
+
 def clear_caches() -> None:
     load_goals.clear()
     load_options.clear()
@@ -160,6 +150,11 @@ def period_for(choice: str, custom: Any) -> tuple[dt.date, dt.date]:
     return today - dt.timedelta(days=89), today
 
 
+def unit_suffix(unit: str) -> str:
+    """What a chart's axis or facet adds to a metric's name: its unit."""
+    return UNIT_SUFFIX[unit].format(currency=common.team_currency())
+
+
 def unit_of(metric: str) -> str:
     return metrics.METRICS[metric][1]
 
@@ -173,30 +168,15 @@ def shown(metric: str, value: float | None) -> float | None:
 
 def exact(metric: str, value: float | None) -> str:
     """The value to the last decimal the service gives (for help texts)."""
-    if value is None:
-        return "no data"
-    unit = unit_of(metric)
-    if unit == "fraction":
-        return f"{value:.4%}"
-    if unit == "money":
-        return f"${value:,.2f}"
-    if unit == "days":
-        return f"{value:,.2f} days"
-    return f"{value:,.0f}"
+    return common.format_value(metric, value, exact=True)
+
+
+def money_text(value: float | None, *, exact: bool = False) -> str:
+    return figures.text("money", value, currency=common.team_currency(), exact=exact)
 
 
 def delta_text(metric: str, now: float | None, then: float | None) -> str | None:
-    if now is None or then is None:
-        return None
-    change = now - then
-    unit = unit_of(metric)
-    if unit == "fraction":
-        return f"{change * 100:+.1f} pp"
-    if unit == "money":
-        return f"{'-' if change < 0 else '+'}${abs(change):,.0f}"
-    if unit == "days":
-        return f"{change:+.1f} days"
-    return f"{change:+,.0f}"
+    return figures.change_text(unit_of(metric), now, then, currency=common.team_currency())
 
 
 def png_of(chart: alt.TopLevelMixin) -> Callable[[], bytes]:
@@ -542,7 +522,7 @@ def goal_chart_data(
 
 def goal_chart(goal: goals.GoalProgress, data: pd.DataFrame) -> alt.LayerChart | None:
     unit = unit_of(goal.metric)
-    axis_title = metrics.METRICS[goal.metric][0] + UNIT_SUFFIX[unit]
+    axis_title = metrics.METRICS[goal.metric][0] + unit_suffix(unit)
     layers = []
     if goal.baseline is not None and goal.target is not None:
         path = pd.DataFrame(
@@ -723,9 +703,10 @@ def draw_metrics() -> None:
                 for v in trends.loc[trends["metric"] == metric, "value"].tolist()
                 if v is not None and not pd.isna(v)
             ]
-            column.metric(
-                label,
-                common.format_value(metric, now_value),
+            common.figure_metric(
+                column,
+                f"metrics.{metric}",
+                now_value,
                 delta=delta_text(metric, now_value, then_value),
                 delta_color="inverse" if better == "lower" else "normal",
                 help=f"Exactly {exact(metric, now_value)}; before: {exact(metric, then_value)}.",
@@ -734,6 +715,9 @@ def draw_metrics() -> None:
                 chart_data=spark if len(spark) > 1 else None,
                 chart_type="line",
             )
+    money_note = load_money_note(url)
+    if money_note:
+        st.caption(f"Cost per hire: {money_note}")
     st.subheader("Trends by month", anchor=False)
     known = trends.dropna(subset=["value"])
     if known[known["metric"] != "hires"].empty and not known["value"].any():
@@ -746,9 +730,9 @@ def draw_metrics() -> None:
     plotted = known.assign(
         month=pd.to_datetime(known["month"]),
         value=[shown(m, v) for m, v in zip(known["metric"], known["value"], strict=True)],
-        facet=[metrics.METRICS[m][0] + UNIT_SUFFIX[unit_of(m)] for m in known["metric"]],
+        facet=[metrics.METRICS[m][0] + unit_suffix(unit_of(m)) for m in known["metric"]],
     )
-    order = [metrics.METRICS[m][0] + UNIT_SUFFIX[unit_of(m)] for m in CARD_METRICS]
+    order = [metrics.METRICS[m][0] + unit_suffix(unit_of(m)) for m in CARD_METRICS]
     trend_chart = (
         alt.Chart(plotted[["month", "facet", "value"]])
         .mark_line(point=True)
@@ -787,10 +771,18 @@ def draw_funnel_and_sources() -> None:
     with columns[0], st.container(border=True):
         st.subheader("Talent pool funnel", anchor=False)
         funnel = load_funnel(url, start, end, pool_id)
+        last_step = "Hired from this pool" if pool_id else "Hired from talent pools"
         st.caption(
             f"{'Pool ' + common.md(options['pools'][pool_id]) if pool_id else 'All pools'}: "
-            "members now, and who of them was contacted, engaged, applied and was hired in "
-            "the period (the funnel follows the pool filter only)."
+            "people in the pool now, and who of them was contacted, engaged and applied in "
+            f"the period. {last_step}: people hired in the period "
+            + (
+                "from an application that came from this pool"
+                if pool_id
+                else "whose source is a talent pool or a CRM campaign (as on Savings)"
+            )
+            + "; they count in every step, even if they have left the pool since. "
+            "The funnel follows the pool filter only."
         )
         if not funnel["members"]:
             st.info(
@@ -800,8 +792,15 @@ def draw_funnel_and_sources() -> None:
         else:
             funnel_data = pd.DataFrame(
                 {
-                    "step": [FUNNEL_LABELS[s] for s in metrics.FUNNEL_STEPS],
+                    "step": [
+                        last_step if s == "hired_from_talent_pools" else metrics.FUNNEL_LABELS[s]
+                        for s in metrics.FUNNEL_STEPS
+                    ],
                     "people": [funnel[s] for s in metrics.FUNNEL_STEPS],
+                    "shown": [
+                        common.figure_text(f"funnel.{s}", funnel[s], subject=last_step)
+                        for s in metrics.FUNNEL_STEPS
+                    ],
                     "share_of_pool": [funnel[s] / funnel["members"] for s in metrics.FUNNEL_STEPS],
                 }
             )
@@ -816,14 +815,16 @@ def draw_funnel_and_sources() -> None:
                 ],
             )
             funnel_chart = (
-                bars.mark_bar()
-                + bars.mark_text(align="left", dx=3).encode(text=alt.Text("people:Q", format=","))
+                bars.mark_bar() + bars.mark_text(align="left", dx=3).encode(text="shown:N")
             ).properties(height=220)
             chart_block(
                 "funnel",
                 funnel_chart,
                 funnel_data,
-                alt_text=f"Funnel: {funnel['members']:,} in pools, {funnel['hired']:,} hired",
+                alt_text=(
+                    f"Funnel: {funnel['members']:,} in the pool or hired from it, "
+                    f"{funnel['hired_from_talent_pools']:,} {last_step.lower()}"
+                ),
                 printing=printing,
             )
     with columns[-1], st.container(border=True):
@@ -867,7 +868,8 @@ def draw_funnel_and_sources() -> None:
 
 
 def draw_savings() -> None:
-    """Pool hires priced at what an outside hire costs, less the CRM's own costs."""
+    """People hired from talent pools priced at what an outside hire costs, less the CRM's
+    own costs."""
     period_and_scope()
     st.subheader("Savings from hiring out of talent pools", anchor=False)
     saved = load_savings(url, start, end, None)
@@ -876,7 +878,7 @@ def draw_savings() -> None:
             agency = state.get("goals_agency_cost")
         else:
             agency = st.number_input(
-                "Agency or job-board cost per hire ($)",
+                f"Agency or job-board cost per hire ({common.team_currency()})",
                 min_value=0.0,
                 value=None,
                 step=500.0,
@@ -888,39 +890,50 @@ def draw_savings() -> None:
         if agency is not None:
             saved = load_savings(url, start, end, Decimal(str(agency)))
     a, b, c, d = st.columns(4)
-    a.metric(
-        "Pool hires",
-        f"{saved['pool_hires']:,}",
-        help="Hires from talent pools and CRM campaigns in the period.",
+    common.figure_metric(
+        a,
+        "savings.hired_from_talent_pools",
+        saved["hired_from_talent_pools"],
+        help="People hired in the period whose source is a talent pool or a CRM campaign, "
+        "each once: the last step of the talent pool funnel for all pools.",
         border=True,
     )
     per_hire = saved["external_cost_per_hire"]
-    b.metric(
-        "External cost per hire",
-        "no data" if per_hire is None else f"${per_hire:,.0f}",
+    common.figure_metric(
+        b,
+        "savings.external_cost_per_hire",
+        per_hire,
         help={
             "given": "As entered.",
             "computed": "Agency fees and job ads / hires from agencies and job boards.",
         }.get(saved["external_cost_basis"], "Nothing to derive it from."),
         border=True,
     )
-    c.metric(
-        "CRM costs",
-        f"${saved['crm_costs']:,.0f}",
+    common.figure_metric(
+        c,
+        "savings.crm_costs",
+        saved["crm_costs"],
         help="Tools and recruiter time in the period.",
         border=True,
     )
     net = saved["net_savings"]
-    d.metric(
-        "Net savings",
-        "no data" if net is None else f"{'-' if net < 0 else ''}${abs(net):,.0f}",
-        help=None if net is None else f"Exactly ${net:,.2f}; gross ${saved['gross_savings']:,.2f}.",
+    common.figure_metric(
+        d,
+        "savings.net_savings",
+        net,
+        help=None
+        if net is None
+        else f"Exactly {money_text(net, exact=True)}; "
+        f"gross {money_text(saved['gross_savings'], exact=True)}.",
         border=True,
     )
     st.caption(
-        "Pool hires × external cost per hire − the CRM's own costs, for all roles "
+        "Hired from talent pools × external cost per hire − the CRM's own costs, for all roles "
         "(the scope filters do not apply)."
     )
+    money_note = load_money_note(url)
+    if money_note:
+        st.caption(f"Costs: {money_note}")
     if not printing:
         st.download_button(
             "CSV",

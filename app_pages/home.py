@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import attention, clock, goals
+from crm import attention, clock, goals, touches
 from crm.calendar import CHANNEL_LABELS
 
 
@@ -23,10 +23,12 @@ st.title(f"Good {greeting}, {common.md(user.display_name)}", anchor=False)
 st.caption(f"What needs attention today, {now:%A %d %B %Y}.")
 
 top = st.columns(4)
-top[0].metric("Content this week", len(view.calendar_this_week), border=True)
-top[1].metric("Emails due today", sum(step.messages for step in view.steps_due), border=True)
-top[2].metric("Pools gone quiet", len(view.quiet_pools), border=True)
-top[3].metric("Goals needing care", len(view.goals_needing_care), border=True)
+common.figure_metric(top[0], "home.content_this_week", len(view.calendar_this_week), border=True)
+common.figure_metric(
+    top[1], "home.emails_due_today", sum(step.messages for step in view.steps_due), border=True
+)
+common.figure_metric(top[2], "home.pools_gone_quiet", len(view.quiet_pools), border=True)
+common.figure_metric(top[3], "home.goals_needing_care", len(view.goals_needing_care), border=True)
 
 
 SHOWN_PER_SECTION = 8  # a busy week can hold hundreds of items: the rest are counted
@@ -84,13 +86,17 @@ with right:
     section(
         ":material/bedtime: Pools gone quiet",
         [
-            f"**{common.md(pool.name)}** · last touch {common.ago(pool.last_touch)}"
+            f"**{common.md(pool.name)}** · {touches.LABEL.lower()} "
+            f"{common.figure_text('pool.last_touch', pool.last_touch, subject=pool.name)}"
             for pool in view.quiet_pools
         ],
         "Every pool heard from us in the last month."
         if view.pool_count
         else "No talent pools yet. Create one on the Talent pools page.",
-        caption=f"No email or published content for {attention.QUIET_AFTER_DAYS}+ days.",
+        caption=(
+            f"No campaign aimed at the pool sent and no content published to it for "
+            f"{attention.QUIET_AFTER_DAYS}+ days."
+        ),
     )
     if view.too_often:
         section(

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import campaigns, candidates, clock, jobs, metrics, pools
+from crm import campaigns, candidates, clock, jobs, metrics, money, pools
 from crm.errors import CrmError
 from crm.goals import TECH_ROLE_FAMILIES
 from crm.models import APPLICATION_SOURCES, APPLICATION_STAGES, COST_CATEGORIES
@@ -377,8 +377,19 @@ def add_person_section(job: jobs.JobSummary) -> None:
                 finish(f"Added {found[person].split(' <')[0]} to {job.title}.")
 
 
+def cost_total(costs: list[jobs.CostView], team: money.TeamMoney) -> str:
+    """'3 costs, 1,450.00 EUR in all.', each cost counted in the team currency."""
+    counted = [cost for cost in costs if team.counts(cost.currency)]
+    total = sum((team.convert(c.amount, c.currency) for c in counted), Decimal(0))
+    plural = "" if len(costs) == 1 else "s"
+    text = f"{len(costs):,} cost{plural}, {total:,.2f} {team.currency} in all"
+    left_out = len(costs) - len(counted)  # stored before rates were required; the note says
+    return text + (f" ({left_out:,} left out)." if left_out else ".")
+
+
 def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary]) -> None:
     """Costs of one job, or of every job and the team in a period."""
+    suffix = job.id if job else "all"
     start = end = None
     if job is None:
         period = st.date_input(
@@ -388,15 +399,16 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
         )
         if isinstance(period, tuple | list) and len(period) == 2:
             start, end = period
+    team = money.team_money(engine)
     costs = jobs.list_costs(engine, start=start, end=end, job_id=job.id if job else None)
     if costs:
-        total = sum((cost.amount for cost in costs), Decimal(0))
-        st.caption(f"{len(costs):,} costs, ${total:,.2f} in all.")
+        note = money.figures_note(engine)
+        st.caption(cost_total(costs, team) + (f" {note}" if note else ""))
         st.dataframe(
             pd.DataFrame(
                 {
                     "date": [c.incurred_on for c in costs],
-                    "category": [jobs.COST_LABELS.get(c.category, c.category) for c in costs],
+                    "category": [c.category_text for c in costs],
                     "amount": [float(c.amount) for c in costs],
                     "currency": [c.currency for c in costs],
                     "job": [c.job_title or "(team)" for c in costs],
@@ -407,12 +419,11 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
             width="stretch",
             column_config={
                 "date": st.column_config.DateColumn(format="DD MMM YYYY"),
-                "amount": st.column_config.NumberColumn(format="dollar"),
+                "amount": st.column_config.NumberColumn(format="%.2f"),
             },
         )
         labels = {
-            c.id: f"{c.incurred_on:%d %b %Y} · {jobs.COST_LABELS.get(c.category, c.category)} · "
-            f"${c.amount:,.2f}"
+            c.id: f"{c.incurred_on:%d %b %Y} · {c.category_text} · {c.amount:,.2f} {c.currency}"
             for c in costs
         }
         a, b = st.columns([3, 1], vertical_alignment="bottom")
@@ -420,12 +431,12 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
             "Cost to delete",
             list(labels),
             format_func=labels.get,
-            key=f"jobs_cost_pick_{job.id if job else 'all'}",
+            key=f"jobs_cost_pick_{suffix}",
         )
         if b.button(
             "Delete…",
             icon=":material/delete:",
-            key=f"jobs_cost_delete_{job.id if job else 'all'}",
+            key=f"jobs_cost_delete_{suffix}",
             disabled=not writable,
         ):
             st.session_state[DIALOG] = ("delete_cost", doomed, labels[doomed])
@@ -437,25 +448,38 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
             else "No costs in this period. Add one below; cost-per-hire counts them.",
             icon=":material/payments:",
         )
-    with st.form(f"jobs_cost_form_{job.id if job else 'all'}"):
+    with st.form(f"jobs_cost_form_{suffix}"):
         st.markdown("**Add cost**")
-        a, b, c = st.columns(3)
+        a, b, c, d = st.columns([3, 2, 1, 2])
         category = a.selectbox(
             "Category",
             COST_CATEGORIES,
             format_func=jobs.COST_LABELS.get,
-            key=f"jobs_cost_category_{job.id if job else 'all'}",
+            key=f"jobs_cost_category_{suffix}",
         )
         amount = b.number_input(
-            "Amount ($)",
+            "Amount",
             min_value=0.0,
             value=None,
             step=100.0,
             format="%.2f",
-            key=f"jobs_cost_amount_{job.id if job else 'all'}",
+            key=f"jobs_cost_amount_{suffix}",
         )
-        incurred = c.date_input(
-            "Date", value=today, key=f"jobs_cost_date_{job.id if job else 'all'}"
+        # Only currencies the team can count: the others would be refused (crm.money).
+        currency = c.selectbox(
+            "Currency",
+            [team.currency, *sorted(team.rates)],
+            key=f"jobs_cost_currency_{suffix}",
+            help="The team's currency, or one an admin has entered a rate for in Settings → Money.",
+        )
+        incurred = d.date_input("Date", value=today, key=f"jobs_cost_date_{suffix}")
+        own_name = st.text_input(
+            "Or its own name",
+            max_chars=money.LABEL_LIMIT,
+            placeholder="Sign-on bonus, relocation, background check…",
+            key=f"jobs_cost_label_{suffix}",
+            help="Used instead of the category: a usual name for one of the categories is "
+            "filed under it, anything else under Other with this name.",
         )
         job_options = {j.id: j.title for j in summaries}
         if job is None:
@@ -467,9 +491,7 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
             )
         else:
             job_id = job.id
-        note = st.text_input(
-            "Note", max_chars=300, key=f"jobs_cost_note_{job.id if job else 'all'}"
-        )
+        note = st.text_input("Note", max_chars=300, key=f"jobs_cost_note_{suffix}")
         if st.form_submit_button("Add cost", icon=":material/add:", disabled=not writable):
             if amount is None:
                 st.error("Give the amount.")
@@ -479,15 +501,16 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
                     engine,
                     actor=user,
                     amount=Decimal(str(amount)),
-                    category=category,
+                    category=own_name.strip() or category,
                     incurred_on=incurred,
                     job_id=job_id,
                     note=note or None,
+                    currency=currency,
                 )
             except CrmError as error:
                 st.error(str(error))
             else:
-                finish(f"Added a cost of ${Decimal(str(amount)):,.2f}.")
+                finish(f"Added a cost of {Decimal(str(amount)):,.2f} {currency}.")
 
 
 def status_form(job: jobs.JobSummary) -> None:

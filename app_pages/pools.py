@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common, pool_builder
-from crm import exporter, pool_board, pools
+from crm import exporter, pool_board, pools, touches
 from crm.errors import CrmError
 
 REFRESH_SECONDS = 10
@@ -15,6 +15,10 @@ VIEWS = ["Pools", "Build a pool", "Overlap"]
 SELECTED = "pools_selected"
 DIALOG = "pools_dialog"
 NOTICE = "pools_notice"
+POOL_TOUCH_HELP = (
+    "When the pool as a whole was last reached: a campaign aimed at it sent, or content "
+    "published to it. Contacting one member another way does not count."
+)
 
 engine = common.engine()
 user = common.current_user()
@@ -113,6 +117,9 @@ def pools_view() -> None:
     for summary in summaries:
         if summary.problem:
             st.warning(f"{common.md(summary.name)}: {common.md(summary.problem)}")
+    for summary in summaries:  # the table keeps numbers (it sorts them); noted as shown
+        common.figure_text("pool.size", summary.size, subject=summary.name)
+        common.figure_text("pool.hires", summary.hires, subject=summary.name)
     frame = pd.DataFrame(
         {
             "Pool": [s.name for s in summaries],
@@ -120,7 +127,10 @@ def pools_view() -> None:
             "People": [s.size for s in summaries],
             "New (90 days)": [s.growth for s in summaries],
             "Engaged (90 days)": [s.engagement_rate for s in summaries],
-            "Last touched": [ago_or_never(s.last_touched) for s in summaries],
+            touches.LABEL: [
+                common.figure_text("pool.last_touch", s.last_touch, subject=s.name)
+                for s in summaries
+            ],
             "Hires (12 months)": [s.hires for s in summaries],
             "Owner": [s.owner or "" for s in summaries],
             "About": [s.description or "" for s in summaries],
@@ -144,6 +154,7 @@ def pools_view() -> None:
             "New (90 days)": st.column_config.NumberColumn(
                 help="Added to a list, or (dynamic pools) new in the database and matching"
             ),
+            touches.LABEL: st.column_config.TextColumn(help=POOL_TOUCH_HELP),
         },
     )
     rows = event.selection.rows if event and event.selection else []
@@ -167,11 +178,18 @@ def pool_detail(summary: pools.PoolSummary) -> None:
         st.warning("That pool was just deleted.")
         return
     st.subheader(pool.name, anchor=False, divider="gray")
-    size = f"{summary.size:,} people" if summary.size is not None else "cannot be counted"
+    size = (
+        f"{common.figure_text('pool.size', summary.size, subject=pool.name)} people"
+        if summary.size is not None
+        else "cannot be counted"
+    )
     kind = "Dynamic: stays current" if pool.kind == "dynamic" else "Static list"
     st.caption(
         f"{kind} · {size} · owner {common.md(summary.owner or 'nobody')} · "
-        f"{summary.hires} hire(s) from it in 12 months"
+        f"{common.figure_text('pool.hires', summary.hires, subject=pool.name)} hire(s) from it "
+        f"in 12 months · {touches.LABEL.lower()} "
+        f"{common.figure_text('pool.last_touch', summary.last_touch, subject=pool.name)}",
+        help=POOL_TOUCH_HELP,
     )
     if summary.problem:
         st.warning(common.md(summary.problem), icon=":material/error:")

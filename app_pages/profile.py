@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import auth, candidates, clock, custom_fields, engagement, privacy
+from crm import auth, candidates, clock, custom_fields, engagement, privacy, touches
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -51,13 +51,16 @@ if notice:
     st.success(notice)
 
 users = {u.id: u for u in auth.list_users(engine)}
-contact = "Never contacted"
+# Last touch (either side, crm.touches) first; last contacted (our side) with who and how.
+last_touch = touches.person_last_touch(candidate.last_contacted_at, candidate.last_engaged_at)
+contacted = "never contacted"
 if candidate.last_contacted_at:
     by = users.get(candidate.last_contacted_by_id)
     channel = (candidate.last_contact_channel or "").replace("_", " ")
-    contact = f"Last contacted {common.ago(candidate.last_contacted_at)}"
-    contact += f" by {by.display_name}" if by else ""
-    contact += f" ({channel})" if channel else ""
+    contacted = f"last contacted {common.ago(candidate.last_contacted_at)}"
+    contacted += f" by {by.display_name}" if by else ""
+    contacted += f" ({channel})" if channel else ""
+contact = f"{touches.LABEL} {common.ago(last_touch)} · {contacted}"
 owner = users.get(candidate.owner_id)
 basis_colour = {"consented": "green", "legitimate_interest": "blue", "do_not_contact": "red"}
 badges = [

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, custom_fields, db, outbox, throttle
+from crm import auth, custom_fields, db, money, outbox, throttle
 from crm.config import load_settings, sso_settings
 from crm.errors import CrmError
 from crm.models import ROLES
@@ -229,6 +229,101 @@ with st.form("frequency_cap"):
                 f"Frequency cap saved: at most {int(emails)} emails per person in {int(days)} days."
             )
             st.rerun()
+
+st.subheader("Money", anchor=False)
+team_money = money.team_money(engine)
+in_use = money.currencies_in_use(engine)
+st.caption(
+    f"Cost figures (total cost, cost per hire, savings) are in **{team_money.currency}**. A cost "
+    f"in another currency is counted at its rate: 1 unit of it = the rate in "
+    f"{team_money.currency}. A cost in a currency with no rate is refused."
+)
+money_rows = [
+    {
+        "currency": use.currency,
+        "costs": use.costs,
+        "counted": "team currency"
+        if use.currency == team_money.currency
+        else (
+            f"at {money.rate_text(team_money.rates[use.currency])}"
+            if use.covered
+            else "no rate: left out of the figures"
+        ),
+    }
+    for use in in_use
+]
+used = {use.currency for use in in_use}
+money_rows += [
+    {"currency": code, "costs": 0, "counted": f"at {money.rate_text(rate)}"}
+    for code, rate in sorted(team_money.rates.items())
+    if code not in used
+]
+if money_rows:
+    st.dataframe(pd.DataFrame(money_rows), hide_index=True)
+else:
+    st.caption("No costs recorded yet, and no rates.")
+missing = [use for use in in_use if not use.covered]
+if missing:
+    st.warning(money.figures_note(engine) or "", icon=":material/currency_exchange:")
+
+
+def money_saved(message: str) -> None:
+    st.session_state["settings_notice"] = message
+    st.rerun()
+
+
+rate_column, currency_column = st.columns(2)
+with rate_column.form("money_rate"):
+    st.markdown("**Enter or change a rate**")
+    rate_currency = st.text_input("Currency", max_chars=3, placeholder="GBP")
+    rate_value = st.text_input(
+        f"Rate (1 unit = this many {team_money.currency})", placeholder="1.17"
+    )
+    if st.form_submit_button("Save the rate"):
+        try:
+            saved = money.set_rate(engine, actor=admin, currency=rate_currency, rate=rate_value)
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            code = rate_currency.strip().upper()
+            money_saved(
+                f"1 {code} now counts as {money.rate_text(saved.rates[code])} {saved.currency}."
+            )
+with currency_column.form("money_currency"):
+    st.markdown("**Change the team currency**")
+    new_currency = st.text_input("Team currency", value=team_money.currency, max_chars=3)
+    new_rates = st.text_area(
+        "Rates to the new currency",
+        placeholder="USD 0.92\nGBP 1.17",
+        help="One currency and its rate a line. The current rates are to "
+        f"{team_money.currency}, so they are replaced: give a rate for every currency "
+        "your costs are in.",
+    )
+    if st.form_submit_button("Change the currency"):
+        try:
+            parsed = money.parse_rates(new_rates)
+            same = new_currency.strip().upper() == team_money.currency
+            saved = money.set_team_currency(
+                engine,
+                actor=admin,
+                currency=new_currency,
+                # Blank rates for the same currency change nothing (not "remove them all").
+                rates=None if same and not parsed else parsed,
+            )
+        except CrmError as error:
+            st.error(str(error))
+        else:
+            money_saved(f"Cost figures are now in {saved.currency}.")
+if team_money.rates:
+    with st.form("money_remove"):
+        doomed_rate = st.selectbox("Rate to remove", sorted(team_money.rates))
+        if st.form_submit_button("Remove the rate"):
+            try:
+                money.remove_rate(engine, actor=admin, currency=doomed_rate)
+            except CrmError as error:
+                st.error(str(error))
+            else:
+                money_saved(f"Removed the {doomed_rate} rate.")
 
 st.subheader("Server", anchor=False)
 settings = load_settings()

@@ -6,13 +6,15 @@ the kind by name (Greenhouse-, Lever-, Workable-like headers, case and punctuati
 and every row goes through the rules of crm.jobs (stages, offers, one opening per job).
 
 - The whole import is one write transaction; each row runs in a savepoint, so a refused
-  row (a bad date, an unknown stage or source, a job or person not found, a negative cost)
-  leaves no trace and is reported as (row, column, problem), row being the file's line.
+  row (a bad date, an unknown stage or source, a job or person not found, a negative cost,
+  a cost in a currency the team has no rate for) leaves no trace and is reported as (row,
+  column, problem), row being the file's line. A cost's category is never refused: one
+  the app does not know is kept as its label under "other" (crm.money).
 - Importing the same file again creates nothing twice. Jobs are matched by their ATS id
   when the file has one, else by title and opened date; applications by their ATS id,
-  else by person and job; costs by date, category, amount, currency and job (the n-th
-  such row of a file matches the n-th such cost already here, so two equal costs in one
-  file are both kept).
+  else by person and job; costs by date, category and its label, amount, currency and
+  job (the n-th such row of a file matches the n-th such cost already here, so two equal
+  costs in one file are both kept).
 - A job or cost already here takes the file's non-blank values (a blank cell erases
   nothing). An application already here takes the file's stages and offer: the ATS is
   where the pipeline is run, so its export wins.
@@ -37,7 +39,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import activities, audit, clock, csvfile
+from crm import activities, audit, clock, csvfile, money
 from crm import jobs as job_rules
 from crm.db import write_session
 from crm.errors import CrmError, InputUnusable, ValidationError
@@ -45,7 +47,6 @@ from crm.identity import address_hash, clean_text, normalize_email, normalize_li
 from crm.mapping import header_key
 from crm.models import (
     APPLICATION_STAGES,
-    COST_CATEGORIES,
     Application,
     Campaign,
     Candidate,
@@ -477,54 +478,6 @@ JOB_STATUS_ALIASES = {
     "canceled": "closed",
     "inactive": "closed",
 }
-COST_ALIASES = {
-    "job ads": "job_ads",
-    "job ad": "job_ads",
-    "job advertising": "job_ads",
-    "advertising": "job_ads",
-    "ads": "job_ads",
-    "job boards": "job_ads",
-    "job board": "job_ads",
-    "job postings": "job_ads",
-    "job posting": "job_ads",
-    "sponsored jobs": "job_ads",
-    "agency fees": "agency_fees",
-    "agency fee": "agency_fees",
-    "agency": "agency_fees",
-    "agencies": "agency_fees",
-    "recruitment agency": "agency_fees",
-    "headhunter": "agency_fees",
-    "search fee": "agency_fees",
-    "placement fee": "agency_fees",
-    "tools": "tools",
-    "tool": "tools",
-    "software": "tools",
-    "subscription": "tools",
-    "subscriptions": "tools",
-    "saas": "tools",
-    "license": "tools",
-    "licence": "tools",
-    "licenses": "tools",
-    "ats": "tools",
-    "crm": "tools",
-    "recruiter time": "recruiter_time",
-    "recruiting time": "recruiter_time",
-    "recruiter": "recruiter_time",
-    "internal time": "recruiter_time",
-    "salaries": "recruiter_time",
-    "salary": "recruiter_time",
-    "staff": "recruiter_time",
-    "events": "events",
-    "event": "events",
-    "career fair": "events",
-    "job fair": "events",
-    "meetup": "events",
-    "conference": "events",
-    "sponsorship": "events",
-    "other": "other",
-    "misc": "other",
-    "miscellaneous": "other",
-}
 # Sources ATS exports use that crm.jobs.normalize_source does not know.
 EXTRA_SOURCES = {
     "linkedin": "job_board",
@@ -856,6 +809,7 @@ class _Run:
         self.now = clock.now()
         self.cost_seen: dict[tuple[Any, ...], int] = {}
         self.cost_existing: dict[tuple[Any, ...], int] = {}
+        self.team: money.TeamMoney | None = None  # read once, on the first cost row
         self.suppressions: bool | None = None
         self.created_person = False
 
@@ -1301,26 +1255,26 @@ class _Run:
             amount = job_rules._amount(amount)
         except ValidationError as error:
             raise _RowError("amount", str(error)) from None
-        category = "other"
-        if "category" in values:
-            key = _key(values["category"])
-            category = COST_ALIASES.get(key) or (
-                key.replace(" ", "_") if key.replace(" ", "_") in COST_CATEGORIES else ""
-            )
-            if not category:
-                raise _RowError(
-                    "category",
-                    f"Unknown cost category {values['category']!r}; use job ads, agency fees, "
-                    "tools, recruiter time, events or other.",
-                )
-        currency = (values.get("currency") or symbol_currency or "USD").upper()
-        if not (len(currency) == 3 and currency.isalpha()):
-            raise _RowError("currency", "The currency is a three-letter code such as USD.")
+        # Never refused for its category: one of ours (or a synonym), else kept as the
+        # cost's own label under "other" (crm.money).
+        category, label = money.file_category(values.get("category"))
+        if self.team is None:
+            self.team = money.team_money_in(self.session, lock="share")
+        if "currency" in values:
+            try:
+                currency = money.currency_code(values["currency"])
+            except ValidationError as error:
+                raise _RowError("currency", str(error)) from None
+        else:
+            currency = symbol_currency or self.team.currency
+        if not self.team.counts(currency):
+            where = "currency" if "currency" in values else "amount"
+            raise _RowError(where, money.unconvertible(self.team, currency))
         job_id = None
         if "job_ref" in values or "job_title" in values:
             job_id = self._find_job(values).id
         note = self.text(values, "note", 300)
-        key = (incurred, category, amount, currency, job_id)
+        key = (incurred, category, label, amount, currency, job_id)
         self.cost_seen[key] = self.cost_seen.get(key, 0) + 1
         if key not in self.cost_existing:
             self.cost_existing[key] = self.session.scalar(
@@ -1329,6 +1283,9 @@ class _Run:
                 .where(
                     Cost.incurred_on == incurred,
                     Cost.category == category,
+                    Cost.category_label.is_(None)
+                    if label is None
+                    else Cost.category_label == label,
                     Cost.amount == amount,
                     Cost.currency == currency,
                     Cost.job_id.is_(None) if job_id is None else Cost.job_id == job_id,
@@ -1340,13 +1297,19 @@ class _Run:
             job_id=job_id,
             incurred_on=incurred,
             category=category,
+            category_label=label,
             amount=amount,
             currency=currency,
             note=note,
         )
         self.session.add(cost)
         self.session.flush()
-        self._audit("cost.add", "cost", cost.id, {"amount": str(amount), "category": category})
+        self._audit(
+            "cost.add",
+            "cost",
+            cost.id,
+            {"amount": str(amount), "currency": currency, "category": category, "label": label},
+        )
         return "created"
 
     def _audit(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
-from crm import calendar, campaigns, candidates, goals
+from crm import calendar, campaigns, candidates, goals, touches
 from crm.db import read_session
-from crm.models import Campaign, ContentItem, ContentItemPool, OutboxMessage, Pool
+from crm.models import Pool
 
 QUIET_AFTER_DAYS = 30
 
@@ -34,31 +34,16 @@ class Attention:
 
 
 def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> tuple[list[QuietPool], int]:
-    """Pools nobody has emailed or published to for QUIET_AFTER_DAYS days (or ever), and
-    how many pools there are in all."""
+    """Pools whose last touch (crm.touches: a campaign aimed at the pool sent, or content
+    published to it) is QUIET_AFTER_DAYS days old or more, or never was; and how many pools
+    there are in all."""
     with read_session(engine) as session:
-        last_email = dict(
-            session.execute(
-                select(Campaign.audience_pool_id, func.max(OutboxMessage.sent_at))
-                .join(OutboxMessage, OutboxMessage.campaign_id == Campaign.id)
-                .where(OutboxMessage.status == "sent", Campaign.audience_pool_id.is_not(None))
-                .group_by(Campaign.audience_pool_id)
-            ).all()
-        )
-        last_content = dict(
-            session.execute(
-                select(ContentItemPool.pool_id, func.max(ContentItem.published_at))
-                .join(ContentItem, ContentItem.id == ContentItemPool.content_item_id)
-                .where(ContentItem.published_at.is_not(None))
-                .group_by(ContentItemPool.pool_id)
-            ).all()
-        )
+        last_touches = touches.pool_last_touches(session)
         pools = session.execute(select(Pool.id, Pool.name).order_by(Pool.name)).all()
     cutoff = now - dt.timedelta(days=QUIET_AFTER_DAYS)
     quiet = []
     for pool_id, name in pools:
-        touches = [t for t in (last_email.get(pool_id), last_content.get(pool_id)) if t]
-        last_touch = max(touches) if touches else None
+        last_touch = last_touches.get(pool_id)
         if last_touch is None or last_touch < cutoff:
             quiet.append(QuietPool(name, last_touch))
     return quiet, len(pools)

@@ -12,7 +12,6 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     bindparam,
-    case,
     delete,
     func,
     insert,
@@ -23,6 +22,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm import audit, clock, engagement, mailer, merge_tags, pools, send_window, tokens
+
+# How campaigns are doing lives in its own module; these names stay importable from here.
+from crm.campaign_figures import OUTBOX_LABELS as OUTBOX_LABELS
+from crm.campaign_figures import REPORT_COUNTERS as REPORT_COUNTERS
+from crm.campaign_figures import CampaignSummary as CampaignSummary
+from crm.campaign_figures import StepCounts as StepCounts
+from crm.campaign_figures import list_campaigns as list_campaigns
+from crm.campaign_figures import rate as rate
+from crm.campaign_figures import report as report
+from crm.campaign_figures import step_counts as step_counts
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_session
 from crm.errors import InputUnusable, NotFound, ValidationError
@@ -36,7 +45,6 @@ from crm.models import (
     CustomField,
     EmailTemplate,
     Enrollment,
-    Event,
     Job,
     OutboxMessage,
     Pool,
@@ -45,79 +53,6 @@ from crm.models import (
 )
 from crm.permissions import require_writer
 from crm.sql import escape_like
-
-
-@dataclass(frozen=True)
-class CampaignSummary:
-    id: int
-    name: str
-    status: str
-    audience: str | None
-    steps: int
-    queued: int
-    sent: int
-    failed: int
-    opens: int
-    clicks: int
-    replies: int
-    unsubscribes: int
-    launched_at: dt.datetime | None
-
-
-def list_campaigns(engine: Engine) -> list[CampaignSummary]:
-    """Every campaign with its delivery and engagement counts, from SQL aggregates."""
-    with read_session(engine) as session:
-        steps = dict(
-            session.execute(
-                select(CampaignStep.campaign_id, func.count()).group_by(CampaignStep.campaign_id)
-            ).all()
-        )
-        outbox = {
-            row.campaign_id: row
-            for row in session.execute(
-                select(
-                    OutboxMessage.campaign_id,
-                    func.sum(case((OutboxMessage.status == "queued", 1), else_=0)).label("queued"),
-                    func.sum(case((OutboxMessage.status == "sent", 1), else_=0)).label("sent"),
-                    func.sum(case((OutboxMessage.status == "failed", 1), else_=0)).label("failed"),
-                ).group_by(OutboxMessage.campaign_id)
-            )
-        }
-        # Distinct people per event kind, so one person opening twice counts once.
-        events: dict[tuple[int, str], int] = {
-            (campaign_id, kind): people
-            for campaign_id, kind, people in session.execute(
-                select(Event.campaign_id, Event.kind, func.count(func.distinct(Event.candidate_id)))
-                .where(Event.campaign_id.is_not(None))
-                .group_by(Event.campaign_id, Event.kind)
-            )
-        }
-        rows = session.execute(
-            select(Campaign, Pool.name)
-            .outerjoin(Pool, Pool.id == Campaign.audience_pool_id)
-            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
-        ).all()
-        summaries = []
-        for campaign, pool_name in rows:
-            counts = outbox.get(campaign.id)
-            summaries.append(
-                CampaignSummary(
-                    id=campaign.id,
-                    name=campaign.name,
-                    status=campaign.status,
-                    audience=pool_name,
-                    steps=steps.get(campaign.id, 0),
-                    queued=int(counts.queued or 0) if counts else 0,
-                    sent=int(counts.sent or 0) if counts else 0,
-                    failed=int(counts.failed or 0) if counts else 0,
-                    opens=events.get((campaign.id, "open"), 0),
-                    clicks=events.get((campaign.id, "click"), 0),
-                    replies=events.get((campaign.id, "reply"), 0),
-                    unsubscribes=events.get((campaign.id, "unsubscribe"), 0),
-                    launched_at=campaign.launched_at,
-                )
-            )
-        return summaries
 
 
 @dataclass(frozen=True)
@@ -1077,57 +1012,6 @@ def cancel(engine: Engine, *, actor: User, campaign_id: int) -> int:
 
 # --- what happened -----------------------------------------------------------------------
 
-OUTBOX_LABELS = {
-    "waiting": "waiting for the step before",
-    "queued": "queued",
-    "sending": "sending",
-    "sent": "sent",
-    "failed": "failed",
-    "needs_review": "needs review",
-    "cancelled": "cancelled",
-    "skipped": "skipped",
-}
-
-
-@dataclass(frozen=True)
-class StepCounts:
-    step: int
-    subject: str
-    counts: dict[str, int]
-    skip_reasons: dict[str, int]
-
-
-def step_counts(engine: Engine, campaign_id: int) -> list[StepCounts]:
-    with read_session(engine) as session:
-        campaign = _campaign(session, campaign_id)
-        by_status: dict[tuple[int, str], int] = {
-            (step_id, status): count
-            for step_id, status, count in session.execute(
-                select(OutboxMessage.step_id, OutboxMessage.status, func.count())
-                .where(OutboxMessage.campaign_id == campaign_id)
-                .group_by(OutboxMessage.step_id, OutboxMessage.status)
-            )
-        }
-        reasons: dict[int, dict[str, int]] = {}
-        for step_id, reason, count in session.execute(
-            select(OutboxMessage.step_id, OutboxMessage.skip_reason, func.count())
-            .where(
-                OutboxMessage.campaign_id == campaign_id,
-                OutboxMessage.status.in_(("skipped", "cancelled")),
-            )
-            .group_by(OutboxMessage.step_id, OutboxMessage.skip_reason)
-        ):
-            reasons.setdefault(step_id, {})[reason or "no reason given"] = count
-        return [
-            StepCounts(
-                step=step.position,
-                subject=step.subject,
-                counts={status: by_status.get((step.id, status), 0) for status in OUTBOX_LABELS},
-                skip_reasons=reasons.get(step.id, {}),
-            )
-            for step in campaign.steps
-        ]
-
 
 @dataclass(frozen=True)
 class OutboxRow:
@@ -1288,155 +1172,6 @@ def resolve_review(engine: Engine, *, actor: User, outbox_id: int, arrived: bool
             entity_id=outbox_id,
             detail={"arrived": arrived},
         )
-
-
-# --- the report (delivery now; engagement as tracking records it) -------------------------
-
-REPORT_COUNTERS = (
-    "queued",
-    "sent",
-    "failed",
-    "needs_review",
-    "skipped",
-    "delivered",
-    "opens_human",
-    "opens_machine",
-    "clicks",
-    "replies",
-    "interested",
-    "unsubscribes",
-    "bounces",
-)
-
-
-def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
-    """Per step and overall counts, in the form of `crm campaign report --json`.
-
-    Message counters count messages; engagement counters count people (someone who
-    opened twice counts once). A human click counts as an open: the person read it even
-    if the pixel never loaded. Machine opens (scanners, image proxies) are counted apart.
-    "delivered" is what the server accepted minus what bounced afterwards. Applications
-    and hires are those attributed to the campaign.
-    """
-    with read_session(engine) as session:
-        campaign = _campaign(session, campaign_id)
-        steps = list(campaign.steps)
-        outbox_counts: dict[tuple[int, str], int] = {
-            (step_id, status): count
-            for step_id, status, count in session.execute(
-                select(OutboxMessage.step_id, OutboxMessage.status, func.count())
-                .where(OutboxMessage.campaign_id == campaign_id)
-                .group_by(OutboxMessage.step_id, OutboxMessage.status)
-            )
-        }
-        # A person counts once; someone erased since still counts, by their enrollment
-        # (erasure detaches events from the person but keeps the message they came from).
-        people = func.count(
-            func.distinct(func.coalesce(Event.candidate_id, -OutboxMessage.enrollment_id))
-        )
-        by_message = (OutboxMessage, OutboxMessage.id == Event.outbox_message_id)
-        by_step: dict[tuple[int | None, str, bool], int] = {
-            (step_id, kind, bool(machine)): count
-            for step_id, kind, machine, count in session.execute(
-                select(Event.step_id, Event.kind, Event.is_machine, people)
-                .outerjoin(*by_message)
-                .where(Event.campaign_id == campaign_id)
-                .group_by(Event.step_id, Event.kind, Event.is_machine)
-            )
-        }
-        overall: dict[tuple[str, bool], int] = {
-            (kind, bool(machine)): count
-            for kind, machine, count in session.execute(
-                select(Event.kind, Event.is_machine, people)
-                .outerjoin(*by_message)
-                .where(Event.campaign_id == campaign_id)
-                .group_by(Event.kind, Event.is_machine)
-            )
-        }
-        human_read = (
-            (Event.campaign_id == campaign_id)
-            & Event.kind.in_(("open", "click"))
-            & (Event.is_machine.is_(False))
-        )
-        read_by_step = dict(
-            session.execute(
-                select(Event.step_id, people)
-                .outerjoin(*by_message)
-                .where(human_read)
-                .group_by(Event.step_id)
-            ).all()
-        )
-        read_overall = int(
-            session.scalar(
-                select(people).select_from(Event).outerjoin(*by_message).where(human_read)
-            )
-            or 0
-        )
-        applied, hired = session.execute(
-            select(
-                func.count(Application.id),
-                func.count(Application.hired_at),
-            ).where(Application.campaign_id == campaign_id)
-        ).one()
-
-    def counters(
-        statuses: dict[str, int], events: dict[tuple[str, bool], int], read: int
-    ) -> dict[str, int]:
-        def event(kind: str, machine: bool | None = None) -> int:
-            if machine is None:
-                return events.get((kind, False), 0) + events.get((kind, True), 0)
-            return events.get((kind, machine), 0)
-
-        sent = statuses.get("sent", 0)
-        return {
-            "queued": statuses.get("queued", 0)
-            + statuses.get("waiting", 0)
-            + statuses.get("sending", 0),
-            "sent": sent,
-            "failed": statuses.get("failed", 0),
-            "needs_review": statuses.get("needs_review", 0),
-            "skipped": statuses.get("skipped", 0) + statuses.get("cancelled", 0),
-            "delivered": max(sent - event("bounce"), 0),
-            "opens_human": read,
-            "opens_machine": event("open", True),
-            "clicks": event("click", False),
-            "replies": event("reply"),
-            "interested": event("interested"),
-            "unsubscribes": event("unsubscribe"),
-            "bounces": event("bounce"),
-        }
-
-    step_rows = []
-    total_statuses: dict[str, int] = {}
-    for step in steps:
-        statuses = {
-            status: count
-            for (step_id, status), count in outbox_counts.items()
-            if step_id == step.id
-        }
-        for status, count in statuses.items():
-            total_statuses[status] = total_statuses.get(status, 0) + count
-        events = {
-            (kind, machine): count
-            for (step_id, kind, machine), count in by_step.items()
-            if step_id == step.id
-        }
-        step_rows.append(
-            {"step": step.position, **counters(statuses, events, read_by_step.get(step.id, 0))}
-        )
-    return {
-        "name": campaign.name,
-        "status": campaign.status,
-        "steps": step_rows,
-        "totals": counters(total_statuses, overall, read_overall),
-        "applications": int(applied or 0),
-        "hires": int(hired or 0),
-    }
-
-
-def rate(part: int, whole: int) -> float | None:
-    """A share from 0 to 1, or None when there is nothing to divide by."""
-    return part / whole if whole else None
 
 
 @dataclass(frozen=True)

@@ -458,7 +458,8 @@ def pool_list(
     """List the talent pools with their current sizes.
 
     A pool whose filter cannot be counted is listed as broken, with the reason (JSON: a
-    null size and the "problem" sentence); the others are counted as usual.
+    null size and the "problem" sentence); the others are counted as usual. "last_touch"
+    is when the pool as a whole was last reached (crm.touches), null for never.
     """
     from crm import pools
 
@@ -470,7 +471,7 @@ def pool_list(
             "size": s.size,
             "growth_90_days": s.growth,
             "engagement_rate": s.engagement_rate,
-            "last_touched": s.last_touched.isoformat() if s.last_touched else None,
+            "last_touch": s.last_touch.isoformat() if s.last_touch else None,
             "owner": s.owner,
             "hires_12_months": s.hires,
             "problem": s.problem,
@@ -621,14 +622,22 @@ def metrics(
     to_date: Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The ROI metrics for a period (default: the last 365 days)."""
+    """The ROI metrics for a period (default: the last 365 days).
+
+    "hires" counts every hire in the period (Goals' Hires card); "hired_from_talent_pools"
+    the people hired from talent pools (the funnel's last step and Savings' figure).
+    """
     from crm import metrics as metric_service
 
     end = _parse_date(to_date, "--to") or clock.today()
     start = _parse_date(from_date, "--from") or end - dt.timedelta(days=364)
     if end < start:
         raise InputUnusable("--to comes before --from.")
-    report = metric_service.compute(ready_engine(), start=start, end=end).as_json()
+    engine = ready_engine()
+    report = metric_service.compute(engine, start=start, end=end).as_json()
+    report["hired_from_talent_pools"] = metric_service.hired_from_talent_pools(
+        engine, start=start, end=end
+    )
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -671,7 +680,7 @@ def campaign_import(
 def campaign_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the campaigns with their status and delivery counts."""
+    """List the campaigns: messages by status, people delivered, and rates of those people."""
     from crm import campaigns
 
     rows = [
@@ -681,8 +690,20 @@ def campaign_list(
             "audience": s.audience,
             "steps": s.steps,
             "queued": s.queued,
-            "sent": s.sent,
+            "messages_sent": s.messages_sent,
             "failed": s.failed,
+            "needs_review": s.needs_review,
+            "cancelled": s.cancelled,
+            "skipped": s.skipped,
+            "people_delivered": s.people_delivered,
+            "people_replied": s.people_replied,
+            "people_opened": s.people_opened,
+            "people_clicked": s.people_clicked,
+            "people_unsubscribed": s.people_unsubscribed,
+            "reply_rate": s.reply_rate,
+            "open_rate": s.open_rate,
+            "click_rate": s.click_rate,
+            "unsubscribe_rate": s.unsubscribe_rate,
             "launched_at": s.launched_at.isoformat() if s.launched_at else None,
         }
         for s in campaigns.list_campaigns(ready_engine())
@@ -692,10 +713,16 @@ def campaign_list(
         return
     if not rows:
         say("No campaigns yet; write one on the Campaigns page or `crm campaign import FILE`.")
+
+    def share(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0%}"
+
     for row in rows:
         typer.echo(
-            f"{row['name']:<40} {row['status']:<10} sent {row['sent']:>6,}  "
-            f"queued {row['queued']:>6,}  failed {row['failed']:>4,}"
+            f"{row['name']:<40} {row['status']:<10} messages sent {row['messages_sent']:>6,}  "
+            f"queued {row['queued']:>6,}  failed {row['failed']:>4,}  "
+            f"people delivered {row['people_delivered']:>6,}  "
+            f"replied {share(row['reply_rate']):>4}"
         )
 
 
@@ -737,22 +764,36 @@ def campaign_report(
     name: Annotated[str, typer.Argument(help="The campaign's name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Per step and overall: delivery, opens, clicks, replies, unsubscribes, bounces."""
-    from crm import campaigns
+    """Per step and overall: messages by status, people delivered and what they did, rates.
+
+    Message counts count messages; people counts count each person once (per step, or
+    across the steps in the total); rates are people counts over people delivered."""
+    from crm import campaign_figures, campaigns
 
     engine = ready_engine()
     result = campaigns.report(engine, _campaign_named(engine, name))
     if as_json:
-        keys = ("name", "steps", "totals", "applications", "hires")
+        keys = ("name", "status", "steps", "totals", "applications", "hires")
         typer.echo(json.dumps({key: result[key] for key in keys}))
         return
     typer.echo(f"{result['name']} ({result['status']})")
-    header = "".join(f"{key:>14}" for key in campaigns.REPORT_COUNTERS)
-    typer.echo(f"{'step':<8}{header}")
-    for row in [*result["steps"], {"step": "total", **result["totals"]}]:
-        typer.echo(
-            f"{row['step']!s:<8}" + "".join(f"{row[key]:>14,}" for key in campaigns.REPORT_COUNTERS)
-        )
+    rows = [*result["steps"], {"step": "total", **result["totals"]}]
+    for title, keys in (
+        ("messages", campaign_figures.MESSAGE_COUNTS),
+        ("people", (*campaign_figures.PEOPLE_COUNTS, *campaign_figures.EVENT_COUNTS)),
+        ("rates of people delivered", tuple(campaign_figures.RATES)),
+    ):
+        typer.echo(f"\n{title}")
+        typer.echo(f"{'step':<8}" + "".join(f"{key:>22}" for key in keys))
+        for row in rows:
+            cells = (
+                f"{row[key]:>22,}"
+                if not key.endswith("_rate")
+                else f"{'–' if row[key] is None else format(row[key], '.1%'):>22}"
+                for key in keys
+            )
+            typer.echo(f"{row['step']!s:<8}" + "".join(cells))
+    typer.echo(f"\napplications {result['applications']:,}, hires {result['hires']:,}")
 
 
 @app.command()

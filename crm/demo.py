@@ -36,8 +36,9 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from crm import auth, clock
+from crm import auth, clock, money
 from crm.db import write_session
+from crm.engagement import APPLE_PRIVACY_AGENT, classify_hit
 from crm.errors import CrmError
 from crm.goals import validate_goal
 from crm.models import (
@@ -382,18 +383,46 @@ HIRING_MANAGERS = {
     "People & Talent": ("Nia Thompson",),
 }
 JOB_LOCATIONS = ("London", "London", "London", "Berlin", "Amsterdam", "Lisbon", "Remote (Europe)")
+# A London team counting in pounds, paying its EU offices' ads in euros and its US tools in
+# dollars (crm.money). Kept when the team has set its own: the demo then uses what it counts.
+DEMO_MONEY = {"currency": "GBP", "rates": {"EUR": "0.85", "USD": "0.79"}}
+EURO_OFFICES = ("Berlin", "Amsterdam", "Lisbon")
 JOB_BOARDS = ("LinkedIn Jobs", "Indeed", "Otta", "Welcome to the Jungle", "Glassdoor")
 AGENCIES = ("Northbridge Talent", "Apex Search Partners", "Clearwater Recruitment")
+# What real mail programs, browsers and machines send as their user agent. The demo only
+# makes up who reads what and when; crm.engagement.classify_hit then decides, as tracking
+# does, what each open or click was (see _Loader.engagement).
+GMAIL_PROXY_AGENT = (
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+)
+CHROME_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+SAFARI_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15"
+)
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+# (mail program's agent when it loads images, browser's agent when a link is followed)
 HUMAN_AGENTS = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148",
-    "Microsoft Outlook 16.0",
+    (GMAIL_PROXY_AGENT, CHROME_WINDOWS),  # Gmail on the web: images through Google's proxy
+    (GMAIL_PROXY_AGENT, SAFARI_IPHONE),  # the Gmail app proxies images too
+    (  # Apple Mail on a Mac, Mail Privacy Protection off
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+        SAFARI_MAC,
+    ),
+    (  # Mail on an iPhone, Mail Privacy Protection off
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Mobile/15E148",
+        SAFARI_IPHONE,
+    ),
 )
-MACHINE_AGENTS = (
-    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
-    "Mozilla/5.0 AppleWebKit/605.1.15 (KHTML, like Gecko) Apple Mail Privacy Protection",
-)
+# Link checkers at mail gateways: library defaults, or no user agent at all.
+MACHINE_AGENTS = ("Go-http-client/1.1", "python-requests/2.31.0", None)
 REPLY_SNIPPETS = (
     "Thanks for reaching out, happy to chat next week.",
     "Not looking right now, but keep me posted.",
@@ -1331,6 +1360,7 @@ class _Loader:
         agent: str | None,
         *,
         machine: bool = False,
+        seen_via: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         return {
@@ -1342,6 +1372,7 @@ class _Loader:
             "outbox_message_id": message["id"],
             "link_id": None,
             "is_machine": machine,
+            "seen_via": seen_via,
             "user_agent": agent,
             # null(), not None: None would be stored as the JSON value null.
             "detail": detail if detail is not None else null(),
@@ -1363,24 +1394,55 @@ class _Loader:
             at = sent + dt.timedelta(hours=hours)
             return at if at < self.now else None
 
-        roll = rng.random()
-        if roll < 0.09:
-            at = sent + dt.timedelta(seconds=rng.randint(20, 180))
-            if at < self.now:
-                events.append(
-                    self.event("open", at, message, rng.choice(MACHINE_AGENTS), machine=True)
+        def hit(kind: str, at: dt.datetime, agent: str | None, **detail: str) -> None:
+            """An open or click as tracking records it: the real classifier, given the same
+            agent and time after delivery, decides what it was and whether it engages."""
+            at = at.replace(microsecond=0)  # as stored: the event must classify the same
+            if at >= self.now:
+                return
+            machine, seen_via = classify_hit(
+                user_agent=agent,
+                seconds_after_delivery=(at - sent).total_seconds(),
+                is_click=kind == "click",
+            )
+            events.append(
+                self.event(
+                    kind,
+                    at,
+                    message,
+                    agent,
+                    machine=machine,
+                    seen_via=seen_via,
+                    detail=detail or None,
                 )
-        elif roll < 0.45:
-            opened = later(rng.expovariate(1 / 10))
-            if opened is not None:
-                agent = rng.choice(HUMAN_AGENTS)
-                events.append(self.event("open", opened, message, agent))
-                if rng.random() < 0.33:
-                    clicked = opened + dt.timedelta(seconds=rng.randint(5, 300))
-                    if clicked < self.now:
-                        detail = {"url": "https://careers.example.com/jobs"}
-                        events.append(self.event("click", clicked, message, agent, detail=detail))
-                        engaged[cid] = max(engaged.get(cid, clicked), clicked)
+            )
+            if not machine:
+                engaged[cid] = max(engaged.get(cid, at), at)
+
+        jobs = "https://careers.example.com/jobs"
+        roll = rng.random()
+        if roll < 0.2:
+            # Apple Mail with Mail Privacy Protection on: Apple's relay fetches the images
+            # when the device syncs, read or not; some of these people read and click.
+            fetched = sent + dt.timedelta(seconds=rng.randint(60, 4 * 3600))
+            hit("open", fetched, APPLE_PRIVACY_AGENT)
+            if rng.random() < 0.15:
+                clicked = fetched + dt.timedelta(hours=rng.expovariate(1 / 10))
+                hit("click", clicked, SAFARI_IPHONE, url=jobs)
+        elif roll < 0.25:
+            # A gateway's link checker, seconds after delivery: the pixel, and often the link.
+            agent = rng.choice(MACHINE_AGENTS)
+            scanned = sent + dt.timedelta(seconds=rng.uniform(1, 8))
+            hit("open", scanned, agent)
+            if rng.random() < 0.5:
+                hit("click", scanned + dt.timedelta(seconds=rng.uniform(0.2, 1)), agent, url=jobs)
+        elif roll < 0.6:
+            mail_agent, browser_agent = rng.choice(HUMAN_AGENTS)
+            opened = sent + dt.timedelta(hours=rng.expovariate(1 / 10))
+            hit("open", opened, mail_agent)
+            if rng.random() < 0.33:
+                clicked = opened + dt.timedelta(seconds=rng.randint(5, 300))
+                hit("click", clicked, browser_agent, url=jobs)
         roll = rng.random()
         if roll < 0.06:
             replied = later(rng.uniform(1, 72))
@@ -1450,9 +1512,13 @@ class _Loader:
 
         applications: list[dict[str, Any]] = []
         costs: list[dict[str, Any]] = []
+        self.team = self.demo_money(session)
         for job, progress, days in jobs:
             self.job_applications(job, progress, days, applications, costs)
         self.monthly_costs(window_start, costs)
+        self.hire_costs([job for job, _, _ in jobs], applications, costs)
+        for cost in costs:  # one insert for all rows: every row names every column
+            cost.setdefault("category_label", None)
         _insert(session, Application.__table__, applications)
         _insert(session, Cost.__table__, costs)
         self.counts["jobs"] = len(jobs)
@@ -1529,7 +1595,7 @@ class _Loader:
                 "incurred_on": job.opened_at,
                 "category": "job_ads",
                 "amount": _money(rng.uniform(250, 900)),
-                "currency": "USD",
+                "currency": self.currency_of(job.location),
                 "note": f"Job board ads: {job.title}",
             }
         )
@@ -1626,7 +1692,7 @@ class _Loader:
                             "incurred_on": row["hired_at"].date(),
                             "category": "agency_fees",
                             "amount": _money(rng.uniform(9_000, 18_000)),
-                            "currency": "USD",
+                            "currency": self.team.currency,
                             "note": f"{row['source_detail']} placement fee",
                         }
                     )
@@ -1729,7 +1795,8 @@ class _Loader:
                         "incurred_on": month,
                         "category": "tools",
                         "amount": _money(1_180),
-                        "currency": "USD",
+                        # Billed by US vendors, in dollars, when the team has a dollar rate.
+                        "currency": "USD" if self.team.counts("USD") else self.team.currency,
                         "note": "ATS, CRM and LinkedIn Recruiter seats",
                     }
                 )
@@ -1740,7 +1807,7 @@ class _Loader:
                         "incurred_on": month_end,
                         "category": "recruiter_time",
                         "amount": _money(rng.uniform(4_800, 6_600)),
-                        "currency": "USD",
+                        "currency": self.team.currency,
                         "note": "Recruiter time allocated to hiring",
                     }
                 )
@@ -1751,11 +1818,69 @@ class _Loader:
                             "incurred_on": month.replace(day=15),
                             "category": "events",
                             "amount": _money(rng.uniform(1_500, 3_200)),
-                            "currency": "USD",
+                            "currency": self.team.currency,
                             "note": "Meetup sponsorship and careers evening",
                         }
                     )
             month = next_month
+
+    def demo_money(self, session: Session) -> money.TeamMoney:
+        """The team's currency and rates: DEMO_MONEY unless the team has set its own."""
+        if session.get(Setting, money.MONEY_KEY) is None:
+            session.add(Setting(key=money.MONEY_KEY, value=DEMO_MONEY))
+            session.flush()
+        return money.team_money_in(session)
+
+    def currency_of(self, location: str | None) -> str:
+        """Euros for the EU offices' bills when the team has a euro rate; else its own."""
+        if location in EURO_OFFICES and self.team.counts("EUR"):
+            return "EUR"
+        return self.team.currency
+
+    def hire_costs(
+        self, jobs: list[Job], applications: list[dict[str, Any]], costs: list[dict[str, Any]]
+    ) -> None:
+        """Costs of the team's own kinds (crm.money keeps them under "other" with their
+        names): a sign-on bonus for every third key-role hire, and relocation for every
+        second hire into an EU office. Picked by order, not by chance, so the rest of the
+        demo draws the same random numbers."""
+        by_id = {job.id: job for job in jobs}
+        hires = sorted(
+            (row for row in applications if row.get("hired_at") is not None),
+            key=lambda row: (row["hired_at"], row["job_id"]),
+        )
+        key_hires = relocations = 0
+        for row in hires:
+            job = by_id[row["job_id"]]
+            day = row["hired_at"].date()
+            if job.key_role:
+                key_hires += 1
+                if key_hires % 3 == 0:
+                    costs.append(
+                        {
+                            "job_id": job.id,
+                            "incurred_on": day,
+                            "category": "other",
+                            "category_label": "Sign-on bonus",
+                            "amount": _money(2_500 + 500 * (key_hires // 3 % 3)),
+                            "currency": self.team.currency,
+                            "note": f"Sign-on bonus: {job.title}",
+                        }
+                    )
+            if job.location in EURO_OFFICES:
+                relocations += 1
+                if relocations % 2 == 0:
+                    costs.append(
+                        {
+                            "job_id": job.id,
+                            "incurred_on": day,
+                            "category": "other",
+                            "category_label": "Relocation",
+                            "amount": _money(3_000 + 400 * (relocations // 2 % 4)),
+                            "currency": self.currency_of(job.location),
+                            "note": f"Relocation to {job.location}: {job.title}",
+                        }
+                    )
 
     # --- content calendar -----------------------------------------------------------------
 

@@ -5,9 +5,11 @@ the person's engagement date, and stops what should stop: an unsubscribe or a ha
 suppresses the address and cancels every queued message to it at once; a reply ends the
 sequences whose next step says so (a step that stops on a click checks when it is due).
 
-Machine activity is recorded but flagged (`is_machine`), so reports can show it apart:
-opens within seconds of delivery, known image proxies and scanners, and a message whose
-every link was clicked within a few seconds.
+Every open and click records how it was seen (`seen_via`, see classify_hit): by the
+person's mail program, through Gmail's image proxy (which fetches when the person opens,
+so it counts as theirs), through Apple Mail Privacy Protection (which fetches whether or
+not anyone reads), or by a scanner or link checker. The last two are flagged `is_machine`
+and move nobody's engagement date, so reports count them apart.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from crm.permissions import require_writer
 
 log = logging.getLogger(__name__)
 
-MACHINE_OPEN_SECONDS = 10  # an open this soon after delivery is a scanner or a proxy
+MACHINE_OPEN_SECONDS = 10  # an open this soon after delivery is a scanner's
 MACHINE_CLICK_SECONDS = 10
 ALL_LINKS_SECONDS = 5  # every link of a message clicked within this: a link scanner
 # Click tokens sent before their scheme changed named outbox_id * 1000 + position, so the
@@ -49,9 +51,35 @@ ALL_LINKS_SECONDS = 5  # every link of a message clicked within this: a link sca
 # people's mailboxes) where that number means one link only, and never written again.
 LEGACY_LINK_POSITIONS = 1000
 LEGACY_OVERLAP = 20  # earlier messages an old number could also point into (20,000 links)
-MACHINE_AGENTS = (
-    "googleimageproxy",
-    "ggpht.com",
+
+# How an open or click was seen (events.seen_via), and how reports name each way.
+PERSON = "person"
+GMAIL_PROXY = "gmail_proxy"
+APPLE_PRIVACY = "apple_privacy"
+SCANNER = "scanner"
+SEEN_VIA = {
+    PERSON: "the person's mail program",
+    GMAIL_PROXY: "Gmail's image proxy",
+    APPLE_PRIVACY: "Apple Mail Privacy Protection",
+    SCANNER: "a scanner or link checker",
+}
+MACHINE_SEEN_VIA = frozenset({APPLE_PRIVACY, SCANNER})  # is_machine: not the person's doing
+# Gmail fetches a message's images through its proxy when the person opens the message, as
+# "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+# (https://alexkunz.wordpress.com/2020/07/14/gmail-runs-on-windows-xp/): the person's open.
+GMAIL_PROXY_AGENTS = ("googleimageproxy", "ggpht.com")
+# Apple Mail Privacy Protection fetches remote content through Apple's relays when the
+# device downloads the message, read or not, and its user agent is exactly this, nothing
+# more (https://github.com/ua-parser/uap-core/issues/509; how MPP works:
+# https://help.socketlabs.com/docs/identifying-apple-mpp-opens-in-notification-api-events).
+# The agent alone decides, not the address: the relays are iCloud Private Relay's
+# (https://wordtothewise.com/2021/09/apple-mpp-reporting-and-geolocation/), whose exits are
+# mostly Akamai's, Cloudflare's and Fastly's, not Apple's own 17.0.0.0/8, and are listed
+# only in a file of some 300,000 ranges that changes daily
+# (https://developer.apple.com/support/prepare-your-network-for-icloud-private-relay/).
+# No mail program or browser a person uses sends this bare string.
+APPLE_PRIVACY_AGENT = "Mozilla/5.0"
+SCANNER_AGENTS = (
     "yahoomailproxy",
     "yahoo! slurp",
     "outlook-link-preview",
@@ -74,6 +102,9 @@ MACHINE_AGENTS = (
     "wget",
     "go-http-client",
     "headlesschrome",
+    # Google's scanner fetching on delivery ("... Edge/12.246 Mozilla/5.0"), not a person:
+    # https://github.com/pentacent/keila/pull/164
+    "edge/12.246 mozilla/5.0",
 )
 ANSWERS = ("interested", "not_now")
 
@@ -87,9 +118,61 @@ def _email_key(address: str | None) -> str | None:
     return normalized[1] if normalized else None
 
 
-def looks_automatic(user_agent: str | None) -> bool:
-    agent = (user_agent or "").lower()
-    return not agent or any(marker in agent for marker in MACHINE_AGENTS)
+def classify_hit(
+    *, user_agent: str | None, seconds_after_delivery: float | None, is_click: bool
+) -> tuple[bool, str]:
+    """(is_machine, seen_via) of one open or click, from what its request sent.
+
+    It reads only what an event keeps (the user agent, the time since delivery, open or
+    click), so a stored event can be classified again, and the demo writes exactly what
+    tracking would. seconds_after_delivery is None when the send time is unknown. The one
+    rule it cannot see, every link of a message clicked within seconds, is record_hits'.
+    """
+    agent = (user_agent or "").strip()
+    lowered = agent.lower()
+    if agent == APPLE_PRIVACY_AGENT:
+        # Apple's relays fetch images only; a click with this agent is a script's.
+        return (True, SCANNER) if is_click else (True, APPLE_PRIVACY)
+    if not agent or any(marker in lowered for marker in SCANNER_AGENTS):
+        return True, SCANNER
+    limit = MACHINE_CLICK_SECONDS if is_click else MACHINE_OPEN_SECONDS
+    if seconds_after_delivery is not None and seconds_after_delivery < limit:
+        return True, SCANNER
+    if any(marker in lowered for marker in GMAIL_PROXY_AGENTS):
+        # The proxy fetches images and never follows links: a click naming it is a machine.
+        return (True, SCANNER) if is_click else (False, GMAIL_PROXY)
+    return False, PERSON
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number:,} {one if number == 1 else many}"
+
+
+def opens_explained(*, people_opened: int, apple_privacy_people: int, scanner_opens: int) -> str:
+    """The one line a report shows about how its opens were counted.
+
+    people_opened: people with an open or click of their own (is_machine false: seen_via
+    person or gmail_proxy); apple_privacy_people: people with an apple_privacy open and no
+    open or click of their own; scanner_opens: open events seen_via scanner.
+    """
+    if min(people_opened, apple_privacy_people, scanner_opens) < 0:
+        raise ValueError("counts of opens and people cannot be negative")
+    line = (
+        f"Opens count people: {_count(people_opened, 'person', 'people')} opened "
+        "(Gmail's image proxy counts as the person opening, and a click counts as an open)"
+    )
+    left_out = []
+    if apple_privacy_people:
+        left_out.append(
+            f"Apple Mail Privacy Protection prefetches for "
+            f"{_count(apple_privacy_people, 'more person', 'more people')} "
+            "(made whether or not anyone reads)"
+        )
+    if scanner_opens:
+        left_out.append(_count(scanner_opens, "scanner open", "scanner opens"))
+    if left_out:
+        line += "; not counted: " + " and ".join(left_out)
+    return line + "."
 
 
 @dataclass(frozen=True)
@@ -226,9 +309,10 @@ class Hit:
 def record_hits(engine: Engine, hits: list[Hit]) -> int:
     """Record opens and clicks in one transaction; returns how many were for real messages.
 
-    A hit is a machine's when it comes within seconds of delivery, from a known proxy or
-    scanner, or (for clicks) when every link of the message was clicked within a few
-    seconds. Human hits move the person's engagement date.
+    Each is classified by classify_hit (is_machine and seen_via); clicks are also a
+    scanner's when every link of the message was clicked within a few seconds. Only the
+    person's own hits (directly or through Gmail's proxy) move their engagement date: an
+    Apple Mail Privacy Protection prefetch is not engagement.
     """
     if not hits:
         return 0
@@ -259,11 +343,14 @@ def record_hits(engine: Engine, hits: list[Hit]) -> int:
             message = messages.get(hit.outbox_id)
             if message is None:
                 continue
-            limit = MACHINE_CLICK_SECONDS if hit.link_id else MACHINE_OPEN_SECONDS
-            soon = message.sent_at is not None and (hit.at - message.sent_at).total_seconds() < (
-                limit
+            agent = (hit.user_agent or None) and hit.user_agent[:400]  # as stored, and judged
+            machine, seen_via = classify_hit(
+                user_agent=agent,
+                seconds_after_delivery=(hit.at - message.sent_at).total_seconds()
+                if message.sent_at is not None
+                else None,
+                is_click=hit.link_id is not None,
             )
-            machine = soon or looks_automatic(hit.user_agent)
             rows.append(
                 {
                     "kind": "click" if hit.link_id else "open",
@@ -274,7 +361,8 @@ def record_hits(engine: Engine, hits: list[Hit]) -> int:
                     "outbox_message_id": message.id,
                     "link_id": hit.link_id,
                     "is_machine": machine,
-                    "user_agent": (hit.user_agent or None) and hit.user_agent[:400],
+                    "seen_via": seen_via,
+                    "user_agent": agent,
                     "detail": None,
                 }
             )
@@ -296,7 +384,7 @@ def record_hits(engine: Engine, hits: list[Hit]) -> int:
                     Event.occurred_at
                     >= min(hit.at for hit in hits) - dt.timedelta(seconds=ALL_LINKS_SECONDS),
                 )
-                .values(is_machine=True)
+                .values(is_machine=True, seen_via=SCANNER)
                 .execution_options(synchronize_session=False)
             )
             for outbox_id in scanned:

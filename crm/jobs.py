@@ -27,13 +27,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm import activities, audit, clock
+from crm import activities, audit, clock, money
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.models import (
     APPLICATION_SOURCES,
     APPLICATION_STAGES,
-    COST_CATEGORIES,
     JOB_STATUSES,
     Application,
     Campaign,
@@ -57,14 +56,7 @@ STAGE_LABELS = {
     "rejected": "Rejected",
     "withdrew": "Withdrew",
 }
-COST_LABELS = {
-    "job_ads": "Job ads",
-    "agency_fees": "Agency fees",
-    "tools": "Tools",
-    "recruiter_time": "Recruiter time",
-    "events": "Events",
-    "other": "Other",
-}
+COST_LABELS = money.COST_LABELS  # the categories' names live with their synonyms
 # Source labels that ATS exports use, lower-cased, mapped to our sources. "Talent pool"
 # and "CRM" are talent pools (DESIGN.md).
 SOURCE_ALIASES = {
@@ -142,6 +134,12 @@ class CostView:
     amount: Decimal
     currency: str
     note: str | None
+    category_label: str | None = None  # the source's own name, filed under "other"
+
+    @property
+    def category_text(self) -> str:
+        """The category as pages and exports show it: "Tools", "Other: Sign-on bonus"."""
+        return money.category_text(self.category, self.category_label)
 
 
 # --- small checks -----------------------------------------------------------------------
@@ -660,27 +658,31 @@ def add_cost(
     incurred_on: dt.date,
     job_id: int | None = None,
     note: str | None = None,
-    currency: str = "USD",
+    currency: str | None = None,
 ) -> int:
-    """A cost for a job, or for the team in a period (job_id None)."""
+    """A cost for a job, or for the team in a period (job_id None).
+
+    `category` is one of COST_CATEGORIES, a synonym ("headhunter"), or the cost's own name
+    ("Sign-on bonus", kept as its label under "other"). The currency defaults to the
+    team's; one the team has no rate for is refused (crm.money).
+    """
     require_writer(engine, actor)
-    if category not in COST_CATEGORIES:
-        raise ValidationError(
-            f"Unknown cost category {category!r}; use one of {', '.join(COST_CATEGORIES)}."
-        )
+    filed, label = money.file_category(category)
     value = _amount(amount)
-    if not (len(currency) == 3 and currency.isalpha()):
-        raise ValidationError("The currency is a three-letter code such as USD.")
+    code = None if currency is None else money.currency_code(currency)
+    cleaned_note = _clean(note, 300, "note")
     with write_session(engine, actor=actor) as session:
+        code = money.require_convertible(session, code)
         if job_id is not None:
             _job(session, job_id)
         cost = Cost(
             job_id=job_id,
             incurred_on=incurred_on,
-            category=category,
+            category=filed,
+            category_label=label,
             amount=value,
-            currency=currency.upper(),
-            note=_clean(note, 300, "note"),
+            currency=code,
+            note=cleaned_note,
         )
         session.add(cost)
         session.flush()
@@ -690,7 +692,7 @@ def add_cost(
             action="cost.add",
             entity="cost",
             entity_id=cost.id,
-            detail={"amount": str(value), "category": category},
+            detail={"amount": str(value), "currency": code, "category": filed, "label": label},
         )
         return cost.id
 
@@ -740,6 +742,7 @@ def list_costs(
                 amount=cost.amount,
                 currency=cost.currency,
                 note=cost.note,
+                category_label=cost.category_label,
             )
             for cost, title in session.execute(query)
         ]

@@ -10,12 +10,14 @@ docs/metrics.md holds the definitions and the rules for awkward data; in short:
 - offer_acceptance_rate: offers accepted / offers decided in the period. An offer is
   decided when offer_accepted is set, dated offer_decided_at; a hire with no offer on
   record (an ATS import) counts as an offer accepted on its hire date.
-- cost_per_hire: costs incurred in the period / hires in the period.
+- cost_per_hire: costs incurred in the period, in the team currency (crm/money.py) / hires
+  in the period.
 - source_of_hire: each source's share of the period's hires; hires_from_talent_pools_share
   the share whose source is the talent pool or a CRM campaign.
-- reply_rate, click_rate, campaign_application_rate: of the people a campaign sent to in
-  the period (one per campaign and person), the share who replied to, clicked (human
-  clicks only) in, or applied through that campaign (at any time).
+- reply_rate, click_rate, campaign_application_rate: of the people delivered a message of
+  a campaign in the period (one per campaign and person; sent and no bounce), the share
+  who replied to, clicked (human clicks only) in, or applied through that campaign (at
+  any time).
 - pool_engagement_rate: of the pool's members (now), the share who opened, clicked or
   replied (human events) in the period; pool_to_hire_rate: the share hired in the period.
 A metric with no data in the period is None ("no data"), never 0 (hires, a count, is 0).
@@ -48,6 +50,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from crm import money
 from crm.db import read_session
 from crm.errors import CrmError
 from crm.models import (
@@ -416,8 +419,12 @@ def _fills(session: Session, period: _Period, scope: Scope, by_month: bool) -> d
     return _grouped(session, query, Job.filled_at, by_month)
 
 
-def _cost_query(period: _Period, scope: Scope, categories: Iterable[str] | None) -> Select[Any]:
-    query = select(func.coalesce(func.sum(Cost.amount), 0)).where(
+def _cost_query(
+    period: _Period, scope: Scope, categories: Iterable[str] | None, team: money.TeamMoney
+) -> Select[Any]:
+    # Each cost in the team currency (money.team_value): costs in other currencies are
+    # converted at the team's rates, never added as if they were the same money.
+    query = select(func.coalesce(func.sum(money.team_value(team)), 0)).where(
         Cost.incurred_on >= period.start, Cost.incurred_on <= period.end
     )
     if categories is not None:
@@ -434,18 +441,60 @@ def _costs(
     by_month: bool,
     categories: Iterable[str] | None = None,
 ) -> dict[Any, Any]:
-    """{month: (total cost,)}"""
-    return _grouped(session, _cost_query(period, scope, categories), Cost.incurred_on, by_month)
+    """{month: (total cost in the team currency,)}"""
+    team = money.team_money_in(session)
+    query = _cost_query(period, scope, categories, team)
+    return _grouped(session, query, Cost.incurred_on, by_month)
+
+
+def message_bounced() -> ColumnElement[bool]:
+    """A bounce came back for the outbox message (OutboxMessage in the query)."""
+    same_message = (
+        Event.kind == "bounce",
+        Event.campaign_id == OutboxMessage.campaign_id,
+        Event.outbox_message_id == OutboxMessage.id,
+    )
+    # A bounce carries its message's person and campaign: the (candidate_id, campaign_id,
+    # kind) index finds it in one seek. Once the person is erased both lose the person,
+    # and the campaign's bounces are looked through instead (rare rows only).
+    return case(
+        (
+            OutboxMessage.candidate_id.is_not(None),
+            exists(
+                select(Event.id).where(
+                    Event.candidate_id == OutboxMessage.candidate_id, *same_message
+                )
+            ),
+        ),
+        else_=exists(select(Event.id).where(*same_message)),
+    )
+
+
+def message_delivered() -> ColumnElement[bool]:
+    """The one definition of a delivered message, for every figure that counts them:
+    the mail server accepted it (status "sent") and no bounce came back for it."""
+    return and_(OutboxMessage.status == "sent", ~message_bounced())
 
 
 def _outreach(session: Session, period: _Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
-    """{month: (people sent to, replied, clicked, applied)}, one per campaign and person."""
+    """{month: (people delivered to, replied, clicked, applied)}, one per campaign and person.
+
+    The denominator is the people a campaign delivered at least one message to
+    (message_delivered()) with sent_at in the period; of them, those who replied (a human
+    reply or "interested"), clicked (human clicks) or applied through that campaign, at
+    any time. campaigns.report() counts its people the same way, so a campaign's reply
+    rate here over a period covering all its sends equals its report's; the one
+    difference is that people erased since (no longer anyone) are left out here.
+    """
     sent = OutboxMessage.sent_at
     columns: list[Any] = [OutboxMessage.campaign_id, OutboxMessage.candidate_id]
     if by_month:
         columns.append(month_of(sent).label("month"))
     pairs_query = select(*columns).where(
-        sent >= period.low, sent < period.high, OutboxMessage.candidate_id.is_not(None)
+        sent >= period.low,
+        sent < period.high,
+        OutboxMessage.candidate_id.is_not(None),
+        message_delivered(),
     )
     if scope.campaign_id is not None:
         pairs_query = pairs_query.where(OutboxMessage.campaign_id == scope.campaign_id)
@@ -731,24 +780,91 @@ def hires_by_pool(engine: Engine, *, start: dt.date, end: dt.date) -> dict[int, 
         }
 
 
-FUNNEL_STEPS = ("members", "contacted", "engaged", "applied", "hired")
+# The funnel's steps, each within the one before; the last is "Hired from talent pools".
+FUNNEL_STEPS = ("members", "contacted", "engaged", "applied", "hired_from_talent_pools")
+FUNNEL_LABELS = {
+    "members": "In the pool now, or hired from it",
+    "contacted": "Contacted",
+    "engaged": "Engaged",
+    "applied": "Applied",
+    "hired_from_talent_pools": "Hired from talent pools",
+}
+
+
+def _pool_hire_conditions(
+    low: dt.datetime, high: dt.datetime, pool_id: int | None
+) -> list[ColumnElement[bool]]:
+    """The applications that are the period's hires from talent pools.
+
+    With no pool: hired in the period with source talent_pool or campaign, exactly the
+    hires counted in hires_from_talent_pools_share's numerator. With a pool: hired in the
+    period from that pool (Application.pool_id), whatever the source.
+    """
+    came_from = (
+        Application.source.in_(TALENT_POOL_SOURCES)
+        if pool_id is None
+        else Application.pool_id == pool_id
+    )
+    return [Application.hired_at >= low, Application.hired_at < high, came_from]
+
+
+def _hired_from_talent_pools(
+    session: Session, low: dt.datetime, high: dt.datetime, pool_id: int | None
+) -> int:
+    """People hired from talent pools in the period (_pool_hire_conditions): each person
+    once, however many such hires they had; a hire whose person was erased is one person."""
+    found = session.scalar(
+        select(
+            func.count(Application.candidate_id.distinct())
+            + func.count().filter(Application.candidate_id.is_(None))
+        ).where(*_pool_hire_conditions(low, high, pool_id))
+    )
+    return int(found or 0)
+
+
+def hired_from_talent_pools(
+    engine: Engine, *, start: dt.date, end: dt.date, pool_id: int | None = None
+) -> int:
+    """People hired from talent pools in the period: the funnel's last step and Savings'
+    figure. With no pool it equals the numerator of hires_from_talent_pools_share (which
+    counts hires) unless one person was hired twice from pools in the period."""
+    _check_period(start, end)
+    low, high = _bounds(start, end)
+    with read_session(engine) as session:
+        return _hired_from_talent_pools(session, low, high, pool_id)
 
 
 def funnel(
     engine: Engine, *, start: dt.date, end: dt.date, pool_id: int | None = None
 ) -> dict[str, int]:
-    """Pool members now → contacted in the period → engaged → applied → hired.
+    """People, step by step: in the pool → contacted → engaged → applied → hired from
+    talent pools, each step holding everyone of the steps after it. All of the pools
+    without pool_id.
 
-    Each step counts people of the step before: contacted = sent a campaign message or
-    last contacted in the period; engaged = a human open, click or reply on or after the
-    period's start, or an application (applying is engaging); applied = an application
-    that got past sourcing on or after the start; hired = hired on or after the start.
+    hired_from_talent_pools = hired_from_talent_pools(): people with a hire in the period
+    from talent pools (no pool: source talent_pool or campaign, so with no pool it is the
+    numerator of hires_from_talent_pools_share, counted per person; with a pool: hires
+    whose application came from that pool). They count in every earlier step, having
+    necessarily been in a pool, contacted, engaged and applied, even when they have since
+    left a dynamic pool or were contacted before the period.
+    The other people are the pool's members now:
+    - members: members now, plus those hired from pools in the period who have left;
+    - contacted: sent a campaign message, or last contacted, in the period;
+    - engaged: contacted, and a human open, click or reply, or an application that got
+      past sourcing, in the period (applying is engaging);
+    - applied: contacted, and an application that got past sourcing in the period.
     """
     _check_period(start, end)
     low, high = _bounds(start, end)
     scope = Scope(pool_id=pool_id)
+    hire_conditions = _pool_hire_conditions(low, high, pool_id)
     with read_session(engine) as session:
         member = _members_condition(session, scope)
+        hired = Candidate.id.in_(
+            select(Application.candidate_id).where(
+                *hire_conditions, Application.candidate_id.is_not(None)
+            )
+        )
         contacted = or_(
             and_(Candidate.last_contacted_at >= low, Candidate.last_contacted_at < high),
             exists(
@@ -767,7 +883,9 @@ def funnel(
             Application.hired_at,
         )
         applied = exists(
-            select(Application.id).where(Application.candidate_id == Candidate.id, moved_on >= low)
+            select(Application.id).where(
+                Application.candidate_id == Candidate.id, moved_on >= low, moved_on < high
+            )
         )
         engaged = or_(
             applied,
@@ -775,28 +893,30 @@ def funnel(
                 select(Event.id).where(
                     Event.candidate_id == Candidate.id,
                     Event.occurred_at >= low,
+                    Event.occurred_at < high,
                     Event.kind.in_(HUMAN_ENGAGEMENT),
                     Event.is_machine.is_(False),
                 )
             ),
         )
-        hired = exists(
-            select(Application.id).where(
-                Application.candidate_id == Candidate.id, Application.hired_at >= low
-            )
-        )
+        # Over members and the hired only: a member counts in a step by its condition,
+        # a person hired from pools in every step.
         row = session.execute(
             select(
                 func.count(),
-                func.count().filter(contacted),
-                func.count().filter(and_(contacted, engaged)),
-                func.count().filter(and_(contacted, applied)),
-                func.count().filter(and_(contacted, applied, hired)),
+                func.count().filter(or_(hired, contacted)),
+                func.count().filter(or_(hired, and_(contacted, engaged))),
+                func.count().filter(or_(hired, and_(contacted, applied))),
+                func.count().filter(hired),
             )
             .select_from(Candidate)
-            .where(member)
+            .where(or_(member, hired))
         ).one()
-    return dict(zip(FUNNEL_STEPS, (int(n or 0) for n in row), strict=True))
+        # A pool hire whose person was erased is still one person in every step.
+        erased = session.scalar(
+            select(func.count()).where(*hire_conditions, Application.candidate_id.is_(None))
+        )
+    return dict(zip(FUNNEL_STEPS, (int(n or 0) + int(erased or 0) for n in row), strict=True))
 
 
 def savings(
@@ -808,9 +928,11 @@ def savings(
 ) -> dict[str, Any]:
     """What hiring from talent pools saved in the period (docs/metrics.md, Savings).
 
-    pool_hires × external cost per hire - the CRM's own costs. The external cost per hire
-    is the figure given, else (agency fees + job ads in the period) / (agency and job
-    board hires in the period); with neither, the savings are None.
+    hired_from_talent_pools × external cost per hire - the CRM's own costs, where
+    hired_from_talent_pools is the funnel's last step with no pool (people hired from
+    talent pools in the period, each once). The external cost per hire is the figure
+    given, else (agency fees + job ads in the period) / (agency and job board hires in the
+    period); with neither, the savings are None.
     """
     _check_period(start, end)
     period = _Period(start, end)
@@ -819,7 +941,7 @@ def savings(
         by_source = _hires(session, period, scope, False)[None]
         external_cost = _costs(session, period, scope, False, EXTERNAL_COST_CATEGORIES)[None][0]
         crm_cost = _costs(session, period, scope, False, CRM_COST_CATEGORIES)[None][0]
-    pool_hires = sum(by_source.get(source, 0) for source in TALENT_POOL_SOURCES)
+        hired_from_pools = _hired_from_talent_pools(session, period.low, period.high, None)
     external_hires = sum(by_source.get(source, 0) for source in EXTERNAL_SOURCES)
     if agency_cost_per_hire is not None:
         if Decimal(agency_cost_per_hire) < 0:
@@ -830,11 +952,11 @@ def savings(
         per_hire = _ratio(float(external_cost or 0), external_hires)
         basis = "computed" if per_hire is not None else "no data"
     crm_costs = float(crm_cost or 0)
-    gross = None if per_hire is None else pool_hires * per_hire
+    gross = None if per_hire is None else hired_from_pools * per_hire
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "pool_hires": pool_hires,
+        "hired_from_talent_pools": hired_from_pools,
         "external_hires": external_hires,
         "external_cost_per_hire": per_hire,
         "external_cost_basis": basis,
@@ -845,6 +967,8 @@ def savings(
 
 
 __all__ = [
+    "FUNNEL_LABELS",
+    "FUNNEL_STEPS",
     "METRICS",
     "SOURCE_LABELS",
     "TALENT_POOL_SOURCES",
@@ -852,6 +976,7 @@ __all__ = [
     "Scope",
     "compute",
     "funnel",
+    "hired_from_talent_pools",
     "hires_by_pool",
     "monthly",
     "months",

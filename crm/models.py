@@ -493,6 +493,9 @@ class Cost(Base):
     category: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal]
     currency: Mapped[str] = mapped_column(String(3), default="USD")
+    # The category as its source named it, when the app files it under another one
+    # ("sign-on bonus" under other): shown and exported beside the category.
+    category_label: Mapped[str | None] = mapped_column(String(80))
     note: Mapped[str | None] = mapped_column(String(300))
 
 
@@ -665,6 +668,9 @@ class Event(Base):
     )
     link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id", ondelete="SET NULL"))
     is_machine: Mapped[bool] = mapped_column(default=False)
+    # How an open or click was seen (engagement.SEEN_VIA): the person's mail program,
+    # Gmail's image proxy, Apple Mail Privacy Protection, or a scanner; None for others.
+    seen_via: Mapped[str | None] = mapped_column(String(16))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     detail: Mapped[dict[str, Any] | None]
 

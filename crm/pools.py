@@ -45,7 +45,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Grouping
 
-from crm import activities, audit, clock, metrics
+from crm import activities, audit, clock, metrics, touches
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.identity import clean_text
@@ -167,7 +167,9 @@ class PoolSummary:
     # whose membership has no history) new in the database and matching.
     growth: int | None = None
     engaged: int | None = None  # members who opened, clicked or replied in INSIGHT_DAYS
-    last_touched: dt.datetime | None = None  # the latest contact with any member
+    # When the pool as a whole was last reached (crm.touches): a campaign aimed at it
+    # sent, or content published to it; None for never.
+    last_touch: dt.datetime | None = None
     hires: int = 0  # hires in the last HIRES_DAYS that came from this pool
 
     @property
@@ -705,7 +707,7 @@ def count_matching(engine: Engine, filter_json: Any) -> int:
 def _dynamic_figures(
     session: Session, conditions: dict[int, ColumnElement[bool]], since: dt.datetime
 ) -> tuple[dict[int, tuple[Any, ...]], dict[int, str]]:
-    """(size, growth, engaged, last touched) of each dynamic pool, and the pools the
+    """(size, growth, engaged) of each dynamic pool, and the pools the
     database could not count with the sentence saying so.
 
     One pass over the candidates measures every pool (aggregates with FILTER per pool).
@@ -723,11 +725,10 @@ def _dynamic_figures(
                 func.count().filter(condition),
                 func.count().filter(and_(condition, new)),
                 func.count().filter(and_(condition, engaged)),
-                func.max(Candidate.last_contacted_at).filter(condition),
             ]
         with session.begin_nested():  # a refused statement leaves the transaction usable
             found = session.execute(select(*columns).select_from(Candidate)).one()
-        return {pool_id: tuple(found[i * 4 : i * 4 + 4]) for i, pool_id in enumerate(pool_ids)}
+        return {pool_id: tuple(found[i * 3 : i * 3 + 3]) for i, pool_id in enumerate(pool_ids)}
 
     everyone = list(conditions)
     if not everyone:
@@ -757,7 +758,8 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
     by the database) has no figures and a `problem` sentence, and the rest are counted.
 
     Dynamic pools are measured in one pass over the candidates (aggregates with FILTER
-    per pool), static lists from their member rows joined to the candidates.
+    per pool), static lists from their member rows joined to the candidates; every pool's
+    last touch comes from one grouped query (crm.touches), whatever the pool's size.
     """
     with read_session(engine) as session:
         now = clock.now()
@@ -766,14 +768,13 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
         owners = dict(session.execute(select(User.id, User.display_name)).all())
         engaged = Candidate.last_engaged_at >= since
         static = {
-            pool_id: (size, growth, engaged_count, touched)
-            for pool_id, size, growth, engaged_count, touched in session.execute(
+            pool_id: (size, growth, engaged_count)
+            for pool_id, size, growth, engaged_count in session.execute(
                 select(
                     PoolMember.pool_id,
                     func.count(),
                     func.count().filter(PoolMember.added_at >= since),
                     func.count().filter(engaged),
-                    func.max(Candidate.last_contacted_at),
                 )
                 .join(Candidate, Candidate.id == PoolMember.candidate_id)
                 .join(Pool, Pool.id == PoolMember.pool_id)
@@ -792,6 +793,7 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
                 problems[pool.id] = str(error)
         dynamic, uncounted = _dynamic_figures(session, conditions, since)
         problems.update(uncounted)
+        last_touches = touches.pool_last_touches(session)
     today = now.date()
     hires = metrics.hires_by_pool(
         engine, start=today - dt.timedelta(days=HIRES_DAYS - 1), end=today
@@ -799,12 +801,12 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
     summaries = []
     for pool in all_pools:
         if pool.id in problems:
-            figures: tuple[Any, ...] = (None, None, None, None)
+            figures: tuple[Any, ...] = (None, None, None)
         elif pool.kind == "static":
-            figures = static.get(pool.id, (0, 0, 0, None))
+            figures = static.get(pool.id, (0, 0, 0))
         else:
             figures = dynamic[pool.id]
-        size, growth, engaged_count, touched = figures
+        size, growth, engaged_count = figures
         summaries.append(
             PoolSummary(
                 pool.id,
@@ -816,20 +818,11 @@ def list_pools(engine: Engine) -> list[PoolSummary]:
                 owners.get(pool.owner_id) if pool.owner_id else None,
                 growth,
                 engaged_count,
-                _aware(touched),
+                last_touches.get(pool.id),  # known even when the members cannot be counted
                 hires.get(pool.id, 0),
             )
         )
     return summaries
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    """An aggregate's timestamp (MAX loses the column type) as aware UTC."""
-    if moment is None or isinstance(moment, dt.datetime) and moment.tzinfo is not None:
-        return moment
-    if isinstance(moment, str):  # SQLite hands MAX() of a DATETIME back as text
-        moment = dt.datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=dt.UTC)
 
 
 def preview_filter(

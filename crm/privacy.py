@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm import activities, audit, candidates, clock, pools
+from crm import activities, audit, candidates, clock, pools, touches
 from crm.db import read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.exporter import escape_cell
@@ -852,9 +852,9 @@ def retention_due(
     limit, offset = _page(limit, offset)
     cutoff = _aware(now) - dt.timedelta(days=after_days)
     conditions = _retention_conditions(cutoff)
-    quiet_since = func.coalesce(
-        Candidate.last_contacted_at, Candidate.last_engaged_at, Candidate.created_at
-    )
+    # Longest quiet first by the person's last touch (crm.touches), never touched by age.
+    last_touch = touches.person_last_touch_sql()
+    quiet_since = func.coalesce(last_touch, Candidate.created_at)
     with read_session(engine) as session:
         total = session.scalar(select(func.count()).select_from(Candidate).where(*conditions))
         rows = [
@@ -869,6 +869,7 @@ def retention_due(
                     Candidate.created_at,
                     Candidate.last_contacted_at,
                     Candidate.last_engaged_at,
+                    last_touch.label("last_touch"),
                 )
                 .where(*conditions)
                 .order_by(quiet_since, Candidate.id)
@@ -876,9 +877,6 @@ def retention_due(
                 .offset(offset)
             )
         ]
-    for row in rows:
-        moments = [row["last_contacted_at"], row["last_engaged_at"]]
-        row["last_touch"] = max((m for m in moments if m is not None), default=None)
     return rows, total or 0
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import ats_import, candidates, db, metrics
+from crm import ats_import, candidates, db, metrics, money
 from crm.errors import InputUnusable, PermissionDenied
 from crm.models import (
     Activity,
@@ -208,6 +208,73 @@ def test_costs_are_parsed_with_symbols_separators_categories_and_jobs(
     ]
 
 
+COSTS_AS_THEY_COME = (
+    "Date,Category,Amount,Currency,Requisition ID,Vendor\n"
+    "2025-02-01,Sign-on bonus,€560,,REQ-1,\n"
+    "2025-02-03,Relocation,$500,,REQ-2,Movers\n"
+    '2025-02-05,Background check,"40,00",EUR,REQ-1,Checkr\n'
+    "2025-02-05,Drug test,40,EUR,REQ-1,Checkr\n"
+    "2025-02-10,Headhunter,USD 400,,,Acme Search\n"
+    "2025-02-12,Assessment tools,£50,,,Test platform\n"
+    "2025-02-13,Job board,100,gbp,,Reed\n"
+).encode()
+TWO_HIRES = (
+    b"Application ID,Requisition ID,Candidate Name,Candidate Email,Source,Current Stage,"
+    b"Applied On,Hired Date\n"
+    b"H-1,REQ-1,Ann Lee,ann@example.com,Agency,Hired,2025-01-10,2025-02-05\n"
+    b"H-2,REQ-2,Cy Park,cy@example.com,Talent pool,Hired,2025-01-15,2025-02-16\n"
+)
+
+
+def test_costs_as_they_come_in_two_currencies(engine: Engine, users: dict[str, User]) -> None:
+    """Categories of their own kept as labels; EUR team, 1 USD = 0.9 EUR; GBP has no rate."""
+    admin, actor = users["admin"], users["recruiter"]
+    money.set_team_currency(engine, actor=admin, currency="EUR", rates={"USD": "0.9"})
+    run(engine, actor, "jobs", JOBS)
+    assert run(engine, actor, "applications", TWO_HIRES).created == 2
+    result = run(engine, actor, "costs", COSTS_AS_THEY_COME)
+    assert (result.read, result.created, result.skipped) == (7, 5, 0)
+    gbp = (
+        "This cost is in GBP but the team counts in EUR and has no GBP rate; an admin can "
+        "enter one in Settings → Money."
+    )
+    assert result.errors == [(7, "Amount", gbp), (8, "Currency", gbp)]
+    jobs = jobs_by_ref(engine)
+    with db.read_session(engine) as session:
+        found = sorted(
+            (c.incurred_on.day, c.category, c.category_label, c.amount, c.currency, c.job_id)
+            for c in session.scalars(select(Cost))
+        )
+    one, two = jobs["REQ-1"].id, jobs["REQ-2"].id
+    assert found == [
+        (1, "other", "Sign-on bonus", Decimal("560.00"), "EUR", one),
+        (3, "other", "Relocation", Decimal("500.00"), "USD", two),
+        (5, "other", "Background check", Decimal("40.00"), "EUR", one),
+        (5, "other", "Drug test", Decimal("40.00"), "EUR", one),  # its label tells it apart
+        (10, "agency_fees", None, Decimal("400.00"), "USD", None),
+    ]
+    report = metrics.compute(engine, **Q1)
+    # 560 + 500 × 0.9 + 40 + 40 + 400 × 0.9 = 1450 EUR, over 2 hires.
+    assert report.hires == 2
+    assert report.total_cost == pytest.approx(1450)
+    assert report.cost_per_hire == pytest.approx(725)
+    saved = metrics.savings(engine, **Q1)
+    # Agency fees 360 EUR / 1 agency hire, × 1 pool hire; no tools or recruiter time.
+    assert (saved["external_cost_per_hire"], saved["gross_savings"]) == (
+        pytest.approx(360),
+        pytest.approx(360),
+    )
+    assert (saved["crm_costs"], saved["net_savings"]) == (0, pytest.approx(360))
+    again = run(engine, actor, "costs", COSTS_AS_THEY_COME)
+    assert (again.created, again.skipped, len(again.errors)) == (0, 5, 2)
+    # With a GBP rate the two refused rows come in; the rest are already here.
+    money.set_rate(engine, actor=admin, currency="GBP", rate="1.2")
+    third = run(engine, actor, "costs", COSTS_AS_THEY_COME)
+    assert (third.created, third.skipped, third.errors) == (2, 5, [])
+    # + 50 × 1.2 (tools) + 100 × 1.2 (job ads) = 1630 EUR
+    assert metrics.compute(engine, **Q1).total_cost == pytest.approx(1630)
+
+
 def test_importing_the_same_files_again_creates_nothing(
     engine: Engine, users: dict[str, User], imported: dict[str, ats_import.AtsImportResult]
 ) -> None:
@@ -334,15 +401,16 @@ def test_bad_rows_are_reported_and_good_rows_saved(engine: Engine, users: dict[s
         b"2025-13-45,Tools,10\n"
         b"2025-01-04,Lunch,10\n"
         b"2025-01-05,Tools,ten\n"
+        b"2025-01-06,Tools,\xc2\xa310\n"
     )
     result = run(engine, actor, "costs", costs)
-    assert result.created == 1
+    assert result.created == 2  # a category of its own ("Lunch") is kept, not refused
     assert [(line, column) for line, column, _ in result.errors] == [
         (3, "Amount"),
         (4, "Amount"),
         (5, "Date"),
-        (6, "Category"),
         (7, "Amount"),
+        (8, "Amount"),  # £10: the team counts in USD and has no GBP rate
     ]
     assert "more than zero" in result.errors[0][2]
 

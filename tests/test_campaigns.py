@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from crm import campaigns, clock, db, pools
+from crm import campaign_figures, campaigns, clock, db, pools
 from crm.errors import InputUnusable, PermissionDenied, ValidationError
 from crm.identity import address_hash
 from crm.models import (
@@ -311,7 +311,8 @@ def test_cancel_stops_everything_queued(
     assert campaigns.cancel(engine, actor=users["admin"], campaign_id=campaign_id) == 6
     counts = campaigns.step_counts(engine, campaign_id)
     assert counts[0].counts["cancelled"] == 3
-    assert counts[0].skip_reasons == {"campaign cancelled": 3}
+    assert counts[0].cancelled_reasons == {"campaign cancelled": 3}
+    assert (counts[0].counts["skipped"], counts[0].skipped_reasons) == (0, {})
     with pytest.raises(ValidationError, match="cancelled campaign cannot be resumed"):
         campaigns.resume(engine, actor=users["admin"], campaign_id=campaign_id)
 
@@ -347,7 +348,7 @@ def test_report_numbers_against_a_hand_computed_fixture(
     p0, p1, p2, p3 = (rows[f"p{n}@example.com"] for n in range(4))
     engagement.record_open(engine, p0, user_agent=browser)  # p0 opens twice: one person
     engagement.record_open(engine, p0, user_agent=browser)
-    engagement.record_open(engine, p1, user_agent="Mozilla/5.0 GoogleImageProxy")  # machine
+    engagement.record_open(engine, p1, user_agent="Mozilla/5.0 GoogleImageProxy")  # p1, by Gmail
     with db.write_session(engine) as session:  # p2 clicks without the pixel loading
         session.add(Link(outbox_message_id=p2, url="https://acme.example", position=0))
     engagement.record_click(engine, p2, 0, user_agent=browser)
@@ -367,15 +368,24 @@ def test_report_numbers_against_a_hand_computed_fixture(
             )
         )  # fmt: skip
     result = campaigns.report(engine, campaign_id)
+    # p3's message bounced: four sent, three delivered. p0 (twice), p1 (through Gmail's
+    # image proxy, which fetches when the person opens) and p2 (a click) opened: 3 people.
     expected_step_1 = {
-        "step": 1, "queued": 0, "sent": 4, "failed": 0, "needs_review": 0, "skipped": 0,
-        "delivered": 3, "opens_human": 2, "opens_machine": 1, "clicks": 1, "replies": 1,
-        "interested": 1, "unsubscribes": 1, "bounces": 1,
+        "step": 1, "messages_sent": 4, "messages_delivered": 3, "bounced": 1, "queued": 0,
+        "failed": 0, "needs_review": 0, "cancelled": 0, "skipped": 0,
+        "people_delivered": 3, "people_replied": 1, "people_interested": 1,
+        "people_opened": 3, "people_clicked": 1, "people_unsubscribed": 1,
+        "apple_privacy_people": 0, "scanner_opens": 0,
+        "reply_rate": 1 / 3, "interested_rate": 1 / 3, "open_rate": 1.0,
+        "click_rate": 1 / 3, "unsubscribe_rate": 1 / 3,
     }  # fmt: skip
     assert result["steps"][0] == expected_step_1
-    # Step 2: p0 replied, p1 unsubscribed, p3 bounced; only p2 is still to hear from us.
-    assert (result["steps"][1]["queued"], result["steps"][1]["skipped"]) == (1, 3)
-    assert result["totals"]["opens_human"] == 2 and result["totals"]["sent"] == 4
+    # Step 2: p0 replied, p1 unsubscribed, p3 bounced: their messages were cancelled (not
+    # skipped); only p2 is still to hear from us.
+    step_2 = result["steps"][1]
+    assert (step_2["queued"], step_2["cancelled"], step_2["skipped"]) == (1, 3, 0)
+    assert (step_2["people_delivered"], step_2["reply_rate"]) == (0, None)
+    assert result["totals"]["people_opened"] == 3 and result["totals"]["messages_sent"] == 4
     assert (result["applications"], result["hires"]) == (1, 1)
     (attributed,) = campaigns.attributed_applications(engine, campaign_id)
     assert (attributed.name, attributed.job, attributed.stage) == (
@@ -383,3 +393,153 @@ def test_report_numbers_against_a_hand_computed_fixture(
         "Backend engineer",
         "hired",
     )
+
+
+# --- people, not messages: a three-step campaign counted by hand ----------------------
+#
+# Ten people p0..p9; every message sent on 2026-03-02 (step 1), 03-06 (2) and 03-10 (3).
+#   step 1: sent to all ten (10 delivered)
+#   step 2: sent to p0..p5, p5's bounced (5 delivered); p6 cancelled (unsubscribed), p7
+#           cancelled (replied), p8 skipped (no email address), p9 failed
+#   step 3: sent to p0..p3 (4 delivered); p4 still queued
+# Replies: p0 to steps 1 and 3, p1 to step 2 ("interested"), p7 to step 1: 3 people.
+# Opens: p0 opens step 1 twice (its own mail program), p2 through Gmail's proxy (step 1),
+# p5 both by Apple's prefetch and by hand (step 1), p3 clicks in step 2 with no open;
+# p4's only opens are Apple's prefetches (steps 1 and 2); p8's step 1 is opened by a
+# scanner and p9's by a machine on an old row (no seen_via); p1's step-2 click is a
+# scanner's. p6 unsubscribes from step 1.
+MARCH = {1: "2026-03-02", 2: "2026-03-06", 3: "2026-03-10"}
+
+
+def three_step_campaign(engine: Engine) -> int:
+    from crm.models import CampaignStep, Event
+
+    def at(day: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(day).replace(hour=9, tzinfo=dt.UTC)
+
+    people = add_people(engine, 10)
+    with db.write_session(engine) as session:
+        campaign = Campaign(name="Three steps", status="active", launched_at=at(MARCH[1]))
+        session.add(campaign)
+        session.flush()
+        steps = {}
+        for position in (1, 2, 3):
+            steps[position] = CampaignStep(
+                campaign_id=campaign.id, position=position, subject=f"S{position}",
+                body_markdown="x",
+            )  # fmt: skip
+        session.add_all(steps.values())
+        enrollments = {
+            n: Enrollment(campaign_id=campaign.id, candidate_id=people[n]) for n in range(10)
+        }
+        session.add_all(enrollments.values())
+        session.flush()
+        plan = {1: {n: "sent" for n in range(10)}}
+        plan[2] = {n: "sent" for n in range(6)} | {
+            6: ("cancelled", "unsubscribed"), 7: ("cancelled", "replied"),
+            8: ("skipped", "no email address"), 9: "failed",
+        }  # fmt: skip
+        plan[3] = {n: "sent" for n in range(4)} | {4: "queued"}
+        messages: dict[tuple[int, int], OutboxMessage] = {}
+        for position, rows in plan.items():
+            for n, state in rows.items():
+                status, reason = state if isinstance(state, tuple) else (state, None)
+                messages[position, n] = OutboxMessage(
+                    unique_key=f"{position}-{n}", campaign_id=campaign.id,
+                    step_id=steps[position].id, enrollment_id=enrollments[n].id,
+                    candidate_id=people[n], status=status, skip_reason=reason,
+                    due_at=at(MARCH[position]),
+                    sent_at=at(MARCH[position]) if status == "sent" else None,
+                )  # fmt: skip
+        session.add_all(messages.values())
+        session.flush()
+        events = [
+            ("bounce", 2, 5, False, None),
+            ("reply", 1, 0, False, None),
+            ("reply", 3, 0, False, None),
+            ("reply", 2, 1, False, None),
+            ("interested", 2, 1, False, None),
+            ("reply", 1, 7, False, None),
+            ("unsubscribe", 1, 6, False, None),
+            ("open", 1, 0, False, "person"),
+            ("open", 1, 0, False, "person"),
+            ("open", 1, 2, False, "gmail_proxy"),
+            ("open", 1, 5, True, "apple_privacy"),
+            ("open", 1, 5, False, "person"),
+            ("click", 2, 3, False, "person"),
+            ("open", 1, 4, True, "apple_privacy"),
+            ("open", 2, 4, True, "apple_privacy"),
+            ("open", 1, 8, True, "scanner"),
+            ("open", 1, 9, True, None),
+            ("click", 2, 1, True, "scanner"),
+        ]
+        for kind, position, n, machine, seen_via in events:
+            message = messages[position, n]
+            session.add(
+                Event(
+                    kind=kind, occurred_at=at(MARCH[position]) + dt.timedelta(hours=3),
+                    candidate_id=people[n], campaign_id=campaign.id, step_id=message.step_id,
+                    outbox_message_id=message.id, is_machine=machine, seen_via=seen_via,
+                )
+            )  # fmt: skip
+        return campaign.id
+
+
+def test_campaign_figures_count_people_not_messages(engine: Engine) -> None:
+    from crm import metrics
+
+    campaign_id = three_step_campaign(engine)
+    result = campaigns.report(engine, campaign_id)
+    totals = result["totals"]
+    # Messages: 10 + 6 + 4 sent, one bounced.
+    assert {key: totals[key] for key in campaign_figures.MESSAGE_COUNTS} == {
+        "messages_sent": 20, "messages_delivered": 19, "bounced": 1, "queued": 1,
+        "failed": 1, "needs_review": 0, "cancelled": 2, "skipped": 1,
+    }  # fmt: skip
+    # People: ten delivered at least one message; each counted once across the steps.
+    assert {key: totals[key] for key in campaign_figures.PEOPLE_COUNTS} == {
+        "people_delivered": 10, "people_replied": 3, "people_interested": 1,
+        "people_opened": 4, "people_clicked": 1, "people_unsubscribed": 1,
+        "apple_privacy_people": 1,
+    }  # fmt: skip
+    assert totals["scanner_opens"] == 2  # p8's and p9's; Apple's and click scans apart
+    assert totals["reply_rate"] == pytest.approx(3 / 10)  # not 3 of 19 messages
+    assert (totals["open_rate"], totals["click_rate"]) == (pytest.approx(0.4), 0.1)
+    assert (totals["interested_rate"], totals["unsubscribe_rate"]) == (0.1, 0.1)
+
+    by_step = {row["step"]: row for row in result["steps"]}
+    fields = ("people_delivered", "people_replied", "people_opened", "people_clicked")
+    assert [tuple(by_step[n][f] for f in fields) for n in (1, 2, 3)] == [
+        (10, 2, 3, 0),  # p0 and p7 replied; p0, p2 and p5 opened
+        (5, 1, 1, 1),  # p5's bounced; p1 replied; p3 clicked (an open too)
+        (4, 1, 0, 0),  # p0 replied again: once per step, once overall
+    ]
+    assert [by_step[n]["reply_rate"] for n in (1, 2, 3)] == [0.2, 0.2, 0.25]
+    assert [by_step[n]["apple_privacy_people"] for n in (1, 2, 3)] == [1, 1, 0]
+    assert [by_step[n]["scanner_opens"] for n in (1, 2, 3)] == [2, 0, 0]
+    assert (by_step[2]["messages_sent"], by_step[2]["messages_delivered"]) == (6, 5)
+    assert (by_step[2]["cancelled"], by_step[2]["skipped"], by_step[2]["failed"]) == (2, 1, 1)
+
+    # The reply rate of the metrics is the same figure, from the same definition.
+    period = {"start": dt.date(2026, 3, 1), "end": dt.date(2026, 3, 31)}
+    scope = metrics.Scope(campaign_id=campaign_id)
+    assert metrics.value(engine, metric="reply_rate", scope=scope, **period) == pytest.approx(
+        totals["reply_rate"]
+    )
+    # The click rate too: only p3 clicked by hand (p1's click was a scanner's).
+    assert metrics.value(engine, metric="click_rate", scope=scope, **period) == pytest.approx(
+        totals["click_rate"]
+    )
+
+    # The step table: cancelled and skipped apart, each with its own reasons.
+    step_2 = campaigns.step_counts(engine, campaign_id)[1]
+    assert (step_2.counts["cancelled"], step_2.counts["skipped"]) == (2, 1)
+    assert step_2.cancelled_reasons == {"unsubscribed": 1, "replied": 1}
+    assert step_2.skipped_reasons == {"no email address": 1}
+
+    # The list: people, not messages, from the same definitions.
+    (summary,) = campaigns.list_campaigns(engine)
+    assert (summary.messages_sent, summary.people_delivered) == (20, 10)
+    assert (summary.people_replied, summary.people_opened, summary.people_clicked) == (3, 4, 1)
+    assert (summary.cancelled, summary.skipped, summary.failed, summary.queued) == (2, 1, 1, 1)
+    assert summary.reply_rate == pytest.approx(0.3) and summary.open_rate == pytest.approx(0.4)

@@ -391,3 +391,32 @@ def test_pool_list_shows_a_broken_pool_and_counts_the_rest(
         assert refused.exit_code == 2 and sentence in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert pools.pool_id_by_name(engine, "Too much") is None
+
+
+def test_campaign_report_and_list_count_people_and_messages_apart(engine: Engine) -> None:
+    """The three-step campaign of tests/test_campaigns.py, through the command line."""
+    from tests.test_campaigns import three_step_campaign
+
+    three_step_campaign(engine)
+    result = crm("campaign", "report", "Three steps", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    totals = report["totals"]
+    assert (totals["messages_sent"], totals["messages_delivered"], totals["bounced"]) == (20, 19, 1)
+    assert (totals["cancelled"], totals["skipped"], totals["failed"]) == (2, 1, 1)
+    assert (totals["people_delivered"], totals["people_replied"]) == (10, 3)
+    assert totals["reply_rate"] == 0.3 and report["steps"][2]["reply_rate"] == 0.25
+    assert (totals["apple_privacy_people"], totals["scanner_opens"]) == (1, 2)
+
+    table = crm("campaign", "report", "Three steps")
+    assert table.exit_code == 0, table.output
+    assert "people_delivered" in table.stdout and "30.0%" in table.stdout
+
+    listed = crm("campaign", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert (row["messages_sent"], row["people_delivered"], row["people_replied"]) == (20, 10, 3)
+    assert (row["reply_rate"], row["cancelled"], row["skipped"]) == (0.3, 2, 1)
+    plain = crm("campaign", "list")
+    assert "messages sent     20" in plain.stdout and "people delivered     10" in plain.stdout
+    assert "replied  30%" in plain.stdout

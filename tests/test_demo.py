@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import attention, campaigns, db, demo, goals, metrics, pools
+from crm import attention, campaigns, db, demo, engagement, goals, metrics, pools
 from crm.calendar import items_between
 from crm.db import read_session
 from crm.errors import CrmError
@@ -19,6 +19,7 @@ from crm.models import (
     Base,
     Candidate,
     ContentItem,
+    Event,
     Job,
     OutboxMessage,
     User,
@@ -189,6 +190,36 @@ def test_home_has_something_to_show(engine: Engine) -> None:
     assert queued and min(queued) >= now.replace(hour=0)
 
 
+def test_opens_and_clicks_are_what_tracking_would_record(engine: Engine) -> None:
+    """Every demo open and click says what the real classifier makes of its stored agent
+    and its time after delivery: no split tracking could not make."""
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(
+                Event.kind,
+                Event.user_agent,
+                Event.occurred_at,
+                OutboxMessage.sent_at,
+                Event.is_machine,
+                Event.seen_via,
+            )
+            .join(OutboxMessage, OutboxMessage.id == Event.outbox_message_id)
+            .where(Event.kind.in_(("open", "click")))
+        ).all()
+    seen: Counter[tuple[str, str]] = Counter()
+    for kind, agent, occurred_at, sent_at, machine, seen_via in rows:
+        expected = engagement.classify_hit(
+            user_agent=agent,
+            seconds_after_delivery=(occurred_at - sent_at).total_seconds(),
+            is_click=kind == "click",
+        )
+        assert (machine, seen_via) == expected, (kind, agent, occurred_at, sent_at)
+        seen[kind, seen_via] += 1
+    # The demo shows every way an open is seen, and people's clicks.
+    assert {via for kind, via in seen if kind == "open"} == set(engagement.SEEN_VIA)
+    assert seen["click", "person"] > 0
+
+
 def test_refuses_a_database_with_data(engine: Engine) -> None:
     assert demo.has_data(engine)
     with pytest.raises(CrmError, match="already has data"):
@@ -207,6 +238,8 @@ def test_wipe_keeps_the_team_and_its_history(fresh_engine: Callable[[], Engine])
                 assert count == 5
             elif table.name == "audit_log":
                 assert count >= 5  # the users' creation stays on record
+            elif table.name == "settings":
+                assert count == 1  # the team's money (crm.money) the demo set stays
             else:
                 assert count == 0, table.name
     again = demo.load_demo(engine, candidates=40, seed=3, today=TODAY)

@@ -83,17 +83,145 @@ def test_open_rules(engine: Engine, users: dict[str, User], smtp: FaultySmtpServ
     launched(engine, users["admin"], 1, steps=LINKS)
     outbox.deliver_due(engine)
     (row,) = sent_rows(engine)
-    # Seconds after delivery: a scanner or a proxy fetched it.
+    # Seconds after delivery: a scanner fetched it.
     assert engagement.record_open(engine, row.id, user_agent=BROWSER)
     age_messages(engine)
-    assert engagement.record_open(
-        engine, row.id, user_agent="Mozilla/5.0 (via ggpht.com GoogleImageProxy)"
-    )
+    assert engagement.record_open(engine, row.id, user_agent=GMAIL_PROXY)
     assert engagement.record_open(engine, row.id, user_agent=BROWSER)
-    assert [e.is_machine for e in events(engine, "open")] == [True, True, False]
+    assert [(e.is_machine, e.seen_via) for e in events(engine, "open")] == [
+        (True, "scanner"),
+        (False, "gmail_proxy"),
+        (False, "person"),
+    ]
     with db.read_session(engine) as session:
         assert session.get(Candidate, row.candidate_id).last_engaged_at is not None
     assert not engagement.record_open(engine, 999_999, user_agent=BROWSER)
+
+
+# What Gmail's image proxy, Apple Mail Privacy Protection and Apple Mail itself send.
+GMAIL_PROXY = (
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+)
+APPLE_PRIVACY = "Mozilla/5.0"
+APPLE_MAIL = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+)
+
+
+def one_open_an_hour_after_delivery(
+    engine: Engine, users: dict[str, User], user_agent: str | None
+) -> tuple[Event, dt.datetime | None, dt.datetime]:
+    """The open event a fetch with this agent makes, the person's engagement date after it,
+    and when the fetch came."""
+    launched(engine, users["admin"], 1, steps=LINKS)
+    outbox.deliver_due(engine)
+    (row,) = sent_rows(engine)
+    age_messages(engine)
+    fetched = clock.now()
+    assert engagement.record_open(engine, row.id, user_agent=user_agent, now=fetched)
+    (opened,) = events(engine, "open")
+    with db.read_session(engine) as session:
+        return opened, session.get(Candidate, row.candidate_id).last_engaged_at, fetched
+
+
+def test_a_gmail_proxy_open_is_the_persons_open(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    opened, engaged_at, fetched = one_open_an_hour_after_delivery(engine, users, GMAIL_PROXY)
+    assert (opened.is_machine, opened.seen_via, opened.user_agent) == (
+        False,
+        "gmail_proxy",
+        GMAIL_PROXY,
+    )
+    assert engaged_at == fetched
+
+
+def test_an_apple_privacy_prefetch_is_recorded_apart_and_is_not_engagement(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    opened, engaged_at, _ = one_open_an_hour_after_delivery(engine, users, APPLE_PRIVACY)
+    assert (opened.is_machine, opened.seen_via) == (True, "apple_privacy")
+    assert engaged_at is None
+
+
+def test_an_apple_mail_open_with_privacy_protection_off_is_the_persons(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    opened, engaged_at, fetched = one_open_an_hour_after_delivery(engine, users, APPLE_MAIL)
+    assert (opened.is_machine, opened.seen_via) == (False, "person")
+    assert engaged_at == fetched
+
+
+def test_a_scanner_stays_a_scanner(
+    engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
+) -> None:
+    opened, engaged_at, _ = one_open_an_hour_after_delivery(engine, users, "python-requests/2.31.0")
+    assert (opened.is_machine, opened.seen_via) == (True, "scanner")
+    assert engaged_at is None
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "seconds", "is_click", "expected"),
+    [
+        (GMAIL_PROXY, 3600.0, False, (False, "gmail_proxy")),
+        (GMAIL_PROXY, 9.5, False, (True, "scanner")),  # seconds after delivery
+        (GMAIL_PROXY, 3600.0, True, (True, "scanner")),  # the proxy never follows links
+        (APPLE_PRIVACY, 3600.0, False, (True, "apple_privacy")),
+        (" Mozilla/5.0 ", 2.0, False, (True, "apple_privacy")),  # at delivery, as it often is
+        (APPLE_PRIVACY, 3600.0, True, (True, "scanner")),  # Apple's relays never click
+        ("Mozilla/5.0 (iPhone)", 3600.0, False, (False, "person")),  # not the bare string
+        (APPLE_MAIL, 10.0, False, (False, "person")),  # ten seconds is no longer "within"
+        (APPLE_MAIL, None, False, (False, "person")),  # send time unknown
+        (BROWSER, 3600.0, True, (False, "person")),
+        (BROWSER, 9.9, True, (True, "scanner")),
+        (None, 3600.0, False, (True, "scanner")),
+        ("", 3600.0, True, (True, "scanner")),
+        ("Mozilla/5.0 (compatible; Barracuda Sentinel)", 3600.0, False, (True, "scanner")),
+        ("Go-http-client/1.1", 3600.0, True, (True, "scanner")),
+    ],
+)
+def test_classify_hit(
+    user_agent: str | None, seconds: float | None, is_click: bool, expected: tuple[bool, str]
+) -> None:
+    assert (
+        engagement.classify_hit(
+            user_agent=user_agent, seconds_after_delivery=seconds, is_click=is_click
+        )
+        == expected
+    )
+
+
+def test_every_seen_via_is_named_and_fits_its_column() -> None:
+    assert set(engagement.SEEN_VIA) == {"person", "gmail_proxy", "apple_privacy", "scanner"}
+    assert set(engagement.MACHINE_SEEN_VIA) == {"apple_privacy", "scanner"}
+    assert max(len(key) for key in engagement.SEEN_VIA) <= Event.seen_via.type.length
+
+
+def test_opens_explained() -> None:
+    assert engagement.opens_explained(
+        people_opened=40, apple_privacy_people=12, scanner_opens=30
+    ) == (
+        "Opens count people: 40 people opened (Gmail's image proxy counts as the person "
+        "opening, and a click counts as an open); not counted: Apple Mail Privacy Protection "
+        "prefetches for 12 more people (made whether or not anyone reads) and 30 scanner "
+        "opens."
+    )
+    assert engagement.opens_explained(people_opened=1, apple_privacy_people=1, scanner_opens=0) == (
+        "Opens count people: 1 person opened (Gmail's image proxy counts as the person "
+        "opening, and a click counts as an open); not counted: Apple Mail Privacy Protection "
+        "prefetches for 1 more person (made whether or not anyone reads)."
+    )
+    assert engagement.opens_explained(
+        people_opened=0, apple_privacy_people=0, scanner_opens=1_200
+    ) == (
+        "Opens count people: 0 people opened (Gmail's image proxy counts as the person "
+        "opening, and a click counts as an open); not counted: 1,200 scanner opens."
+    )
+    assert engagement.opens_explained(
+        people_opened=3, apple_privacy_people=0, scanner_opens=0
+    ).endswith("counts as an open).")
+    with pytest.raises(ValueError):
+        engagement.opens_explained(people_opened=-1, apple_privacy_people=0, scanner_opens=0)
 
 
 def test_clicking_every_link_at_once_is_a_scanner(
@@ -106,7 +234,10 @@ def test_clicking_every_link_at_once_is_a_scanner(
     first = engagement.record_click(engine, row.id, 0, user_agent=BROWSER)
     second = engagement.record_click(engine, row.id, 1, user_agent=BROWSER)
     assert (first, second) == ("https://acme.example/jobs", "https://acme.example/blog")
-    assert [e.is_machine for e in events(engine, "click")] == [True, True]
+    assert [(e.is_machine, e.seen_via) for e in events(engine, "click")] == [
+        (True, "scanner"),
+        (True, "scanner"),
+    ]
     # Scanner clicks stop nothing: the next step still goes out.
     make_due(engine)
     assert outbox.deliver_due(engine).sent == 1
@@ -122,11 +253,11 @@ def test_a_human_click_stops_a_step_that_says_so(
     (row,) = sent_rows(engine)
     age_messages(engine)
     engagement.record_click(engine, row.id, 0, user_agent=BROWSER)
-    assert [e.is_machine for e in events(engine, "click")] == [False]
+    assert [(e.is_machine, e.seen_via) for e in events(engine, "click")] == [(False, "person")]
     make_due(engine)
     outbox.deliver_due(engine)
     assert statuses(engine, campaign_id) == {"sent": 1, "cancelled": 1}
-    assert campaigns.step_counts(engine, campaign_id)[1].skip_reasons == {"clicked": 1}
+    assert campaigns.step_counts(engine, campaign_id)[1].cancelled_reasons == {"clicked": 1}
 
 
 def test_unsubscribe_stops_every_campaign_at_once_and_is_idempotent(
@@ -168,7 +299,7 @@ def test_reply_by_hand_stops_the_sequence_and_counts_interest(
     assert sorted(result.unknown) == ["nobody@example.com", "not an address"]
     assert statuses(engine, campaign_id) == {"sent": 2, "queued": 1, "cancelled": 1}
     report = campaigns.report(engine, campaign_id)
-    assert (report["totals"]["replies"], report["totals"]["interested"]) == (1, 1)
+    assert (report["totals"]["people_replied"], report["totals"]["people_interested"]) == (1, 1)
     with pytest.raises(Exception, match="read-only|permission|cannot"):
         engagement.record_reply(engine, candidate_id=1, actor=users["manager"])
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import select as sa_select
 
 from crm import clock, db, jobs, metrics
 from crm.models import (
@@ -533,6 +534,35 @@ def test_monthly_by_hand(world: World) -> None:
     assert series("click_rate") == [0.5, 0.5, 0.0]
 
 
+def test_outreach_counts_people_delivered_not_bounced(world: World) -> None:
+    """The outreach rates divide by people delivered a message: sent, no bounce back."""
+    from sqlalchemy import select
+
+    with db.write_session(world.engine) as session:
+        # c1's February message (m2) and c5's only one (m4, March) bounce.
+        for message in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.unique_key.in_(("m2", "m4")))
+        ):
+            session.add(
+                Event(
+                    kind="bounce",
+                    occurred_at=message.sent_at + dt.timedelta(minutes=5),
+                    candidate_id=message.candidate_id,
+                    campaign_id=message.campaign_id,
+                    step_id=message.step_id,
+                    outbox_message_id=message.id,
+                )
+            )
+    report = metrics.compute(world.engine, start=Q1[0], end=Q1[1])
+    # c0, c1 (January's arrived) and c2 delivered; c0 replied and applied, c1 clicked.
+    assert report.reply_rate == pytest.approx(1 / 3)
+    assert report.click_rate == pytest.approx(1 / 3)
+    assert report.campaign_application_rate == pytest.approx(1 / 3)
+    found = metrics.monthly(world.engine, metric="click_rate", start=Q1[0], end=Q1[1])
+    # January: c0 and c1, c1 clicked; February: only c2 (a machine's click); March: nobody.
+    assert [value for _, value in found] == [0.5, 0.0, None]
+
+
 @pytest.mark.parametrize(
     "scope",
     [
@@ -568,19 +598,28 @@ def test_unknown_metric_is_refused(world: World) -> None:
 
 
 def test_funnel_counts_each_step_within_the_one_before(world: World) -> None:
+    steps = ("members", "contacted", "engaged", "applied", "hired_from_talent_pools")
     in_p = metrics.funnel(world.engine, start=Q1[0], end=Q1[1], pool_id=world.pool_p)
-    # c3 was hired but never contacted in the period, so the funnel leaves them out
-    assert in_p == {"members": 4, "contacted": 3, "engaged": 3, "applied": 2, "hired": 1}
+    # P's members c0..c3; c0, c1, c2 were sent K in Q1 and engaged; c0 and c1 applied.
+    # Hired from P in Q1: c0 (Feb 10) and c3 (Mar 15). c3 was never contacted in Q1 but
+    # was hired from the pool, so counts in every step (the old funnel lost them).
+    assert in_p == dict(zip(steps, (4, 4, 4, 3, 2), strict=True))
+    # All pools: c4 (Q) joins the members only; the pool hires are c0 (campaign) and c3.
     everyone = metrics.funnel(world.engine, start=Q1[0], end=Q1[1])
-    assert everyone == {"members": 5, "contacted": 3, "engaged": 3, "applied": 2, "hired": 1}
+    assert everyone == dict(zip(steps, (5, 4, 4, 3, 2), strict=True))
+    report = metrics.compute(world.engine, start=Q1[0], end=Q1[1])
+    numerator = report.hires_from_talent_pools_share * report.hires  # 2 of 4 hires
+    assert everyone["hired_from_talent_pools"] == round(numerator) == 2
+    # March: K's only message went to c5 (in no pool); c3's hire on Mar 15 still counts
+    # all the way down. c0's February hire is out of the period.
     later = metrics.funnel(world.engine, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31))
-    assert later == {"members": 5, "contacted": 0, "engaged": 0, "applied": 0, "hired": 0}
+    assert later == dict(zip(steps, (5, 1, 1, 1, 1), strict=True))
 
 
 def test_savings_computed_given_and_without_data(world: World) -> None:
     found = metrics.savings(world.engine, start=Q1[0], end=Q1[1])
-    # 2 pool hires (c0, c3) x (1000 ads + 9000 agency) / 1 agency-or-job-board hire (c6)
-    assert found["pool_hires"] == 2 and found["external_hires"] == 1
+    # 2 hired from pools (c0, c3) x (1000 ads + 9000 agency) / 1 agency-or-job-board hire
+    assert found["hired_from_talent_pools"] == 2 and found["external_hires"] == 1
     assert found["external_cost_per_hire"] == pytest.approx(10_000)
     assert found["gross_savings"] == pytest.approx(20_000)
     assert found["crm_costs"] == pytest.approx(2_000)  # tools + recruiter time
@@ -590,7 +629,7 @@ def test_savings_computed_given_and_without_data(world: World) -> None:
     )
     assert given["external_cost_basis"] == "given" and given["net_savings"] == 8_000
     february = metrics.savings(world.engine, start=dt.date(2026, 2, 1), end=dt.date(2026, 2, 28))
-    assert february["pool_hires"] == 1 and february["external_hires"] == 0
+    assert february["hired_from_talent_pools"] == 1 and february["external_hires"] == 0
     assert february["external_cost_per_hire"] is None and february["net_savings"] is None
 
 
@@ -649,3 +688,167 @@ def test_withdrawn_and_remade_offers(engine: Engine, users: dict[str, User]) -> 
     assert report.offer_acceptance_rate == pytest.approx(1 / 2)  # re-made accepted, walked
     assert report.time_to_hire_days == pytest.approx(38)  # Jan 5 -> Feb 12
     assert report.hires == 0  # accepted, not yet started
+
+
+# --- one number for hires, wherever shown ------------------------------------------------
+#
+# The last 90 days (the Goals page's default period), from today at 12:00 UTC back.
+# Dynamic pool Backend (skill "go"), static pool Frontend (empty).
+#   A1 member, contacted 20 days ago, applied 30, hired 10 from Backend (talent pool)
+#   A2 member, contacted only 100 days ago (before the period), applied 50, hired 15
+#      through a CRM campaign
+#   A3 left Backend (no longer has "go"), hired 20 days ago from it (talent pool)
+#   A4 left Backend, hired 5 days ago from it (talent pool)
+#   A5 hired 25 days ago through an agency (in no pool)
+#   A6 hired 200 days ago from Backend: before the period
+#   M1 member, contacted 3 days ago, opened 2 days ago; M2 member, never contacted
+# Hires in the period: A1..A5 = 5; from talent pools: A1..A4 = 4 (share 4/5).
+# Funnel: members now A1 A2 M1 M2 + leavers A3 A4 = 6; contacted A1 M1 + hired = 5;
+# engaged A1 (applied) M1 (open) + hired = 5; applied A1 + hired = 4; hired 4.
+# With Backend chosen, A2 (campaign, no pool on record) is no hire from it: 6, 4, 4, 3, 3.
+
+
+def noon_days_ago(days: int) -> dt.datetime:
+    return dt.datetime.combine(clock.today() - dt.timedelta(days=days), dt.time(12), dt.UTC)
+
+
+@dataclass
+class PoolHires:
+    engine: Engine
+    backend: int
+    frontend: int
+    start: dt.date
+    end: dt.date
+
+
+def pool_hires_world(engine: Engine) -> PoolHires:
+    """The hand-computed fixture above, in a fresh database."""
+    with db.write_session(engine) as session:
+        backend = Pool(
+            name="Backend",
+            kind="dynamic",
+            filter={"field": "skills", "op": "has_any", "value": ["go"]},
+            stages=[],
+        )
+        frontend = Pool(name="Frontend", kind="static", stages=[])
+        job = Job(title="Engineer", opened_at=clock.today() - dt.timedelta(days=300))
+        session.add_all([backend, frontend, job])
+        people = {}
+        for name, skills, contacted in [
+            ("A1", ["go"], 20),
+            ("A2", ["go"], 100),
+            ("A3", [], 40),
+            ("A4", [], 60),
+            ("A5", [], None),
+            ("A6", [], None),
+            ("M1", ["go"], 3),
+            ("M2", ["go"], None),
+        ]:
+            person = Candidate(
+                first_name=name,
+                last_name="Z",
+                last_contacted_at=None if contacted is None else noon_days_ago(contacted),
+            )
+            person.skills = skills
+            people[name] = person
+        session.add_all(people.values())
+        session.flush()
+        for name, source, pool, applied, hired in [
+            ("A1", "talent_pool", backend, 30, 10),
+            ("A2", "campaign", None, 50, 15),
+            ("A3", "talent_pool", backend, 45, 20),
+            ("A4", "talent_pool", backend, 40, 5),
+            ("A5", "agency", None, 60, 25),
+            ("A6", "talent_pool", backend, 260, 200),
+        ]:
+            session.add(
+                Application(
+                    candidate_id=people[name].id,
+                    job_id=job.id,
+                    source=source,
+                    pool_id=pool.id if pool else None,
+                    stage="hired",
+                    applied_at=noon_days_ago(applied),
+                    hired_at=noon_days_ago(hired),
+                )
+            )
+        session.add(Event(kind="open", occurred_at=noon_days_ago(2), candidate_id=people["M1"].id))
+        ids = backend.id, frontend.id
+    today = clock.today()
+    return PoolHires(engine, *ids, today - dt.timedelta(days=89), today)
+
+
+def test_hires_and_hired_from_talent_pools_are_one_number_everywhere(
+    engine: Engine,
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from crm import goals
+    from crm.cli import app
+    from crm.models import Goal
+
+    world = pool_hires_world(engine)
+    span = {"start": world.start, "end": world.end}
+    steps = ("members", "contacted", "engaged", "applied", "hired_from_talent_pools")
+    everyone = metrics.funnel(engine, **span)
+    assert everyone == dict(zip(steps, (6, 5, 5, 4, 4), strict=True))
+    # With the pool chosen, its last step is the hires whose application came from it:
+    # A1, A3, A4 (A2 came through a campaign with no pool on record). A2, contacted only
+    # before the period, then drops out of contacted, engaged and applied.
+    in_backend = metrics.funnel(engine, **span, pool_id=world.backend)
+    assert in_backend == dict(zip(steps, (6, 4, 4, 3, 3), strict=True))
+    assert metrics.funnel(engine, **span, pool_id=world.frontend) == dict.fromkeys(steps, 0)
+    assert metrics.savings(engine, **span)["hired_from_talent_pools"] == 4
+    assert metrics.hired_from_talent_pools(engine, **span) == 4
+    report = metrics.compute(engine, **span)
+    assert report.hires == 5  # A1..A5, the agency hire included
+    assert report.hires_from_talent_pools_share == pytest.approx(4 / 5)
+    # The goal cards measure the same metrics over the same days.
+    for metric, expected in (("hires", 5), ("hires_from_talent_pools_share", 0.8)):
+        goal = Goal(
+            title=metric,
+            metric=metric,
+            scope={},
+            target_kind="absolute",
+            target_value=1.0,
+            start_date=world.start,
+            deadline=world.end + dt.timedelta(days=30),
+            baseline_value=0.0,
+        )
+        actual = goals.progress(engine, goal, today=world.end).actual
+        assert actual == pytest.approx(expected)
+    result = CliRunner().invoke(
+        app, ["metrics", "--from", str(world.start), "--to", str(world.end), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert (printed["hires"], printed["hired_from_talent_pools"]) == (5, 4)
+    assert printed["hires_from_talent_pools_share"] == 0.8
+
+
+def test_funnel_and_savings_count_a_person_hired_twice_once(engine: Engine) -> None:
+    """People, not hires: A1 hired again (a second job) from Backend in the period is still
+    one person in the funnel and in Savings, while `hires` counts both hires."""
+    world = pool_hires_world(engine)
+    with db.write_session(engine) as session:
+        second = Job(title="Second", opened_at=clock.today() - dt.timedelta(days=60))
+        session.add(second)
+        session.flush()
+        first = session.scalar(sa_select(Candidate.id).where(Candidate.first_name == "A1"))
+        session.add(
+            Application(
+                candidate_id=first,
+                job_id=second.id,
+                source="talent_pool",
+                pool_id=world.backend,
+                stage="hired",
+                applied_at=noon_days_ago(8),
+                hired_at=noon_days_ago(4),
+            )
+        )
+    span = {"start": world.start, "end": world.end}
+    assert metrics.funnel(engine, **span)["hired_from_talent_pools"] == 4
+    assert metrics.savings(engine, **span)["hired_from_talent_pools"] == 4
+    assert metrics.compute(engine, **span).hires == 6

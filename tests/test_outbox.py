@@ -178,7 +178,7 @@ def test_reply_stops_the_following_steps(
     report = outbox.deliver_due(engine)
     assert report.sent == 1 and report.cancelled == 1
     counts = campaigns.step_counts(engine, campaign_id)
-    assert counts[1].skip_reasons == {"replied": 1}
+    assert counts[1].cancelled_reasons == {"replied": 1}
     assert campaigns.get_campaign(engine, campaign_id).status == "completed"
 
 
@@ -194,7 +194,7 @@ def test_unsubscribed_after_launch_gets_nothing(
         )
     outbox.deliver_due(engine)
     assert set(acknowledged_per_address(smtp)) == {"p0@example.com"}
-    assert campaigns.step_counts(engine, campaign_id)[0].skip_reasons == {"unsubscribed": 1}
+    assert campaigns.step_counts(engine, campaign_id)[0].cancelled_reasons == {"unsubscribed": 1}
 
 
 def test_fault_matrix_loses_and_doubles_nothing(

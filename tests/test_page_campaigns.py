@@ -218,8 +218,8 @@ def test_results_and_replies_marked_by_hand(
     assert not at.exception, at.exception
     assert "Marked 1 replies. 1 addresses matched nobody: zed@nowhere.io" in at.success[0].value
     assert headline(at).startswith("#### 50% replied · 50% interested")
-    [table] = [m.value for m in at.markdown if m.value.startswith("| Step | Delivered |")]
-    # Per step and overall: delivered, then replied and interested with their rates.
+    [table] = [m.value for m in at.markdown if m.value.startswith("| Step | People delivered |")]
+    # Per step and overall: people delivered, then replied and interested with their rates.
     assert "| **1** | 2 | 1 (50%) | 1 (50%) |" in table
     assert "| **All** | 2 | 1 (50%) | 1 (50%) |" in table
     # Back to the list.
@@ -238,10 +238,53 @@ def test_funnel_and_hires_part_draws_the_reports_numbers(
     [chart] = at.get("vega_lite_chart")
     frame = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_pandas()
     report = campaigns.report(engine, campaign_id)
-    assert frame["people"].tolist() == [
-        report["totals"]["delivered"], report["totals"]["opens_human"],
-        report["totals"]["clicks"], report["totals"]["replies"],
+    assert frame["count"].tolist() == [
+        report["totals"]["people_delivered"], report["totals"]["people_opened"],
+        report["totals"]["people_clicked"], report["totals"]["people_replied"],
         report["applications"], report["hires"],
     ]  # fmt: skip
-    assert frame["people"].tolist()[0] == 2
+    assert frame["count"].tolist()[0] == 2
     assert any("No applications are attributed" in c.value for c in at.main.caption)
+
+
+def test_figures_on_the_page_count_people(users: dict[str, User], engine: Engine) -> None:
+    """The three-step campaign of tests/test_campaigns.py: 3 of 10 people replied, over 20
+    messages; the list, headline, steps table and step list all say people or messages."""
+    from tests.test_campaigns import three_step_campaign
+
+    campaign_id = three_step_campaign(engine)
+    at = open_page(users["manager"])
+    frame = at.dataframe[0].value
+    row = frame.iloc[0]
+    assert (row["Messages sent"], row["People delivered"]) == (20, 10)
+    assert (row["Reply rate"], row["Click rate"], row["Open rate"]) == ("30%", "10%", "40%")
+    assert row["Unsubscribed (people)"] == 1
+
+    at.session_state["campaigns_selected"] = campaign_id
+    at.run()
+    assert not at.exception, at.exception
+    lead = headline(at)
+    assert lead.startswith("#### 30% replied · 10% interested")
+    assert "3 people replied and 1 said they are interested, of the 10 people delivered" in lead
+    assert "20 messages sent, 1 bounced" in lead
+    # How each kind of open was counted: p4's Apple prefetches and two scanner opens apart.
+    assert "4 people opened" in lead and "1 more person" in lead and "2 scanner opens" in lead
+    [table] = [m.value for m in at.markdown if m.value.startswith("| Step | People delivered |")]
+    assert (
+        "| **1** | 10 | 2 (20%) | 0 (0%) | 3 (30%) | 0 (0%) | 1 (10%) | 1 | 2 | 10 | 0 |" in table
+    )
+    assert "| **2** | 5 | 1 (20%) | 1 (20%) | 1 (20%) | 1 (20%) | 0 (0%) | 1 | 0 | 6 | 1 |" in table
+    assert (
+        "| **All** | 10 | 3 (30%) | 1 (10%) | 4 (40%) | 1 (10%) | 1 (10%) | 1 | 2 | 20 | 1 |"
+        in (table)
+    )
+
+    at.segmented_control(key=f"campaign_part_{campaign_id}").set_value("Steps and outbox").run()
+    assert not at.exception, at.exception
+    steps = at.dataframe[0].value
+    assert steps["Cancelled"].tolist() == [0, 2, 0] and steps["Skipped"].tolist() == [0, 1, 0]
+    assert steps["Why cancelled"].tolist()[1] in {
+        "1 unsubscribed; 1 replied",
+        "1 replied; 1 unsubscribed",
+    }
+    assert steps["Why skipped"].tolist() == ["", "1 no email address", ""]

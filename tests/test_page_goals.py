@@ -136,7 +136,7 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
     ):
         assert cards[metrics.METRICS[metric][0]] == common_format(metric, report.value(metric))
     assert cards["Hires"] == "2"
-    assert cards["Cost per hire"] == "$3,250"  # (5000 + 500.50 + 1000) / 2
+    assert cards["Cost per hire"] == "3,250 USD"  # (5000 + 500.50 + 1000) / 2
     assert cards["Reply rate"] == "no data"
     charts = chart_frames(at)
     trends = charts["facet"]
@@ -156,11 +156,14 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
     assert sources == {
         metrics.SOURCE_LABELS[s]: share for s, share in report.source_of_hire.items()
     }
-    assert len(at.get("download_button")) == 2  # CSV and PNG of the one chart (no pools)
+    # Ana's hire (source talent pool) is in every funnel step though no pool exists now,
+    # as in Savings: CSV and PNG of both charts.
+    assert chart_frames(at)["step"]["people"].tolist() == [1, 1, 1, 1, 1]
+    assert len(at.get("download_button")) == 4
     open_section(at, "Savings")
     saved = metrics.savings(engine, start=start, end=end)
     cards = {m.label: m.value for m in at.metric}
-    assert cards["Net savings"] == f"${saved['net_savings']:,.0f}"
+    assert cards["Net savings"] == f"{saved['net_savings']:,.0f} USD"
     assert [b.label for b in at.get("download_button")] == ["CSV"]
     assert main_buttons(at) == []
 
@@ -362,7 +365,7 @@ def test_custom_period_and_scope_filter_the_cards(users: dict[str, User], engine
     assert cards["Hires"] == "1"
     assert cards["Offer acceptance rate"] == "100%"  # Cy declined 28 days ago, before
     # Team costs belong to no job, so a role-family scope leaves them out.
-    assert cards["Cost per hire"] == "$0"
+    assert cards["Cost per hire"] == "0 USD"
     report = metrics.compute(
         engine,
         start=clock.today() - dt.timedelta(days=25),
@@ -370,3 +373,31 @@ def test_custom_period_and_scope_filter_the_cards(users: dict[str, User], engine
         scope=metrics.Scope(role_families=("Software Engineering",)),
     )
     assert cards["Time to hire"] == common_format("time_to_hire_days", report.time_to_hire_days)
+
+
+def test_funnel_savings_and_cards_show_one_number_for_hires(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """The fixture in test_metrics: 5 hires in the last 90 days, 4 of them from talent
+    pools (two of those people have left the pool, one was contacted only before)."""
+    from tests.test_metrics import pool_hires_world
+
+    pool_hires_world(engine)
+    at = open_section(open_page(users["manager"]), "Metrics")
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Hires"] == "5"
+    assert cards["Hires from talent pools"] == common_format("hires_from_talent_pools_share", 0.8)
+    open_section(at, "Funnel & source of hire")
+    funnel = chart_frames(at)["step"]
+    assert dict(zip(funnel["step"], funnel["people"], strict=True)) == {
+        "In the pool now, or hired from it": 6,
+        "Contacted": 5,
+        "Engaged": 5,
+        "Applied": 4,
+        "Hired from talent pools": 4,
+    }
+    assert not [s for s in funnel["step"] if s == "Hired"]
+    open_section(at, "Savings")
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Hired from talent pools"] == "4"
+    assert "Pool hires" not in cards

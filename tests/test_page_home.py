@@ -32,3 +32,18 @@ def test_a_busy_week_shows_the_first_items_and_how_many_more(
     [week] = [m.value for m in at.markdown if "Post number" in m.value]
     assert week.count("Post number") == 8
     assert week.endswith(":gray[and 3 more on the Content calendar]")
+
+
+def test_pools_gone_quiet_show_each_pools_last_touch(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """A's campaign sent 40 days ago is its last touch (Ana's contact yesterday by another
+    campaign is hers); B had content published 3 days ago, so it is not quiet."""
+    from tests.test_attention import touched_pools
+
+    touched_pools(engine)
+    at = app_as(users["recruiter"]).run()
+    assert not at.exception, at.exception
+    assert at.metric[2].label == "Pools gone quiet" and at.metric[2].value == "1"
+    [quiet] = [m.value for m in at.markdown if "last touch" in m.value]
+    assert quiet == "**AWS experts** · last touch 40 days ago"  # B is not listed

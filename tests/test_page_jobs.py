@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from crm import candidates, clock, jobs
+from crm import candidates, clock, jobs, money
 from crm.models import User
 from tests.test_app import app_as
 
@@ -164,7 +164,7 @@ def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
     at.number_input(key=f"jobs_cost_amount_{job_id}").set_value(4500.5)
     at.text_input(key=f"jobs_cost_note_{job_id}").input("Search firm")
     click(at, "Add cost")
-    assert at.success[0].value == "Added a cost of $4,500.50."
+    assert at.success[0].value == "Added a cost of 4,500.50 USD."
     [cost] = jobs.list_costs(engine, job_id=job_id)
     assert (cost.amount, cost.category, cost.note, cost.incurred_on) == (
         Decimal("4500.50"), "agency_fees", "Search firm", clock.today(),
@@ -176,6 +176,38 @@ def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
     assert jobs.list_costs(engine) != []  # only asked
     click(at, "Delete the cost")
     assert jobs.list_costs(engine) == []
+
+
+def test_a_cost_of_its_own_kind_in_another_currency(users: dict[str, User], engine: Engine) -> None:
+    """EUR team, 1 USD = 0.9 EUR: a sign-on bonus paid in USD, listed with its label."""
+    money.set_team_currency(engine, actor=users["admin"], currency="EUR", rates={"USD": "0.9"})
+    job_id = a_job(engine, users)
+    jobs.add_cost(
+        engine, actor=users["recruiter"], amount=Decimal(1000), category="agency_fees",
+        incurred_on=clock.today(), job_id=job_id,
+    )  # fmt: skip
+    at = open_tab(open_job(open_page(users["recruiter"]), job_id), "Costs")
+    currency = at.selectbox(key=f"jobs_cost_currency_{job_id}")
+    assert currency.value == "EUR" and currency.options == ["EUR", "USD"]
+    currency.set_value("USD")
+    at.text_input(key=f"jobs_cost_label_{job_id}").input("  Sign-on bonus ")
+    at.number_input(key=f"jobs_cost_amount_{job_id}").set_value(500)
+    click(at, "Add cost")
+    assert at.success[0].value == "Added a cost of 500.00 USD."
+    by_category = {c.category_text: (c.amount, c.currency) for c in jobs.list_costs(engine)}
+    assert by_category == {
+        "Agency fees": (Decimal("1000.00"), "EUR"),
+        "Other: Sign-on bonus": (Decimal("500.00"), "USD"),
+    }
+    [table] = [d.value for d in at.dataframe if "category" in d.value.columns]
+    assert sorted(zip(table["category"], table["currency"], strict=True)) == [
+        ("Agency fees", "EUR"),
+        ("Other: Sign-on bonus", "USD"),
+    ]
+    # 1000 + 500 × 0.9 EUR
+    assert any(
+        c.value == "2 costs, 1,450.00 EUR in all. In EUR; USD converted at 0.9." for c in at.caption
+    )
 
 
 def test_a_cost_must_be_more_than_zero(users: dict[str, User], engine: Engine) -> None:

@@ -224,3 +224,26 @@ def test_a_filter_over_a_limit_pasted_as_json_is_one_sentence(
         assert sentence in [e.value for e in at.error]
     with db.read_session(engine) as session:
         assert session.scalar(select(Pool.id)) is None
+
+
+def test_last_touch_in_the_list_and_on_the_pools_own_page(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """The same last touch as Home and `crm pool list`: A's campaign 40 days ago (not
+    Ana's contact yesterday by another campaign), B's published content 3 days ago."""
+    from tests.test_attention import touched_pools
+
+    made = touched_pools(engine)
+    at = open_page(users["manager"])
+    table = at.dataframe[0].value
+    assert "Last touched" not in table.columns
+    assert dict(zip(table["Pool"], table["Last touch"], strict=True)) == {
+        "AWS experts": "40 days ago",
+        "Senior backend engineers": "3 days ago",
+    }
+    for name, shown in (("A", "40 days ago"), ("B", "3 days ago")):
+        at.session_state["pools_selected"] = made[name]
+        at.run()
+        assert not at.exception, at.exception
+        [about] = [c.value for c in at.caption if "hire(s) from it" in c.value]
+        assert about.endswith(f" · last touch {shown}")

@@ -176,3 +176,34 @@ def test_a_manager_gets_no_privacy_section(users: dict[str, User], engine: Engin
     assert not any(e.label == "Privacy" for e in at.expander)
     recruiter = open_profile(users["recruiter"], cid)
     assert any(e.label == "Privacy" for e in recruiter.expander)
+
+
+def test_profile_shows_the_last_touch_then_the_last_contact(
+    users: dict[str, User], engine: Engine
+) -> None:
+    """Last touch = the later of last contacted (10 days ago) and last engaged (2 days
+    ago), the same rule as the privacy retention list (crm.touches)."""
+    import datetime as dt
+
+    from crm import clock, db
+    from crm.models import Candidate
+
+    cid = make_ana(engine, users)
+
+    def schedule_line(at) -> str:
+        [line] = [m.value for m in at.markdown if m.value.startswith(":material/schedule:")]
+        return line.replace("\\", "")
+
+    at = open_profile(users["recruiter"], cid)
+    assert schedule_line(at) == ":material/schedule: Last touch never · never contacted"
+    with db.write_session(engine) as session:
+        ana = session.get(Candidate, cid)
+        ana.last_contacted_at = clock.now() - dt.timedelta(days=10)
+        ana.last_contacted_by_id = users["recruiter"].id
+        ana.last_contact_channel = "phone"
+        ana.last_engaged_at = clock.now() - dt.timedelta(days=2)
+    at = open_profile(users["recruiter"], cid)
+    assert schedule_line(at) == (
+        ":material/schedule: Last touch 2 days ago · last contacted 10 days ago by "
+        f"{users['recruiter'].display_name} (phone)"
+    )

@@ -208,14 +208,35 @@ def test_save_validates_and_names_are_unique(people: Engine, users) -> None:
         pools.save_pool(people, actor=actor, name="  ", kind="static")
 
 
-def test_list_shows_size_growth_engagement_and_last_touched(people: Engine, users) -> None:
+def test_list_shows_size_growth_engagement_and_last_touch(people: Engine, users) -> None:
     actor = users["recruiter"]
     pools.save_pool(people, actor=actor, name="All", kind="dynamic", filter_json={"all": []})
     (summary,) = pools.list_pools(people)
     assert (summary.size, summary.growth, summary.owner) == (5, 5, actor.display_name)
     assert summary.engaged == 0 and summary.engagement_rate == 0
-    assert summary.last_touched is not None
-    assert abs((summary.last_touched - (clock.now() - dt.timedelta(days=10))).total_seconds()) < 1
+    # Ana was contacted 10 days ago, but nothing was ever aimed at the pool itself.
+    assert summary.last_touch is None
+
+
+def test_list_and_cli_give_each_pool_its_campaign_and_content_last_touch(
+    engine: Engine,
+) -> None:
+    from typer.testing import CliRunner
+
+    from crm.cli import app
+    from tests.test_attention import touched_pools
+
+    made = touched_pools(engine)
+    now = dt.datetime.fromtimestamp(made["now"], dt.UTC)
+    expected = {
+        "AWS experts": now - dt.timedelta(days=40),  # not Ana's contact yesterday
+        "Senior backend engineers": now - dt.timedelta(days=3),
+    }
+    assert {s.name: s.last_touch for s in pools.list_pools(engine)} == expected
+    result = CliRunner().invoke(app, ["pool", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    printed = {row["name"]: row["last_touch"] for row in json.loads(result.stdout)}
+    assert printed == {name: moment.isoformat() for name, moment in expected.items()}
 
 
 def test_overlap_and_static_lists(people: Engine, users) -> None:

@@ -330,9 +330,9 @@ def test_erase_removes_the_person_and_keeps_anonymous_counts(
     assert _metrics(engine) == before_metrics
     assert _counts(engine) == before
     report_after = campaigns.report(engine, ana["campaign_id"])
-    assert (report_after["totals"]["sent"], report_after["hires"]) == (1, 1)
+    assert (report_after["totals"]["messages_sent"], report_after["hires"]) == (1, 1)
     assert report_after["applications"] == report_before["applications"]
-    assert report_after["totals"]["skipped"] == report_before["totals"]["skipped"] + 1
+    assert report_after["totals"]["cancelled"] == report_before["totals"]["cancelled"] + 1
 
     cid = ana["id"]
     with db.read_session(engine) as session:
@@ -435,9 +435,9 @@ def test_campaign_report_engagement_survives_erasure(
     after = campaigns.report(engine, ana["campaign_id"])
     for report in (before, after):
         for counters in (*report["steps"], report["totals"]):
-            del counters["queued"], counters["skipped"]  # her waiting step was cancelled
+            del counters["queued"], counters["cancelled"]  # her waiting step was cancelled
     assert after == before
-    assert (after["totals"]["clicks"], after["totals"]["replies"]) == (1, 1)
+    assert (after["totals"]["people_clicked"], after["totals"]["people_replied"]) == (1, 1)
 
 
 def test_reimporting_an_erased_address_makes_a_do_not_contact_record(

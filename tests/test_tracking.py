@@ -306,3 +306,40 @@ def test_link_1001_of_a_message_goes_to_its_own_url_for_its_own_reader(live: Liv
     assert both.status == 404
     assert kinds(live, first.id, expect=2) == [("click", False), ("click", False)]
     assert kinds(live, second.id) == []
+
+
+def test_the_pixel_tells_gmail_apple_privacy_and_people_apart(live: Live) -> None:
+    """Over real HTTP, the route hands the user agent it got to the classifier: Gmail's
+    proxy is the person opening, Apple Mail Privacy Protection's prefetch is not."""
+    gmail, apple, person = send_to(live, 3, "Proxies")
+    agents = {
+        gmail.id: "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "
+        "(via ggpht.com GoogleImageProxy)",
+        apple.id: "Mozilla/5.0",
+        person.id: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) "
+        "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    }
+    for outbox_id, agent in agents.items():
+        pixel = live.request("GET", campaigns.open_url(outbox_id), headers={"User-Agent": agent})
+        assert pixel.status == 200
+    for row in (gmail, apple, person):
+        kinds(live, row.id, expect=1)
+    with db.read_session(live.engine) as session:
+        recorded = {
+            outbox_id: (machine, seen_via, agent)
+            for outbox_id, machine, seen_via, agent in session.execute(
+                select(
+                    Event.outbox_message_id, Event.is_machine, Event.seen_via, Event.user_agent
+                ).where(Event.outbox_message_id.in_(agents), Event.kind == "open")
+            )
+        }
+        engaged = {
+            row.id: session.get(Candidate, row.candidate_id).last_engaged_at is not None
+            for row in (gmail, apple, person)
+        }
+    assert recorded == {
+        gmail.id: (False, "gmail_proxy", agents[gmail.id]),
+        apple.id: (True, "apple_privacy", agents[apple.id]),
+        person.id: (False, "person", agents[person.id]),
+    }
+    assert engaged == {gmail.id: True, apple.id: False, person.id: True}
