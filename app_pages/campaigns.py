@@ -81,11 +81,6 @@ def finish(message: str, *, selected: int | None = None, view: str | None = None
     st.rerun()
 
 
-def rate(share: float | None) -> str:
-    """A rate from crm, as a percentage; "–" when nobody was delivered anything."""
-    return "–" if share is None else f"{share:.0%}"
-
-
 # --- composer ---------------------------------------------------------------------------
 
 

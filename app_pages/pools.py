@@ -66,10 +66,6 @@ def forget_dialog() -> None:
     st.session_state.pop(DIALOG, None)
 
 
-def ago_or_never(moment) -> str:
-    return common.ago(moment) if moment else "never"
-
-
 def people_frame(rows: list[dict]) -> pd.DataFrame:
     """A few people (preview_filter rows) as a table, newest data, no HTML."""
     return pd.DataFrame(
@@ -78,7 +74,7 @@ def people_frame(rows: list[dict]) -> pd.DataFrame:
             "Title": [r["title"] or "" for r in rows],
             "Company": [r["company"] or "" for r in rows],
             "Location": [r["location"] or "" for r in rows],
-            "Last contacted": [ago_or_never(r["last_contacted_at"]) for r in rows],
+            "Last contacted": [common.ago(r["last_contacted_at"]) for r in rows],
         }
     )
 
@@ -278,7 +274,7 @@ def stages_board(pool) -> None:
                     )
                     about = " at ".join(p for p in (card.title, card.company) if p)
                     st.caption(
-                        f"{common.md(about)} · contacted {ago_or_never(card.last_contacted_at)}"
+                        f"{common.md(about)} · contacted {common.ago(card.last_contacted_at)}"
                     )
             hidden = board.counts[stage] - len(board.cards[stage])
             if hidden > 0:
@@ -351,7 +347,7 @@ def aimed_at(pool_id: int) -> None:
                 {
                     "Campaign": [c["name"] for c in campaigns],
                     "Status": [c["status"] for c in campaigns],
-                    "Launched": [ago_or_never(c["launched_at"]) for c in campaigns],
+                    "Launched": [common.ago(c["launched_at"]) for c in campaigns],
                 }
             ),
             hide_index=True,
@@ -441,9 +437,7 @@ def builder_view() -> None:
                     "Title": [r["title"] or "" for r in preview.sample],
                     "Company": [r["company"] or "" for r in preview.sample],
                     "Location": [r["location"] or "" for r in preview.sample],
-                    "Last contacted": [
-                        ago_or_never(r["last_contacted_at"]) for r in preview.sample
-                    ],
+                    "Last contacted": [common.ago(r["last_contacted_at"]) for r in preview.sample],
                 }
             ),
             hide_index=True,

@@ -1850,37 +1850,34 @@ class _Loader:
             key=lambda row: (row["hired_at"], row["job_id"]),
         )
         key_hires = relocations = 0
+
+        def own_kind(job: Job, day: dt.date, name: str, amount: int, currency: str) -> None:
+            category, label = money.file_category(name)  # filed as the product files it
+            costs.append(
+                {
+                    "job_id": job.id,
+                    "incurred_on": day,
+                    "category": category,
+                    "category_label": label,
+                    "amount": _money(amount),
+                    "currency": currency,
+                    "note": f"{name}: {job.title}",
+                }
+            )
+
         for row in hires:
             job = by_id[row["job_id"]]
             day = row["hired_at"].date()
             if job.key_role:
                 key_hires += 1
                 if key_hires % 3 == 0:
-                    costs.append(
-                        {
-                            "job_id": job.id,
-                            "incurred_on": day,
-                            "category": "other",
-                            "category_label": "Sign-on bonus",
-                            "amount": _money(2_500 + 500 * (key_hires // 3 % 3)),
-                            "currency": self.team.currency,
-                            "note": f"Sign-on bonus: {job.title}",
-                        }
-                    )
+                    amount = 2_500 + 500 * (key_hires // 3 % 3)
+                    own_kind(job, day, "Sign-on bonus", amount, self.team.currency)
             if job.location in EURO_OFFICES:
                 relocations += 1
                 if relocations % 2 == 0:
-                    costs.append(
-                        {
-                            "job_id": job.id,
-                            "incurred_on": day,
-                            "category": "other",
-                            "category_label": "Relocation",
-                            "amount": _money(3_000 + 400 * (relocations // 2 % 4)),
-                            "currency": self.currency_of(job.location),
-                            "note": f"Relocation to {job.location}: {job.title}",
-                        }
-                    )
+                    amount = 3_000 + 400 * (relocations // 2 % 4)
+                    own_kind(job, day, "Relocation", amount, self.currency_of(job.location))
 
     # --- content calendar -----------------------------------------------------------------
 
