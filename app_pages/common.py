@@ -86,13 +86,22 @@ def team_currency() -> str:
 FIGURES_SHOWN = "figures_shown"
 
 
-def figure_text(key: str, value: float | None, *, subject: str = "", exact: bool = False) -> str:
+def figure_text(
+    key: str,
+    value: float | None,
+    *,
+    subject: str = "",
+    exact: bool = False,
+    metric: str | None = None,
+) -> str:
     """A registered figure (crm.figures) as the page shows it, noted for this run.
 
     tests/test_figures.py reads the note: every figure a page shows must be registered and
     equal the value its service computes, whichever page shows it.
     """
     unit = figures.figure(key).unit
+    if unit == "metric":  # a goal's figures: in the unit of the metric the goal measures
+        unit = METRICS[metric or ""][1]
     if unit == "moment":
         shown = ago(value)  # type: ignore[arg-type]
     else:

@@ -608,9 +608,12 @@ def glance_table(goal_rows: list[Any]) -> pd.DataFrame:
             {
                 "Goal": goal.title,
                 "Status": goals.STATUS_LABELS[goal.status],
-                "Actual": common.format_value(goal.metric, goal.actual),
-                "Target": common.format_value(goal.metric, goal.target),
-                "Expected by today": common.format_value(goal.metric, goal.expected),
+                **{
+                    figures.label(f"goal.{name}"): common.figure_text(
+                        f"goal.{name}", getattr(goal, name), subject=goal.title, metric=goal.metric
+                    )
+                    for name in ("actual", "target", "expected")
+                },
                 "Trend": [shown(goal.metric, a) for _, a, _ in points if a is not None],
                 "Metric": metrics.METRICS[goal.metric][0],
                 "Scope": describe_scope(goal.scope, options),

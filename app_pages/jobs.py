@@ -377,14 +377,13 @@ def add_person_section(job: jobs.JobSummary) -> None:
                 finish(f"Added {found[person].split(' <')[0]} to {job.title}.")
 
 
-def cost_total(costs: list[jobs.CostView], team: money.TeamMoney) -> str:
-    """'3 costs, 1,450.00 EUR in all.', each cost counted in the team currency."""
-    counted = [cost for cost in costs if team.counts(cost.currency)]
-    total = sum((team.convert(c.amount, c.currency) for c in counted), Decimal(0))
-    plural = "" if len(costs) == 1 else "s"
-    text = f"{len(costs):,} cost{plural}, {total:,.2f} {team.currency} in all"
-    left_out = len(costs) - len(counted)  # stored before rates were required; the note says
-    return text + (f" ({left_out:,} left out)." if left_out else ".")
+def cost_total(summed: metrics.CostTotal) -> str:
+    """'3 costs, 1,450 EUR in all.', each cost counted in the team currency."""
+    plural = "" if summed.costs == 1 else "s"
+    total = common.figure_text("jobs.cost_total", summed.total, exact=True)
+    text = f"{summed.costs:,} cost{plural}, {total} in all"
+    # Stored before rates were required; the note beside it says which.
+    return text + (f" ({summed.left_out:,} left out)." if summed.left_out else ".")
 
 
 def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary]) -> None:
@@ -400,10 +399,12 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
         if isinstance(period, tuple | list) and len(period) == 2:
             start, end = period
     team = money.team_money(engine)
-    costs = jobs.list_costs(engine, start=start, end=end, job_id=job.id if job else None)
+    job_id = job.id if job else None
+    costs = jobs.list_costs(engine, start=start, end=end, job_id=job_id)
     if costs:
         note = money.figures_note(engine)
-        st.caption(cost_total(costs, team) + (f" {note}" if note else ""))
+        summed = metrics.cost_total(engine, start=start, end=end, job_id=job_id)
+        st.caption(cost_total(summed) + (f" {note}" if note else ""))
         st.dataframe(
             pd.DataFrame(
                 {

@@ -60,7 +60,8 @@ if candidate.last_contacted_at:
     contacted = f"last contacted {common.ago(candidate.last_contacted_at)}"
     contacted += f" by {by.display_name}" if by else ""
     contacted += f" ({channel})" if channel else ""
-contact = f"{touches.LABEL} {common.ago(last_touch)} · {contacted}"
+shown_touch = common.figure_text("person.last_touch", last_touch, subject=str(candidate.id))
+contact = f"{touches.LABEL} {shown_touch} · {contacted}"
 owner = users.get(candidate.owner_id)
 basis_colour = {"consented": "green", "legitimate_interest": "blue", "do_not_contact": "red"}
 badges = [

@@ -21,6 +21,8 @@ GOALS = "Goals & ROI"
 CAMPAIGNS = "Campaigns"
 POOLS = "Talent pools"
 HOME = "Home"
+JOBS = "Jobs"
+PROFILE = "Candidate profile"
 METRICS_JSON = "`crm metrics --json`"
 REPORT_JSON = "`crm campaign report --json`"
 POOLS_JSON = "`crm pool list --json`"
@@ -37,7 +39,7 @@ CARD_METRICS = (
     "reply_rate",
     "campaign_application_rate",
 )
-PAGES = (GOALS, CAMPAIGNS, POOLS, HOME)
+PAGES = (GOALS, CAMPAIGNS, POOLS, HOME, JOBS, PROFILE)
 PERIOD_CHOSEN = "the period chosen (first to last day, UTC)"
 ALL_TIME = "since the campaign launched"
 
@@ -46,7 +48,9 @@ ALL_TIME = "since the campaign launched"
 class Figure:
     key: str  # "<family>.<name>", the name as the service and the JSON call it
     label: str  # as every page shows it
-    unit: str  # count, people, messages, hires, money, days, share, moment
+    # count, people, messages, hires, money, days, share, moment; "metric": the unit of the
+    # metric it measures (a goal's figures)
+    unit: str
     counts: str  # the numerator, or what is counted
     divided_by: str | None  # the denominator of a rate, share or mean
     period: str
@@ -318,6 +322,53 @@ FIGURES += (
         (POOLS, POOLS_JSON),
     ),
     Figure(
+        "person.last_touch",
+        "Last touch",
+        "moment",
+        "the later of when we last contacted the person and when they last engaged (a human "
+        "open, click or reply)",
+        None,
+        "ever",
+        (PROFILE,),
+    ),
+    Figure(
+        "goal.actual",
+        "Actual",
+        "metric",
+        "the goal's metric over its scope, from its start to today (its deadline, once past)",
+        None,
+        "the goal's start to today",
+        (GOALS,),
+    ),
+    Figure(
+        "goal.target",
+        "Target",
+        "metric",
+        "the target entered, or the baseline moved by the relative change entered",
+        None,
+        "at the goal's deadline",
+        (GOALS,),
+    ),
+    Figure(
+        "goal.expected",
+        "Expected by today",
+        "metric",
+        "the straight path from the baseline at the start to the target at the deadline, "
+        "read today",
+        None,
+        "today",
+        (GOALS,),
+    ),
+    Figure(
+        "jobs.cost_total",
+        "Costs in all",
+        "money",
+        "the costs listed (a job's, or everyone's in the period chosen), in the team currency",
+        None,
+        "the period chosen, or all a job's costs",
+        (JOBS,),
+    ),
+    Figure(
         "home.content_this_week",
         "Content this week",
         "count",
@@ -388,6 +439,8 @@ def text(unit: str, value: float | None, *, currency: str, exact: bool = False) 
         return f"{value:,.2f} days" if exact else f"{value:.1f} days"
     if unit == "moment":
         raise ValueError("A moment is shown as an age: app_pages.common.ago().")
+    if unit == "metric":
+        raise ValueError("A goal's figure takes its metric's unit: metrics.METRICS.")
     return f"{value:,.0f}"
 
 

@@ -447,6 +447,38 @@ def _costs(
     return _grouped(session, query, Cost.incurred_on, by_month)
 
 
+@dataclass(frozen=True)
+class CostTotal:
+    costs: int  # every cost matching, counted or not
+    total: float  # their sum in the team currency
+    left_out: int  # costs in a currency the team has no rate for (money.figures_note)
+
+
+def cost_total(
+    engine: Engine,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    job_id: int | None = None,
+) -> CostTotal:
+    """The costs the Jobs page lists (a job's, or everyone's in a period) and their sum,
+    converted in SQL exactly as total_cost and cost_per_hire convert them."""
+    with read_session(engine) as session:
+        team = money.team_money_in(session)
+        value = money.team_value(team)
+        query = select(
+            func.count(), func.coalesce(func.sum(value), 0), func.count().filter(value.is_(None))
+        ).select_from(Cost)
+        if start is not None:
+            query = query.where(Cost.incurred_on >= start)
+        if end is not None:
+            query = query.where(Cost.incurred_on <= end)
+        if job_id is not None:
+            query = query.where(Cost.job_id == job_id)
+        count, total, left_out = session.execute(query).one()
+    return CostTotal(int(count), float(total), int(left_out))
+
+
 def message_bounced() -> ColumnElement[bool]:
     """A bounce came back for the outbox message (OutboxMessage in the query)."""
     same_message = (

@@ -20,11 +20,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
-from crm import attention, auth, campaigns, clock, db, demo, figures, metrics, money, pools
-from crm.models import User
+from crm import (
+    attention,
+    auth,
+    campaigns,
+    clock,
+    db,
+    demo,
+    figures,
+    goals,
+    metrics,
+    money,
+    pools,
+    touches,
+)
+from crm.models import Candidate, User
 from tests.conftest import TEST_SECRET, fresh_database_url, python_command
 from tests.test_app import app_as
 
@@ -48,12 +61,20 @@ class World:
         self.reports = {name: campaigns.report(engine, c.id) for name, c in self.campaigns.items()}
         self.pools = {p.name: p for p in pools.list_pools(engine)}
         self.home = attention.today_view(engine, now=clock.now())
+        self.goals = {g.title: g for g in goals.all_progress(engine, today=self.today)}
+        # The Jobs page's Costs view opens on the last 90 days of everyone's costs.
+        self.costs = metrics.cost_total(engine, start=self.start, end=self.end)
 
-    def text(self, key: str, value: Any) -> str:
+    def text(self, key: str, value: Any, subject: str) -> str:
         unit = figures.figure(key).unit
+        exact = False
+        if unit == "metric":
+            unit = metrics.METRICS[self.goals[subject].metric][1]
+        if key == "jobs.cost_total":
+            exact = True  # beside costs listed to the cent
         if unit == "moment":
             return _ago(value)
-        return figures.text(unit, value, currency=self.currency)
+        return figures.text(unit, value, currency=self.currency, exact=exact)
 
     def value(self, key: str, subject: str) -> Any:
         """The service's value of a figure shown for a subject (a pool, a campaign step)."""
@@ -75,6 +96,15 @@ class World:
         if family == "pool":
             summary = self.pools[subject]
             return getattr(summary, name)
+        if family == "goal":
+            return getattr(self.goals[subject], name)
+        if family == "jobs":
+            return self.costs.total
+        if family == "person":
+            with db.read_session(self.engine) as session:
+                return session.scalar(
+                    select(touches.person_last_touch_sql()).where(Candidate.id == int(subject))
+                )
         if family == "home":
             view = self.home
             return {
@@ -94,7 +124,17 @@ def _ago(moment: dt.datetime | None) -> str:
 
 
 # The families this test checks; a registered figure outside them fails below.
-CHECKED_FAMILIES = ("metrics", "funnel", "savings", "campaign", "pool", "home")
+CHECKED_FAMILIES = (
+    "metrics",
+    "funnel",
+    "savings",
+    "campaign",
+    "pool",
+    "home",
+    "goal",
+    "jobs",
+    "person",
+)
 # Figures registered for exports only (checked through the CLI's JSON, not on a page).
 EXPORT_ONLY = {item.key for item in figures.FIGURES if not set(item.shown_on) & set(figures.PAGES)}
 
@@ -137,7 +177,7 @@ def check(world: World, shown: list[tuple[str, str, str]], seen: set[str]) -> No
     """Each figure shown equals its service's value, as crm.figures formats it."""
     for key, subject, text in shown:
         assert key in figures.BY_KEY, f"{key} is shown but not registered in crm/figures.py"
-        expected = world.text(key, world.value(key, subject))
+        expected = world.text(key, world.value(key, subject), subject)
         assert text == expected, f"{key} for {subject!r}: page shows {text}, service {expected}"
         seen.add(key)
 
@@ -170,9 +210,10 @@ def test_the_world_has_every_kind_of_figure(world: World) -> None:
     assert sum(t["apple_privacy_people"] for t in totals)
     assert any(len(r["steps"]) >= 3 for r in world.reports.values())
     assert any(p.last_touch for p in world.pools.values())
+    assert world.goals and world.costs.costs
 
 
-@pytest.mark.parametrize("section", ["Metrics", "Funnel & source of hire", "Savings"])
+@pytest.mark.parametrize("section", ["Goals", "Metrics", "Funnel & source of hire", "Savings"])
 def test_goals_and_roi(world: World, section: str) -> None:
     def open_section(at: AppTest) -> None:
         at.session_state["goals_section"] = section
@@ -204,6 +245,35 @@ def test_talent_pools_and_each_pool(world: World) -> None:
     for summary in world.pools.values():
         at.session_state["pools_selected"] = summary.id
         at.run()
+        check(world, shown_on(at), SEEN)
+
+
+def test_jobs_costs(world: World) -> None:
+    def open_costs(at: AppTest) -> None:
+        at.session_state["jobs_view"] = "Costs"
+
+    at = open_as_manager(world, "app_pages/jobs.py", open_costs)
+    shown = shown_on(at)
+    assert [key for key, _, _ in shown] == ["jobs.cost_total"]
+    check(world, shown, SEEN)
+
+
+def test_profiles(world: World) -> None:
+    """People touched both ways, and someone never touched."""
+    with db.read_session(world.engine) as session:
+        ids = list(
+            session.scalars(
+                select(Candidate.id).order_by(
+                    Candidate.last_engaged_at.desc().nulls_last(), Candidate.id
+                )
+            )
+        )
+    for candidate_id in (ids[0], ids[len(ids) // 2], ids[-1]):
+
+        def open_profile(at: AppTest, candidate_id: int = candidate_id) -> None:
+            at.query_params["id"] = str(candidate_id)
+
+        at = open_as_manager(world, "app_pages/profile.py", open_profile)
         check(world, shown_on(at), SEEN)
 
 
