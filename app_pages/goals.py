@@ -800,13 +800,11 @@ def draw_funnel_and_sources() -> None:
                         for s in metrics.FUNNEL_STEPS
                     ],
                     "people": [funnel[s] for s in metrics.FUNNEL_STEPS],
-                    "shown": [
-                        common.figure_text(f"funnel.{s}", funnel[s], subject=last_step)
-                        for s in metrics.FUNNEL_STEPS
-                    ],
                     "share_of_pool": [funnel[s] / funnel["members"] for s in metrics.FUNNEL_STEPS],
                 }
             )
+            for step in metrics.FUNNEL_STEPS:  # the bars' labels, noted as shown
+                common.figure_text(f"funnel.{step}", funnel[step], subject=last_step)
             order = list(funnel_data["step"])
             bars = alt.Chart(funnel_data).encode(
                 y=alt.Y("step:N", sort=order, title=None),
@@ -818,7 +816,8 @@ def draw_funnel_and_sources() -> None:
                 ],
             )
             funnel_chart = (
-                bars.mark_bar() + bars.mark_text(align="left", dx=3).encode(text="shown:N")
+                bars.mark_bar()
+                + bars.mark_text(align="left", dx=3).encode(text=alt.Text("people:Q", format=","))
             ).properties(height=220)
             chart_block(
                 "funnel",
@@ -940,7 +939,9 @@ def draw_savings() -> None:
     if not printing:
         st.download_button(
             "CSV",
-            data=pd.DataFrame([saved]).to_csv(index=False).encode("utf-8"),
+            data=pd.DataFrame([saved | {"currency": common.team_currency()}])
+            .to_csv(index=False)
+            .encode("utf-8"),
             file_name="savings.csv",
             mime="text/csv",
             icon=":material/table:",
