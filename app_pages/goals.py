@@ -807,7 +807,7 @@ def draw_funnel_and_sources() -> None:
                 common.figure_text(f"funnel.{step}", funnel[step], subject=last_step)
             order = list(funnel_data["step"])
             bars = alt.Chart(funnel_data).encode(
-                y=alt.Y("step:N", sort=order, title=None),
+                y=alt.Y("step:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
                 x=alt.X("people:Q", title="People"),
                 tooltip=[
                     "step:N",

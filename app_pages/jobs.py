@@ -458,9 +458,10 @@ def costs_section(job: jobs.JobSummary | None, summaries: list[jobs.JobSummary])
             format_func=jobs.COST_LABELS.get,
             key=f"jobs_cost_category_{suffix}",
         )
+        # No min_value: a negative or zero amount gets the service's sentence rather than
+        # a silent red box.
         amount = b.number_input(
             "Amount",
-            min_value=0.0,
             value=None,
             step=100.0,
             format="%.2f",

@@ -275,7 +275,9 @@ def money_saved(message: str) -> None:
 rate_column, currency_column = st.columns(2)
 with rate_column.form("money_rate"):
     st.markdown("**Enter or change a rate**")
-    rate_currency = st.text_input("Currency", max_chars=3, placeholder="GBP")
+    # An example that is never the team's own currency (which needs no rate).
+    example = "EUR" if team_money.currency != "EUR" else "USD"
+    rate_currency = st.text_input("Currency", max_chars=3, placeholder=example)
     rate_value = st.text_input(
         f"Rate (1 unit = this many {team_money.currency})", placeholder="1.17"
     )

@@ -178,6 +178,15 @@ def test_add_and_delete_a_cost(users: dict[str, User], engine: Engine) -> None:
     assert jobs.list_costs(engine) == []
 
 
+def test_a_negative_cost_is_one_sentence(users: dict[str, User], engine: Engine) -> None:
+    job_id = a_job(engine, users)
+    at = open_tab(open_job(open_page(users["recruiter"]), job_id), "Costs")
+    at.number_input(key=f"jobs_cost_amount_{job_id}").set_value(-5.0)
+    click(at, "Add cost")
+    assert [e.value for e in at.error] == ["A cost must be more than zero."]
+    assert jobs.list_costs(engine, job_id=job_id) == []
+
+
 def test_a_cost_of_its_own_kind_in_another_currency(users: dict[str, User], engine: Engine) -> None:
     """EUR team, 1 USD = 0.9 EUR: a sign-on bonus paid in USD, listed with its label."""
     money.set_team_currency(engine, actor=users["admin"], currency="EUR", rates={"USD": "0.9"})
