@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, make_url, select
+from sqlalchemy import Engine, func, inspect, make_url, select
 
 from crm import db
 from crm.errors import ConfigError, DatabaseUnavailable, SchemaNotReady
@@ -46,10 +46,28 @@ def test_upgrade_from_empty_then_downgrade_to_base(crm_env: str) -> None:
     engine.dispose()
 
 
-def test_models_match_the_migrations(engine: Engine) -> None:
+def _differences_from_the_models(engine: Engine) -> list:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        return compare_metadata(context, Base.metadata)
+
+
+def test_models_match_the_migrations(crm_env: str) -> None:
+    """Built here by the migrations themselves, not copied from a session's template."""
+    engine = db.create_engine_for(crm_env)
+    db.upgrade(engine)
+    assert _differences_from_the_models(engine) == []
+    engine.dispose()
+
+
+def test_the_engine_fixture_copies_the_migrated_database(engine: Engine) -> None:
+    """The copy each test starts from (see tests/conftest.py) is the migrations' result:
+    at the head revision, matching the models, and empty."""
+    assert db.current_revision(engine) == db.head_revision()
+    assert _differences_from_the_models(engine) == []
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            assert connection.execute(select(func.count()).select_from(table)).scalar() == 0
 
 
 def test_constraint_names_follow_the_convention(engine: Engine) -> None:
