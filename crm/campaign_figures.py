@@ -32,7 +32,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm.db import read_session
@@ -124,18 +124,6 @@ def _message_person() -> ColumnElement[int]:
     return func.coalesce(OutboxMessage.candidate_id, -OutboxMessage.enrollment_id)
 
 
-def _event_person() -> ColumnElement[int]:
-    """The person an event is about, as _message_person() names them."""
-    # The message is looked up only for events whose person was erased (coalesce stops
-    # at the first value), never for every event.
-    enrollment = (
-        select(OutboxMessage.enrollment_id)
-        .where(OutboxMessage.id == Event.outbox_message_id)
-        .scalar_subquery()
-    )
-    return func.coalesce(Event.candidate_id, 0 - enrollment)
-
-
 def _message_figures(
     session: Session, key: Any, where: ColumnElement[bool]
 ) -> dict[Any, dict[str, int]]:
@@ -167,75 +155,61 @@ def _people_figures(
 ) -> dict[Any, dict[str, int]]:
     """{campaign id or step id: people counts}, in one query.
 
-    The people delivered are joined to what each of them did, so every engagement count
-    is of people delivered (a reply to a message that bounced does not count on its own).
+    Each person delivered (once per key) is asked what they did with correlated EXISTS
+    seeks on the events' (candidate, campaign, kind) index, so every engagement count is
+    of people delivered (a reply to a message that bounced does not count on its own) and
+    the work grows with the people delivered, not with people × events (joining the
+    delivered to the grouped events took 17 s for 10,000 people and 50,000 events).
     """
     message_key = OutboxMessage.step_id if by_step else OutboxMessage.campaign_id
     delivered_where = [message_delivered()]
-    event_key = Event.step_id if by_step else Event.campaign_id
-    event_where = [Event.campaign_id.is_not(None), Event.kind.in_(PEOPLE_EVENT_KINDS)]
     if campaign_id is not None:
         delivered_where.append(OutboxMessage.campaign_id == campaign_id)
-        event_where.append(Event.campaign_id == campaign_id)
     delivered = (
-        select(message_key.label("key"), _message_person().label("person"))
+        select(
+            message_key.label("key"),
+            OutboxMessage.campaign_id.label("campaign"),
+            _message_person().label("person"),
+        )
         .where(*delivered_where)
         .distinct()
         .subquery()
     )
-    events = (
-        select(
-            event_key.label("key"),
-            _event_person().label("person"),
-            Event.kind,
-            Event.is_machine,
-            Event.seen_via,
-        )
-        .where(*event_where)
-        .subquery()
-    )
-    human = events.c.is_machine.is_(False)
 
-    def did(condition: ColumnElement[bool]) -> Any:
-        return func.max(case((condition, 1), else_=0))
-
-    engaged = (
-        select(
-            events.c.key,
-            events.c.person,
-            did(human & events.c.kind.in_(("reply", "interested"))).label("replied"),
-            did(human & (events.c.kind == "interested")).label("interested"),
-            did(human & events.c.kind.in_(("open", "click"))).label("opened"),
-            did(human & (events.c.kind == "click")).label("clicked"),
-            did(events.c.kind == "unsubscribe").label("unsubscribed"),
-            did((events.c.kind == "open") & (events.c.seen_via == APPLE_PRIVACY)).label("apple"),
+    def did(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        """Whether the delivered person has an event of theirs matching the conditions."""
+        same = [Event.campaign_id == delivered.c.campaign, *conditions]
+        if by_step:
+            same.append(Event.step_id == delivered.c.key)
+        by_candidate = exists(
+            select(Event.id).where(Event.candidate_id == delivered.c.person, *same)
         )
-        .group_by(events.c.key, events.c.person)
-        .subquery()
-    )
-
-    def people(column: Any) -> Any:
-        return func.coalesce(func.sum(column), 0)
-
-    query = (
-        select(
-            delivered.c.key,
-            func.count(),
-            people(engaged.c.replied),
-            people(engaged.c.interested),
-            people(engaged.c.opened),
-            people(engaged.c.clicked),
-            people(engaged.c.unsubscribed),
-            people(case((and_(engaged.c.apple == 1, engaged.c.opened == 0), 1), else_=0)),
+        # Someone erased since is their enrollment (a negative person): their events kept
+        # the message they came from, not the person.
+        by_enrollment = exists(
+            select(Event.id)
+            .join(OutboxMessage, OutboxMessage.id == Event.outbox_message_id)
+            .where(OutboxMessage.enrollment_id == -delivered.c.person, *same)
         )
-        .select_from(
-            delivered.outerjoin(
-                engaged,
-                and_(engaged.c.key == delivered.c.key, engaged.c.person == delivered.c.person),
-            )
-        )
-        .group_by(delivered.c.key)
-    )
+        return case((delivered.c.person > 0, by_candidate), else_=by_enrollment)
+
+    human = Event.is_machine.is_(False)
+    opened = did(human, Event.kind.in_(("open", "click")))
+    apple_only = and_(did(Event.kind == "open", Event.seen_via == APPLE_PRIVACY), ~opened)
+
+    def people(condition: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    query = select(
+        delivered.c.key,
+        func.count(),
+        people(did(human, Event.kind.in_(("reply", "interested")))),
+        people(did(human, Event.kind == "interested")),
+        people(opened),
+        people(did(human, Event.kind == "click")),
+        people(did(Event.kind == "unsubscribe")),
+        people(apple_only),
+    ).group_by(delivered.c.key)
     return {
         row[0]: dict(zip(PEOPLE_COUNTS, (int(value) for value in row[1:]), strict=True))
         for row in session.execute(query)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, MetaData, func, select, update
 from sqlalchemy import types as sa_types
 
 from crm import (
+    campaign_figures,
     campaigns,
     candidates,
     clock,
@@ -333,6 +334,12 @@ def test_erase_removes_the_person_and_keeps_anonymous_counts(
     assert (report_after["totals"]["messages_sent"], report_after["hires"]) == (1, 1)
     assert report_after["applications"] == report_before["applications"]
     assert report_after["totals"]["cancelled"] == report_before["totals"]["cancelled"] + 1
+    # The people counts still count her, by her enrollment.
+    people = [*campaign_figures.PEOPLE_COUNTS, "scanner_opens"]
+    assert {k: report_after["totals"][k] for k in people} == {
+        k: report_before["totals"][k] for k in people
+    }
+    assert report_before["totals"]["people_delivered"] == 1
 
     cid = ana["id"]
     with db.read_session(engine) as session:
