@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import clock, privacy
+from crm import audit_log, clock
 from crm.errors import CrmError
 
 PAGE_SIZE = 50
@@ -26,7 +26,7 @@ if admin.role != "admin":
 @st.cache_data(ttl=60, show_spinner=False)
 def load_actions(url: str) -> list[str]:
     """The actions in the log and their families ("candidate" takes in "candidate.erase")."""
-    actions = privacy.audit_actions(common.engine(), actor=common.current_user())
+    actions = audit_log.actions(common.engine(), actor=common.current_user())
     families = {action.split(".")[0] for action in actions if "." in action}
     return sorted(set(actions) | families)
 
@@ -74,13 +74,13 @@ if st.session_state.get("audit_last_filters") != filters:
 st.session_state["audit_last_filters"] = filters
 page = int(st.session_state.get(PAGE, 1))
 try:
-    rows, total = privacy.audit_entries(
+    rows, total = audit_log.entries(
         engine, actor=admin, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, **filters
     )
     pages = max(1, -(-total // PAGE_SIZE))
     if page > pages:
         page = pages
-        rows, total = privacy.audit_entries(
+        rows, total = audit_log.entries(
             engine, actor=admin, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, **filters
         )
 except CrmError as error:
@@ -127,7 +127,7 @@ st.session_state[PAGE] = page
 
 bottom.download_button(
     "Download this entry (CSV)" if total == 1 else f"Download these {total:,} entries (CSV)",
-    data=lambda: privacy.audit_csv(engine, actor=admin, **filters),
+    data=lambda: audit_log.export_csv(engine, actor=admin, **filters),
     file_name=f"audit-log-{today.isoformat()}.csv",
     mime="text/csv",
     icon=":material/download:",

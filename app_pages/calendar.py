@@ -10,8 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import calendar_grid, common
-from crm import auth, calendar, campaigns, clock, pools
+from crm import auth, campaign_figures, clock, pools
 from crm.config import load_settings
+from crm.content_calendar import cadence, drafts, files, labels
+from crm.content_calendar import items as calendar_items
+from crm.content_calendar.occurrences import Occurrence, occurrences_between
 from crm.errors import CrmError
 
 VIEW = "cal_view"
@@ -63,8 +66,8 @@ def load_users(url: str) -> dict[int, str]:
 @st.cache_data(ttl=10, show_spinner=False)
 def load_occurrences(
     url: str, start: dt.datetime, end: dt.datetime, pool_id: int | None, channel: str | None
-) -> list[calendar.Occurrence]:
-    return calendar.occurrences_between(
+) -> list[Occurrence]:
+    return occurrences_between(
         common.engine(), start=start, end=end, pool_id=pool_id, channel=channel
     )
 
@@ -91,8 +94,8 @@ def load_month(
 @st.cache_data(ttl=30, show_spinner=False)
 def load_warnings(
     url: str, start: dt.datetime, end: dt.datetime, zone: str
-) -> list[calendar.CadenceWarning]:
-    return calendar.cadence_warnings(common.engine(), start=start, end=end, timezone=zone)
+) -> list[cadence.CadenceWarning]:
+    return cadence.cadence_warnings(common.engine(), start=start, end=end, timezone=zone)
 
 
 def finish(message: str) -> None:
@@ -112,9 +115,9 @@ def local(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(zone)
 
 
-def chip(occurrence: calendar.Occurrence) -> str:
+def chip(occurrence: Occurrence) -> str:
     """A chip coloured by channel: time and title, user text made inert."""
-    colour = calendar.CHANNEL_COLOURS.get(occurrence.channel, "gray")
+    colour = labels.CHANNEL_COLOURS.get(occurrence.channel, "gray")
     text = f"{local(occurrence.starts_at):%H:%M} {common.md(occurrence.title)}"
     if occurrence.status == "published":
         text = f":material/check: {text}"
@@ -133,7 +136,7 @@ def go_today() -> None:
     st.session_state[CURSOR] = today
 
 
-def open_from_pills(widget_key: str, by_index: list[calendar.Occurrence]) -> None:
+def open_from_pills(widget_key: str, by_index: list[Occurrence]) -> None:
     """A chip was clicked: open its item (and clear the selection for next time)."""
     chosen = st.session_state.get(widget_key)
     st.session_state[widget_key] = None
@@ -170,7 +173,7 @@ def pick_from_grid() -> None:
 
 
 def grid_days(
-    first: dt.date, last: dt.date, days: dict[dt.date, list[calendar.Occurrence]], *, month: int
+    first: dt.date, last: dt.date, days: dict[dt.date, list[Occurrence]], *, month: int
 ) -> list[calendar_grid.GridDay]:
     """The month grid's data: every day from first to last with its first PER_DAY chips."""
     found: list[calendar_grid.GridDay] = []
@@ -188,9 +191,9 @@ def grid_days(
                         "id": item.item_id,
                         "key": item.key,
                         "text": f"{local(item.starts_at):%H:%M} {item.title}",
-                        "tooltip": f"{item.title} · {calendar.CHANNEL_LABELS[item.channel]} · "
+                        "tooltip": f"{item.title} · {labels.CHANNEL_LABELS[item.channel]} · "
                         f"{item.status}",
-                        "colour": calendar.CHANNEL_COLOURS.get(item.channel, "gray"),
+                        "colour": labels.CHANNEL_COLOURS.get(item.channel, "gray"),
                         "published": item.status == "published",
                     }
                     for item in items[:PER_DAY]
@@ -203,7 +206,7 @@ def grid_days(
 
 
 def day_cell(
-    day: dt.date, items: list[calendar.Occurrence], *, in_month: bool, limit: int, clickable: bool
+    day: dt.date, items: list[Occurrence], *, in_month: bool, limit: int, clickable: bool
 ) -> None:
     """One day of the week view: its number and its items as chips coloured by channel
     (clickable, st.pills)."""
@@ -230,8 +233,8 @@ def day_cell(
         st.markdown(more)
 
 
-def by_day(occurrences: list[calendar.Occurrence]) -> dict[dt.date, list[calendar.Occurrence]]:
-    days: dict[dt.date, list[calendar.Occurrence]] = {}
+def by_day(occurrences: list[Occurrence]) -> dict[dt.date, list[Occurrence]]:
+    days: dict[dt.date, list[Occurrence]] = {}
     for occurrence in occurrences:
         days.setdefault(local(occurrence.starts_at).date(), []).append(occurrence)
     return days
@@ -247,8 +250,8 @@ def bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def item_form(
-    detail: calendar.ItemDetail | None, *, day: dt.date, prefix: str
-) -> calendar.ItemDraft | None:
+    detail: calendar_items.ItemDetail | None, *, day: dt.date, prefix: str
+) -> drafts.ItemDraft | None:
     """The fields of an item; returns a draft when the form is submitted."""
     pool_names = load_pools(common.database_key())
     people = load_users(common.database_key())
@@ -258,13 +261,13 @@ def item_form(
         title = st.text_input("Title", value=detail.title if detail else "", max_chars=200)
         left, right = st.columns(2)
         channel = left.selectbox(
-            "Channel", list(calendar.CHANNEL_LABELS), format_func=calendar.CHANNEL_LABELS.get,
-            index=list(calendar.CHANNEL_LABELS).index(detail.channel) if detail else 0,
+            "Channel", list(labels.CHANNEL_LABELS), format_func=labels.CHANNEL_LABELS.get,
+            index=list(labels.CHANNEL_LABELS).index(detail.channel) if detail else 0,
         )  # fmt: skip
-        theme_options = [None, *calendar.THEME_LABELS]
+        theme_options = [None, *labels.THEME_LABELS]
         theme = right.selectbox(
             "Theme", theme_options,
-            format_func=lambda t: "No theme" if t is None else calendar.THEME_LABELS[t],
+            format_func=lambda t: "No theme" if t is None else labels.THEME_LABELS[t],
             index=theme_options.index(detail.theme) if detail else 0,
         )  # fmt: skip
         on, at, lasts = st.columns(3)
@@ -279,9 +282,9 @@ def item_form(
             default=[p for p in (detail.pool_ids if detail else []) if p in pool_names],
         )  # fmt: skip
         left, right = st.columns(2)
-        statuses = list(calendar.STATUS_LABELS)
+        statuses = list(labels.STATUS_LABELS)
         status = left.selectbox(
-            "Status", statuses, format_func=calendar.STATUS_LABELS.get,
+            "Status", statuses, format_func=labels.STATUS_LABELS.get,
             index=statuses.index(detail.status) if detail else 0,
         )  # fmt: skip
         owners = [None, *people]
@@ -325,7 +328,7 @@ def item_form(
             "count": int(times) or None,
             "timezone": zone_name,
         }
-    return calendar.ItemDraft(
+    return drafts.ItemDraft(
         title=title,
         channel=channel,
         starts_at=starts_at,
@@ -345,7 +348,7 @@ def new_dialog(day: dt.date) -> None:
     draft = item_form(None, day=day, prefix="cal_new")
     if draft is not None:
         try:
-            calendar.save_item(engine, actor=user, draft=draft)
+            calendar_items.save_item(engine, actor=user, draft=draft)
         except CrmError as error:
             st.error(str(error))
         else:
@@ -355,12 +358,12 @@ def new_dialog(day: dt.date) -> None:
 @st.dialog("Content item", width="large", on_dismiss=forget_dialog)
 def open_dialog(item_id: int, key: str) -> None:
     try:
-        detail = calendar.get_item(engine, item_id)
+        detail = calendar_items.get_item(engine, item_id)
     except CrmError as error:
         st.error(str(error))
         return
     st.caption(
-        f"{calendar.CHANNEL_LABELS[detail.channel]} · {calendar.STATUS_LABELS[detail.status]}"
+        f"{labels.CHANNEL_LABELS[detail.channel]} · {labels.STATUS_LABELS[detail.status]}"
         + (" · repeats" if detail.recurrence else "")
     )
     if detail.campaign_id:
@@ -368,7 +371,7 @@ def open_dialog(item_id: int, key: str) -> None:
     draft = item_form(detail, day=today, prefix=f"cal_edit_{item_id}")
     if draft is not None:
         try:
-            calendar.save_item(engine, actor=user, draft=draft, item_id=item_id)
+            calendar_items.save_item(engine, actor=user, draft=draft, item_id=item_id)
         except CrmError as error:
             st.error(str(error))
         else:
@@ -378,7 +381,7 @@ def open_dialog(item_id: int, key: str) -> None:
     st.divider()
     if detail.channel == "email_newsletter" and not detail.campaign_id:
         if st.button("Create campaign", icon=":material/campaign:", type="primary"):
-            prefill = calendar.campaign_prefill(engine, item_id)
+            prefill = calendar_items.campaign_prefill(engine, item_id)
             st.session_state["campaigns_prefill"] = {**prefill, "item_id": item_id}
             st.session_state.pop(DIALOG, None)
             st.switch_page("app_pages/campaigns.py")
@@ -390,7 +393,7 @@ def open_dialog(item_id: int, key: str) -> None:
         )
         if st.button("Mark published", icon=":material/task_alt:"):
             try:
-                people = calendar.mark_published(
+                people = calendar_items.mark_published(
                     engine, actor=user, item_id=item_id, log_touchpoint=log_touch
                 )
             except CrmError as error:
@@ -410,7 +413,7 @@ def open_dialog(item_id: int, key: str) -> None:
             start = local(detail.starts_at)
             new_start = dt.datetime.combine(moved_day, start.time().replace(tzinfo=None), zone)
             try:
-                calendar.move_occurrence(
+                calendar_items.move_occurrence(
                     engine, actor=user, item_id=item_id, key=key, starts_at=new_start
                 )
             except CrmError as error:
@@ -418,7 +421,7 @@ def open_dialog(item_id: int, key: str) -> None:
             else:
                 finish(f"Moved that occurrence to {moved_day:%a %d %b}.")
         if right.button("Skip this occurrence", key=f"cal_skip_{item_id}_{key}"):
-            calendar.skip_occurrence(engine, actor=user, item_id=item_id, key=key)
+            calendar_items.skip_occurrence(engine, actor=user, item_id=item_id, key=key)
             finish("Skipped that occurrence; the rest of the series stays.")
     else:
         left, right = st.columns([2, 1], vertical_alignment="bottom")
@@ -429,14 +432,14 @@ def open_dialog(item_id: int, key: str) -> None:
             start = local(detail.starts_at)
             new_start = dt.datetime.combine(moved_day, start.time().replace(tzinfo=None), zone)
             try:
-                calendar.move_item(engine, actor=user, item_id=item_id, starts_at=new_start)
+                calendar_items.move_item(engine, actor=user, item_id=item_id, starts_at=new_start)
             except CrmError as error:
                 st.error(str(error))
             else:
                 finish(f"Moved to {moved_day:%a %d %b}.")
     one, two = st.columns(2)
     if one.button("Duplicate", icon=":material/content_copy:"):
-        copy = calendar.duplicate_item(engine, actor=user, item_id=item_id)
+        copy = calendar_items.duplicate_item(engine, actor=user, item_id=item_id)
         st.session_state[DIALOG] = ("open", copy, local(detail.starts_at).date().isoformat())
         st.session_state[NOTICE] = "Duplicated; you are editing the copy."
         st.rerun()
@@ -449,13 +452,13 @@ def open_dialog(item_id: int, key: str) -> None:
 def delete_dialog(item_id: int, title: str) -> None:
     st.write(f"Delete {common.md(title)}" + " and every occurrence of it?")
     if st.button("Delete", type="primary"):
-        calendar.delete_item(engine, actor=user, item_id=item_id)
+        calendar_items.delete_item(engine, actor=user, item_id=item_id)
         finish(f"Deleted {title!r}.")
 
 
 def campaign_results(campaign_id: int) -> None:
     try:
-        result = campaigns.report(engine, campaign_id)
+        result = campaign_figures.report(engine, campaign_id)
     except CrmError:
         return
     totals = result["totals"]
@@ -487,8 +490,8 @@ pool_filter = top.selectbox(
     key="cal_pool", width=170,
 )  # fmt: skip
 channel_filter = top.selectbox(
-    "Channel", [None, *calendar.CHANNEL_LABELS],
-    format_func=lambda c: "All channels" if c is None else calendar.CHANNEL_LABELS[c],
+    "Channel", [None, *labels.CHANNEL_LABELS],
+    format_func=lambda c: "All channels" if c is None else labels.CHANNEL_LABELS[c],
     key="cal_channel", width=170,
 )  # fmt: skip
 if writable and top.button("New item", icon=":material/add:"):
@@ -534,8 +537,8 @@ if view == "Month":
         month_days,
         weekdays=WEEKDAYS,
         legend=[
-            (label, calendar.CHANNEL_COLOURS[channel])
-            for channel, label in calendar.CHANNEL_LABELS.items()
+            (label, labels.CHANNEL_COLOURS[channel])
+            for channel, label in labels.CHANNEL_LABELS.items()
         ],
         summary=f"{shown_count:,} items shown.",
         title=heading,
@@ -586,8 +589,7 @@ elif view == "Week":
         with column.container(border=True):
             day_cell(day, days.get(day, []), in_month=True, limit=50, clickable=True)
     legend = " ".join(
-        f":{calendar.CHANNEL_COLOURS[c]}-badge[{label}]"
-        for c, label in calendar.CHANNEL_LABELS.items()
+        f":{labels.CHANNEL_COLOURS[c]}-badge[{label}]" for c, label in labels.CHANNEL_LABELS.items()
     )
     st.caption(f"{summary} Colours: {legend}")
     if not occurrences:
@@ -621,16 +623,16 @@ elif view == "Table":
                 "id": None,
                 "title": st.column_config.TextColumn("Title", max_chars=200, required=True),
                 "channel": st.column_config.SelectboxColumn(
-                    "Channel", options=list(calendar.CHANNEL_LABELS), required=True
+                    "Channel", options=list(labels.CHANNEL_LABELS), required=True
                 ),
                 "starts_at": st.column_config.DatetimeColumn(
                     f"When ({zone_name})", format="YYYY-MM-DD HH:mm", required=True
                 ),
                 "status": st.column_config.SelectboxColumn(
-                    "Status", options=list(calendar.STATUS_LABELS), required=True
+                    "Status", options=list(labels.STATUS_LABELS), required=True
                 ),
                 "theme": st.column_config.SelectboxColumn(
-                    "Theme", options=list(calendar.THEME_LABELS)
+                    "Theme", options=list(labels.THEME_LABELS)
                 ),
                 "owner": st.column_config.SelectboxColumn("Owner", options=list(people.values())),
                 "link": st.column_config.LinkColumn("Link"),
@@ -655,7 +657,9 @@ elif view == "Table":
                 for record in edited.to_dict("records")
             ]
             try:
-                changed = calendar.save_table(engine, actor=user, rows=rows, timezone=zone_name)
+                changed = calendar_items.save_table(
+                    engine, actor=user, rows=rows, timezone=zone_name
+                )
             except CrmError as error:
                 st.error(str(error))
             else:
@@ -663,11 +667,11 @@ elif view == "Table":
 elif view == "Themes":
     year_start = dt.date(today.year, 1, 1)
     theme_start, theme_end = bounds(year_start, dt.date(today.year, 12, 31))
-    balance = calendar.theme_balance(
+    balance = cadence.theme_balance(
         engine, start=theme_start, end=theme_end, pool_id=pool_filter, timezone=zone_name
     )
     records = [
-        {"month": month, "theme": calendar.THEME_LABELS.get(theme, "No theme"), "items": count}
+        {"month": month, "theme": labels.THEME_LABELS.get(theme, "No theme"), "items": count}
         for month, themes in sorted(balance.items())
         for theme, count in themes.items()
         if count
@@ -698,16 +702,14 @@ else:  # Share & cadence: export, import, and each pool's cadence settings
     left, right = st.columns(2)
     left.download_button(
         "Download iCalendar (.ics), next 12 months",
-        data=lambda: calendar.export_ics(engine, start=year_start, end=year_end),
+        data=lambda: files.export_ics(engine, start=year_start, end=year_end),
         file_name="content-calendar.ics",
         mime="text/calendar",
         icon=":material/event:",
     )
     right.download_button(
         "Download CSV, next 12 months",
-        data=lambda: calendar.export_csv(
-            engine, start=year_start, end=year_end, timezone=zone_name
-        ),
+        data=lambda: files.export_csv(engine, start=year_start, end=year_end, timezone=zone_name),
         file_name="content-calendar.csv",
         mime="text/csv",
         icon=":material/table:",
@@ -718,7 +720,7 @@ else:  # Share & cadence: export, import, and each pool's cadence settings
         )
         if upload is not None and st.button("Import", key="cal_import_go"):
             try:
-                result = calendar.import_csv(
+                result = files.import_csv(
                     engine,
                     actor=user,
                     data=upload.getvalue(),
@@ -758,7 +760,7 @@ else:  # Share & cadence: export, import, and each pool's cadence settings
                 int(pool.silence_days or 30) if pool else 30, key=f"cal_silence_{chosen}",
             )  # fmt: skip
             if c.button("Save cadence", key="cal_cadence_go"):
-                calendar.set_pool_cadence(
+                cadence.set_pool_cadence(
                     engine, actor=user, pool_id=chosen,
                     frequency_cap_per_week=int(cap) or None, silence_days=int(silence),
                 )  # fmt: skip

@@ -11,17 +11,22 @@ import streamlit as st
 
 from app_pages import common
 from crm import (
-    calendar,
+    campaign_figures,
+    campaign_lifecycle,
     campaigns,
     candidates,
     clock,
+    composer,
     engagement,
+    figures,
     mailer,
     merge_tags,
+    outbox_view,
     pools,
     send_window,
 )
 from crm.config import load_settings
+from crm.content_calendar.items import link_campaign
 from crm.errors import CrmError
 
 VIEW = "campaigns_view"
@@ -55,13 +60,13 @@ if NOTICE in st.session_state:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def load_summaries(url: str) -> list[campaigns.CampaignSummary]:
-    return campaigns.list_campaigns(common.engine())
+def load_summaries(url: str) -> list[campaign_figures.CampaignSummary]:
+    return campaign_figures.list_campaigns(common.engine())
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_pool_names(url: str) -> dict[int, str]:
-    return {p.id: p.name for p in pools.list_pools(common.engine())}
+    return pools.pool_names(common.engine())
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -126,6 +131,8 @@ def put_step(index: int, step: campaigns.StepDraft) -> None:
         state[step_key(index, "holidays")] = ", ".join(
             day.isoformat() for day in sorted(window.holidays)
         )
+        state[step_key(index, "country")] = window.country
+        state[step_key(index, "region")] = window.region
 
 
 def read_step(index: int) -> campaigns.StepDraft:
@@ -145,6 +152,10 @@ def read_step(index: int) -> campaigns.StepDraft:
         }
         if holidays:
             window["holidays"] = holidays
+        if country := state.get(step_key(index, "country")):
+            window["country"] = country
+            if region := state.get(step_key(index, "region")):
+                window["region"] = region
     return campaigns.StepDraft(
         subject=state.get(step_key(index, "subject"), ""),
         body=state.get(step_key(index, "body"), ""),
@@ -234,8 +245,30 @@ def step_editor(index: int, templates: list[campaigns.SavedTemplate]) -> None:
             days.multiselect("Weekdays", DAYS, key=step_key(index, "days"))
             hours.slider("Hours", 0, 24, key=step_key(index, "hours"))
             zone.selectbox("Timezone", timezones(), key=step_key(index, "tz"))
-            st.text_input(
-                "Holidays to skip (YYYY-MM-DD, comma-separated)", key=step_key(index, "holidays")
+            countries = send_window.holiday_countries()
+            public, region, extra = st.columns([2, 1, 3])
+            country = public.selectbox(
+                "Public holidays of",
+                [None, *countries],
+                format_func=lambda code: "No country" if code is None else countries[code],
+                key=step_key(index, "country"),
+                help="Skip the public holidays of a country (and of one of its regions).",
+            )
+            regions = send_window.holiday_regions(country) if country else ()
+            if step_key(index, "region") in st.session_state and (
+                st.session_state[step_key(index, "region")] not in (None, *regions)
+            ):
+                del st.session_state[step_key(index, "region")]  # a region of another country
+            region.selectbox(
+                "Region",
+                [None, *regions],
+                format_func=lambda code: "Whole country" if code is None else code,
+                key=step_key(index, "region"),
+                disabled=not regions,
+            )
+            extra.text_input(
+                "Other days to skip (YYYY-MM-DD, comma-separated)",
+                key=step_key(index, "holidays"),
             )
         if index:
             st.caption("Stop this step for people who:")
@@ -311,7 +344,7 @@ def apply_prefill(prefill: dict) -> None:
     state[FROM_ITEM] = prefill.get("item_id")
 
 
-def composer() -> None:
+def compose_view() -> None:
     if not writable:
         st.info("Managers can read campaigns but not write them.")
         return
@@ -385,7 +418,7 @@ def composer() -> None:
         else:
             item_id = state.pop(FROM_ITEM, None)
             if item_id:
-                calendar.link_campaign(engine, actor=user, item_id=item_id, campaign_id=campaign_id)
+                link_campaign(engine, actor=user, item_id=item_id, campaign_id=campaign_id)
             for key in [k for k in state if str(k).startswith(("cstep_", "compose_"))]:
                 del state[key]
             state.pop(STEPS, None)
@@ -429,7 +462,7 @@ def launch_dialog(campaign_id: int, name: str, eligible: int) -> None:
     )
     if st.button("Launch", type="primary", icon=":material/rocket_launch:"):
         try:
-            result = campaigns.launch(engine, actor=user, campaign_id=campaign_id)
+            result = campaign_lifecycle.launch(engine, actor=user, campaign_id=campaign_id)
         except CrmError as error:
             st.error(str(error))
         else:
@@ -446,7 +479,7 @@ def cancel_dialog(campaign_id: int, name: str) -> None:
     )
     if st.button("Cancel the campaign", type="primary"):
         try:
-            cancelled = campaigns.cancel(engine, actor=user, campaign_id=campaign_id)
+            cancelled = campaign_lifecycle.cancel(engine, actor=user, campaign_id=campaign_id)
         except CrmError as error:
             st.error(str(error))
         else:
@@ -455,7 +488,7 @@ def cancel_dialog(campaign_id: int, name: str) -> None:
 
 def preview_section(detail: campaigns.CampaignDetail) -> None:
     st.subheader("Preview", anchor=False)
-    sample = campaigns.audience_sample(engine, detail.id)
+    sample = campaign_lifecycle.audience_sample(engine, detail.id)
     if not sample:
         st.info("Nobody is in the audience yet, so there is no one to preview for.")
         return
@@ -466,7 +499,7 @@ def preview_section(detail: campaigns.CampaignDetail) -> None:
         "As received by", list(labels), format_func=labels.get, key=f"preview_person_{detail.id}"
     )
     try:
-        rendered = campaigns.preview(engine, detail.id, step=step, candidate_id=person)
+        rendered = composer.preview(engine, detail.id, step=step, candidate_id=person).rendered
     except CrmError as error:
         st.error(str(error))
         return
@@ -487,7 +520,7 @@ def preview_section(detail: campaigns.CampaignDetail) -> None:
         disabled=not (settings.smtp_configured and user.email),
     ):
         try:
-            address = campaigns.send_test(
+            address = composer.send_test(
                 engine, actor=user, campaign_id=detail.id, step=step, candidate_id=person
             )
         except CrmError as error:
@@ -498,12 +531,12 @@ def preview_section(detail: campaigns.CampaignDetail) -> None:
 
 def launch_section(detail: campaigns.CampaignDetail) -> None:
     st.subheader("Launch check", anchor=False)
-    check = campaigns.launch_check(engine, detail.id)
+    check = campaign_lifecycle.launch_check(engine, detail.id)
     a, b, c = st.columns(3)
     a.metric("In the audience now", f"{check.audience:,}")
     b.metric("Will be enrolled", f"{check.eligible:,}")
     c.metric("Skipped", f"{sum(check.skipped.values()):,}")
-    skipped = {campaigns.SKIP_REASONS[k]: v for k, v in check.skipped.items() if v}
+    skipped = {campaign_lifecycle.SKIP_REASONS[k]: v for k, v in check.skipped.items() if v}
     if skipped:
         st.caption("Skipped: " + "; ".join(f"{v:,} {k}" for k, v in skipped.items()))
     if check.missing:
@@ -539,7 +572,7 @@ def launch_section(detail: campaigns.CampaignDetail) -> None:
 
 @st.cache_data(ttl=15, show_spinner=False)
 def load_report(url: str, campaign_id: int) -> dict:
-    return campaigns.report(common.engine(), campaign_id)
+    return campaign_figures.report(common.engine(), campaign_id)
 
 
 def report_section(detail: campaigns.CampaignDetail) -> None:
@@ -622,7 +655,7 @@ def hires_section(detail: campaigns.CampaignDetail) -> None:
     """The funnel from delivered to hired, and the applications the campaign brought."""
     result = load_report(common.database_key(), detail.id)
     funnel_section(detail)
-    attributed = campaigns.attributed_applications(engine, detail.id)
+    attributed = campaign_figures.attributed_applications(engine, detail.id)
     if attributed:
         subject = f"{detail.name} · step All"
         applications = common.figure_text(
@@ -685,15 +718,15 @@ def replies_dialog(campaign_id: int) -> None:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def load_step_counts(url: str, campaign_id: int) -> list[campaigns.StepCounts]:
-    return campaigns.step_counts(common.engine(), campaign_id)
+def load_step_counts(url: str, campaign_id: int) -> list[campaign_figures.StepCounts]:
+    return campaign_figures.step_counts(common.engine(), campaign_id)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def load_outbox(
     url: str, campaign_id: int, status: str | None, step: int | None, search: str, page: int
-) -> tuple[list[campaigns.OutboxRow], int]:
-    return campaigns.outbox(
+) -> tuple[list[outbox_view.OutboxRow], int]:
+    return outbox_view.outbox(
         common.engine(), campaign_id, status=status, step=step, search=search,
         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
     )  # fmt: skip
@@ -754,7 +787,7 @@ def progress_section(detail: campaigns.CampaignDetail) -> None:
                 "Subject": [r.subject for r in rows],
                 **{
                     label.capitalize(): [r.counts[status] for r in rows]
-                    for status, label in campaigns.OUTBOX_LABELS.items()
+                    for status, label in campaign_figures.OUTBOX_LABELS.items()
                     if status != "sending"
                 },
                 "Why cancelled": [
@@ -781,8 +814,8 @@ def progress_section(detail: campaigns.CampaignDetail) -> None:
     st.subheader("Outbox", anchor=False)
     f1, f2, f3 = st.columns([2, 1, 3])
     status = f1.selectbox(
-        "Status", [None, *campaigns.OUTBOX_LABELS],
-        format_func=lambda s: "any" if s is None else campaigns.OUTBOX_LABELS[s],
+        "Status", [None, *campaign_figures.OUTBOX_LABELS],
+        format_func=lambda s: "any" if s is None else campaign_figures.OUTBOX_LABELS[s],
         key=f"outbox_status_{detail.id}",
     )  # fmt: skip
     step = f2.selectbox(
@@ -801,7 +834,7 @@ def progress_section(detail: campaigns.CampaignDetail) -> None:
             "Step": [r.step for r in rows_page],
             "Person": [r.name for r in rows_page],
             "Address": [r.to_address or "" for r in rows_page],
-            "Status": [campaigns.OUTBOX_LABELS[r.status] for r in rows_page],
+            "Status": [campaign_figures.OUTBOX_LABELS[r.status] for r in rows_page],
             "Due": [r.due_at for r in rows_page],
             "Sent": [r.sent_at for r in rows_page],
             "Attempts": [r.attempts for r in rows_page],
@@ -831,12 +864,12 @@ def progress_section(detail: campaigns.CampaignDetail) -> None:
         message_view(rows_page[chosen[0]])
 
 
-def message_view(row: campaigns.OutboxRow) -> None:
-    sent = campaigns.message(engine, row.id)
+def message_view(row: outbox_view.OutboxRow) -> None:
+    sent = outbox_view.message(engine, row.id)
     with st.container(border=True):
         st.markdown(
             f"**{common.md(row.name)}** · {common.md(row.to_address or '')} · "
-            f"{campaigns.OUTBOX_LABELS[row.status]}"
+            f"{campaign_figures.OUTBOX_LABELS[row.status]}"
         )
         if sent.subject is None:
             st.caption("Not sent yet: the message is rendered when it goes out.")
@@ -855,10 +888,14 @@ def message_view(row: campaigns.OutboxRow) -> None:
             st.caption(row.detail or "")
             arrived, again = st.columns(2)
             if arrived.button("It arrived", key=f"review_yes_{row.id}", icon=":material/done:"):
-                campaigns.resolve_review(engine, actor=user, outbox_id=row.id, arrived=True)
+                campaign_lifecycle.resolve_review(
+                    engine, actor=user, outbox_id=row.id, arrived=True
+                )
                 finish("Marked as arrived; the next step is scheduled.")
             if again.button("Send it again", key=f"review_no_{row.id}", icon=":material/replay:"):
-                campaigns.resolve_review(engine, actor=user, outbox_id=row.id, arrived=False)
+                campaign_lifecycle.resolve_review(
+                    engine, actor=user, outbox_id=row.id, arrived=False
+                )
                 finish("Queued to be sent again.")
 
 
@@ -878,7 +915,7 @@ def campaign_section(campaign_id: int) -> None:
     about = (
         f"{detail.status.capitalize()} · to {common.md(detail.audience)} · from "
         f"{common.md(sender)}"
-        + (f" · launched {common.ago(detail.launched_at)}" if detail.launched_at else "")
+        + (f" · launched {figures.ago(detail.launched_at)}" if detail.launched_at else "")
     )
     if detail.launch_summary:
         summary = detail.launch_summary
@@ -888,7 +925,9 @@ def campaign_section(campaign_id: int) -> None:
             "enrolled"
             + (
                 "; skipped "
-                + "; ".join(f"{n:,} {campaigns.SKIP_REASONS.get(k, k)}" for k, n in skipped.items())
+                + "; ".join(
+                    f"{n:,} {campaign_lifecycle.SKIP_REASONS.get(k, k)}" for k, n in skipped.items()
+                )
                 if skipped
                 else ""
             )
@@ -919,10 +958,10 @@ def campaign_section(campaign_id: int) -> None:
                 st.session_state.pop(SELECTED, None)
                 finish(f"Deleted the draft {detail.name!r}.")
         if detail.status == "active" and buttons.button("Pause", icon=":material/pause:"):
-            campaigns.pause(engine, actor=user, campaign_id=detail.id)
+            campaign_lifecycle.pause(engine, actor=user, campaign_id=detail.id)
             finish("Paused; nothing more goes out until you resume.")
         if detail.status == "paused" and buttons.button("Resume", icon=":material/play_arrow:"):
-            moved = campaigns.resume(engine, actor=user, campaign_id=detail.id)
+            moved = campaign_lifecycle.resume(engine, actor=user, campaign_id=detail.id)
             finish(f"Resumed; {moved:,} overdue messages re-spaced from now.")
         if detail.status in {"active", "paused"} and buttons.button(
             "Cancel…", icon=":material/cancel:"
@@ -965,7 +1004,7 @@ if st.session_state.get(VIEW) not in views:
 view = st.segmented_control("View", views, key=VIEW, label_visibility="collapsed") or "Campaigns"
 
 if view == "Compose":
-    composer()
+    compose_view()
 else:
     summaries = load_summaries(common.database_key())
     opened = st.session_state.get(SELECTED) in {s.id for s in summaries}
@@ -992,7 +1031,7 @@ else:
         campaign_section(st.session_state[SELECTED])
     else:
 
-        def listed(summary: campaigns.CampaignSummary, name: str) -> str:
+        def listed(summary: campaign_figures.CampaignSummary, name: str) -> str:
             """A figure of the list as shown, noted (it must equal the report's All row)."""
             subject = f"{summary.name} · step All"
             return common.figure_text(f"campaign.{name}", getattr(summary, name), subject=subject)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 from sqlalchemy import Engine
 
-from crm import clock, db, figures, money, permissions
+from crm import db, figures, money, permissions
 from crm.config import load_settings
-from crm.metrics import METRICS
 from crm.models import User
 
 CURRENT_USER_KEY = "crm_current_user"
@@ -44,21 +41,6 @@ def read_only_caption() -> None:
     """Say why controls are disabled, once per page, for managers."""
     if not can_write():
         st.caption(":material/visibility: You have read-only access; changes are disabled.")
-
-
-def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
-    """'3 days ago' style text; 'never' for None."""
-    if moment is None:
-        return "never"
-    now = now or clock.now()
-    days = (now - moment).days
-    if days <= 0:
-        return "today"
-    if days == 1:
-        return "yesterday"
-    if days < 60:
-        return f"{days} days ago"
-    return f"{days // 30} months ago"
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
@@ -99,13 +81,7 @@ def figure_text(
     tests/test_figures.py reads the note: every figure a page shows must be registered and
     equal the value its service computes, whichever page shows it.
     """
-    unit = figures.figure(key).unit
-    if unit == "metric":  # a goal's figures: in the unit of the metric the goal measures
-        unit = METRICS[metric or ""][1]
-    if unit == "moment":
-        shown = ago(value)  # type: ignore[arg-type]
-    else:
-        shown = figures.text(unit, value, currency=team_currency(), exact=exact)
+    shown = figures.shown(key, value, currency=team_currency(), exact=exact, metric=metric)
     st.session_state.setdefault(FIGURES_SHOWN, []).append((key, subject, shown))
     return shown
 
@@ -119,12 +95,12 @@ def figure_metric(
 
 def format_value(metric: str, value: float | None, *, exact: bool = False) -> str:
     """A metric value in its unit (crm.figures.text); 'no data' rather than a misleading zero."""
-    return figures.text(METRICS[metric][1], value, currency=team_currency(), exact=exact)
+    return figures.metric_text(metric, value, currency=team_currency(), exact=exact)
 
 
 def last_contact(row: dict) -> str:
     """'41 days ago · Priya Shah, LinkedIn message' from a candidate search row."""
-    text = ago(row.get("last_contacted_at"))
+    text = figures.ago(row.get("last_contacted_at"))
     if row.get("last_contacted_at") is None:
         return text
     details = [row.get("contacted_by"), (row.get("last_contact_channel") or "").replace("_", " ")]

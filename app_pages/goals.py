@@ -18,7 +18,18 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, campaigns, clock, figures, goals, jobs, metrics, money, pools
+from crm import (
+    auth,
+    campaigns,
+    clock,
+    export_values,
+    figures,
+    goals,
+    metrics,
+    money,
+    pool_yield,
+    pools,
+)
 from crm.errors import CrmError
 
 REFRESH_SECONDS = 300
@@ -57,16 +68,10 @@ def _scope(
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def load_options(url: str) -> dict[str, Any]:
     """Role families, pools, campaigns and users for the pickers."""
-    families = {job.role_family for job in jobs.list_jobs(common.engine()) if job.role_family}
-    pool_ids = {}
-    for name in pools.pool_names(common.engine()):
-        pool_id = pools.pool_id_by_name(common.engine(), name)
-        if pool_id is not None:
-            pool_ids[pool_id] = name
     return {
-        "families": sorted(families | set(goals.TECH_ROLE_FAMILIES)),
-        "pools": pool_ids,
-        "campaigns": {c.id: c.name for c in campaigns.list_campaigns(common.engine())},
+        "families": goals.role_family_choices(common.engine()),
+        "pools": pools.pool_names(common.engine()),
+        "campaigns": campaigns.campaign_names(common.engine()),
         "users": {u.id: u.display_name or u.username for u in auth.list_users(common.engine())},
     }
 
@@ -90,7 +95,7 @@ def load_trends(url: str, start: dt.date, end: dt.date, scope_key: tuple[Any, ..
                 {
                     "month": month,
                     "metric": metric,
-                    "label": metrics.METRICS[metric][0],
+                    "label": metrics.METRICS[metric].label,
                     "value": value,
                 }
             )
@@ -101,25 +106,21 @@ def load_trends(url: str, start: dt.date, end: dt.date, scope_key: tuple[Any, ..
 def load_goals(
     url: str, day: dt.date
 ) -> list[tuple[goals.GoalProgress, list[tuple[dt.date, float | None, float | None]]]]:
-    engine = common.engine()
-    found = []
-    for goal in goals.list_goals(engine):
-        found.append(
-            (goals.progress(engine, goal, today=day), goals.series(engine, goal, today=day))
-        )
-    return found
+    return goals.all_progress_with_series(common.engine(), today=day)
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def load_funnel(url: str, start: dt.date, end: dt.date, pool_id: int | None) -> dict[str, int]:
-    return metrics.funnel(common.engine(), start=start, end=end, pool_id=pool_id)
+    return pool_yield.funnel(common.engine(), start=start, end=end, pool_id=pool_id)
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def load_savings(
     url: str, start: dt.date, end: dt.date, agency_cost: Decimal | None
 ) -> dict[str, Any]:
-    return metrics.savings(common.engine(), start=start, end=end, agency_cost_per_hire=agency_cost)
+    return pool_yield.savings(
+        common.engine(), start=start, end=end, agency_cost_per_hire=agency_cost
+    )
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
@@ -156,7 +157,7 @@ def unit_suffix(unit: str) -> str:
 
 
 def unit_of(metric: str) -> str:
-    return metrics.METRICS[metric][1]
+    return metrics.METRICS[metric].unit
 
 
 def shown(metric: str, value: float | None) -> float | None:
@@ -206,7 +207,7 @@ def chart_block(
     with st.container(horizontal=True):
         st.download_button(
             "CSV",
-            data=data.to_csv(index=False).encode("utf-8"),
+            data=export_values.csv_table(list(data.columns), data.to_dict("records")),
             file_name=f"{name}.csv",
             mime="text/csv",
             icon=":material/table:",
@@ -255,7 +256,7 @@ def new_goal_dialog(options: dict[str, Any]) -> None:
         metric = left.selectbox(
             "Metric",
             metric_names,
-            format_func=lambda m: metrics.METRICS[m][0],
+            format_func=lambda m: metrics.METRICS[m].label,
             key="goal_metric",
         )
         owner = right.selectbox(
@@ -381,14 +382,11 @@ def delete_goal_dialog(goal_id: int, title: str) -> None:
 
 
 def add_guide_examples() -> None:
-    added, refused = [], []
-    for draft in goals.guide_drafts(today=today, owner_id=user.id):
-        try:
-            goals.save_goal(engine, actor=user, draft=draft)
-        except CrmError as error:
-            refused.append(f"“{draft.title}”: {error}")
-        else:
-            added.append(draft.title)
+    try:
+        added, refused = goals.add_guide_examples(engine, actor=user, today=today)
+    except CrmError as error:
+        st.error(str(error))
+        return
     clear_caches()
     if added:
         st.session_state[NOTICE] = f"Added {len(added)} of the guide's examples."
@@ -522,7 +520,7 @@ def goal_chart_data(
 
 def goal_chart(goal: goals.GoalProgress, data: pd.DataFrame) -> alt.LayerChart | None:
     unit = unit_of(goal.metric)
-    axis_title = metrics.METRICS[goal.metric][0] + unit_suffix(unit)
+    axis_title = metrics.METRICS[goal.metric].label + unit_suffix(unit)
     layers = []
     if goal.baseline is not None and goal.target is not None:
         path = pd.DataFrame(
@@ -578,7 +576,7 @@ def progress_block(goal: goals.GoalProgress, points: list[Any]) -> None:
             color=STATUS_COLORS[goal.status],
         )
     st.caption(
-        f"{metrics.METRICS[goal.metric][0]} · {common.md(describe_scope(goal.scope, options))}"
+        f"{metrics.METRICS[goal.metric].label} · {common.md(describe_scope(goal.scope, options))}"
         f" · {goal.start_date:%d %b %Y} – {goal.deadline:%d %b %Y} · expected by today "
         f"{exact(goal.metric, goal.expected)}, actual {exact(goal.metric, goal.actual)}. The "
         "actual value is measured from the goal's start to each month's end; the dashed line "
@@ -615,7 +613,7 @@ def glance_table(goal_rows: list[Any]) -> pd.DataFrame:
                     for name in ("actual", "target", "expected")
                 },
                 "Trend": [shown(goal.metric, a) for _, a, _ in points if a is not None],
-                "Metric": metrics.METRICS[goal.metric][0],
+                "Metric": metrics.METRICS[goal.metric].label,
                 "Scope": describe_scope(goal.scope, options),
                 "Deadline": goal.deadline,
                 "Owner": options["users"].get(goal.owner_id, "nobody"),
@@ -733,9 +731,9 @@ def draw_metrics() -> None:
     plotted = known.assign(
         month=pd.to_datetime(known["month"]),
         value=[shown(m, v) for m, v in zip(known["metric"], known["value"], strict=True)],
-        facet=[metrics.METRICS[m][0] + unit_suffix(unit_of(m)) for m in known["metric"]],
+        facet=[metrics.METRICS[m].label + unit_suffix(unit_of(m)) for m in known["metric"]],
     )
-    order = [metrics.METRICS[m][0] + unit_suffix(unit_of(m)) for m in CARD_METRICS]
+    order = [metrics.METRICS[m].label + unit_suffix(unit_of(m)) for m in CARD_METRICS]
     trend_chart = (
         alt.Chart(plotted[["month", "facet", "value"]])
         .mark_line(point=True)
@@ -796,14 +794,16 @@ def draw_funnel_and_sources() -> None:
             funnel_data = pd.DataFrame(
                 {
                     "step": [
-                        last_step if s == "hired_from_talent_pools" else metrics.FUNNEL_LABELS[s]
-                        for s in metrics.FUNNEL_STEPS
+                        last_step if s == "hired_from_talent_pools" else pool_yield.FUNNEL_LABELS[s]
+                        for s in pool_yield.FUNNEL_STEPS
                     ],
-                    "people": [funnel[s] for s in metrics.FUNNEL_STEPS],
-                    "share_of_pool": [funnel[s] / funnel["members"] for s in metrics.FUNNEL_STEPS],
+                    "people": [funnel[s] for s in pool_yield.FUNNEL_STEPS],
+                    "share_of_pool": [
+                        funnel[s] / funnel["members"] for s in pool_yield.FUNNEL_STEPS
+                    ],
                 }
             )
-            for step in metrics.FUNNEL_STEPS:  # the bars' labels, noted as shown
+            for step in pool_yield.FUNNEL_STEPS:  # the bars' labels, noted as shown
                 common.figure_text(f"funnel.{step}", funnel[step], subject=last_step)
             order = list(funnel_data["step"])
             bars = alt.Chart(funnel_data).encode(
@@ -939,9 +939,9 @@ def draw_savings() -> None:
     if not printing:
         st.download_button(
             "CSV",
-            data=pd.DataFrame([saved | {"currency": common.team_currency()}])
-            .to_csv(index=False)
-            .encode("utf-8"),
+            data=export_values.csv_table(
+                [*saved, "currency"], [saved | {"currency": common.team_currency()}]
+            ),
             file_name="savings.csv",
             mime="text/csv",
             icon=":material/table:",

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import common
 from crm import attention, clock, goals, touches
-from crm.calendar import CHANNEL_LABELS
+from crm.content_calendar.labels import CHANNEL_LABELS
 
 
 @st.cache_data(ttl=60, show_spinner=False)

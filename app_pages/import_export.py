@@ -8,6 +8,7 @@ from crm import ats_import, auth, clock, duplicates, exporter, importer, mapping
 from crm.candidate_fields import CONSENT_LABELS
 from crm.csvfile import DELIMITER_NAMES, ENCODINGS
 from crm.errors import CrmError
+from crm.imports import ats_tables
 
 engine = common.engine()
 user = common.current_user()
@@ -57,12 +58,13 @@ def import_section() -> None:
             shape = None
         with st.expander("How the file is read", expanded=shape is None):
             cols = st.columns(3)
+            # A detected encoding beyond the usual ones (Cyrillic, Japanese...) is offered too.
+            detected = (shape.encoding,) if shape and shape.encoding not in ENCODINGS else ()
+            encodings = [*ENCODINGS, *detected]
             encoding = cols[0].selectbox(
                 "Encoding",
-                ENCODINGS,
-                index=ENCODINGS.index(shape.encoding)
-                if shape and shape.encoding in ENCODINGS
-                else 0,
+                encodings,
+                index=encodings.index(shape.encoding) if shape else 0,
                 key=f"io_enc_{upload.file_id}",
             )
             delimiter = cols[1].selectbox(
@@ -272,7 +274,7 @@ def ats_section() -> None:
         f"{shape.data_rows:,} rows · {shape.encoding_name} · {shape.delimiter_name}-separated"
         + (f" · {shape.header_line} line(s) of notes skipped" if shape.header_line else "")
     )
-    labels = {IGNORE: IGNORE} | ats_import.FIELDS[kind]
+    labels = {IGNORE: IGNORE} | ats_tables.FIELDS[kind]
     chosen: dict[str, str | None] = {}
     with st.expander("Columns", expanded=True):
         cols = st.columns(3)
@@ -371,7 +373,7 @@ def export_section() -> None:
             "Search", placeholder="As on the Candidates page: name, email, company, a skill…"
         )
     elif what == "A talent pool":
-        names = pools.pool_names(engine)
+        names = list(pools.pool_names(engine).values())
         pool_name = st.selectbox("Pool", names, placeholder="No pools yet")
     bom = st.checkbox(
         "For Excel (UTF-8 with a byte order mark)",
@@ -382,7 +384,10 @@ def export_section() -> None:
     st.download_button(
         "Download CSV",
         data=lambda: exporter.export_to_bytes(
-            engine, actor=user, text=text, pool_name=pool_name, bom=bom
+            engine,
+            actor=user,
+            scope=exporter.ExportScope(text=text, pool_name=pool_name),
+            bom=bom,
         )[0],
         file_name=f"{name.lower().replace(' ', '-')}-{stamp}.csv",
         mime="text/csv",

@@ -13,9 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import campaigns, candidates, clock, jobs, metrics, money, pools
+from crm import campaign_figures, candidates, clock, goals, jobs, metrics, money, pools
 from crm.errors import CrmError
-from crm.goals import TECH_ROLE_FAMILIES
 from crm.models import APPLICATION_SOURCES, APPLICATION_STAGES, COST_CATEGORIES
 
 VIEW = "jobs_view"
@@ -43,17 +42,12 @@ def load_jobs(url: str) -> list[jobs.JobSummary]:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def load_pools(url: str) -> dict[int, str]:
-    found = {}
-    for name in pools.pool_names(common.engine()):
-        pool_id = pools.pool_id_by_name(common.engine(), name)
-        if pool_id is not None:
-            found[pool_id] = name
-    return found
+    return pools.pool_names(common.engine())
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def load_campaigns(url: str) -> dict[int, str]:
-    return {c.id: c.name for c in campaigns.list_campaigns(common.engine())}
+    return {c.id: c.name for c in campaign_figures.list_campaigns(common.engine())}
 
 
 def finish(message: str, *, selected: int | None = None) -> None:
@@ -582,7 +576,7 @@ if NOTICE in st.session_state:
     st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
 
 summaries = load_jobs(common.database_key())
-families = sorted({j.role_family for j in summaries if j.role_family} | set(TECH_ROLE_FAMILIES))
+families = goals.role_family_choices(common.engine())
 
 top = st.container(horizontal=True, vertical_alignment="bottom")
 with top:

@@ -14,33 +14,21 @@ from typing import Any
 
 import streamlit as st
 
-from crm import pools
-from crm.candidate_fields import CONSENT_LABELS
+from crm import field_registry, pool_filter, pools
 from crm.errors import CrmError
+from crm.field_registry import CONSENT_LABELS
 from crm.models import APPLICATION_STAGES
 
 STATE = "pool_builder"
 
-FIELD_LABELS = {
-    "skills": "Skills",
-    "title": "Title",
-    "role_family": "Role family",
-    "location": "Location",
-    "remote": "Open to remote",
-    "years_experience": "Years of experience",
-    "source": "Source",
-    "tags": "Tags",
-    "owner": "Owner",
-    "consent_status": "Lawful basis",
+# The candidate fields' filter labels, then the filters that are not fields; skills first,
+# the filter most pools start from (and the one a new condition offers).
+_LABELS = field_registry.labels(field_registry.FILTER) | {
     "pipeline_stage": "Pipeline stage",
     "engagement": "Engagement",
-    "last_contacted_at": "Last contacted",
-    "last_engaged_at": "Last engaged",
     "pool": "Pool membership",
-    "created_at": "Added to the database",
-    "company": "Company",
-    "country": "Country",
 }
+FIELD_LABELS = {"skills": _LABELS["skills"]} | _LABELS
 OP_LABELS = {
     "has_any": "has any of",
     "has_all": "has all of",
@@ -132,7 +120,7 @@ def load(filter_json: Any, *, pool_id: int | None = None) -> bool:
     reset(pool_id)
     data = state()
     try:
-        pools.check_filter(filter_json)
+        pool_filter.check_filter(filter_json)
     except CrmError:
         data["json"] = filter_json
         data["json_reason"] = "This filter breaks a limit (said below); edit it as JSON."
@@ -173,7 +161,7 @@ def _seed(cid: int, condition: dict[str, Any]) -> None:
     """Set a condition's widget values from its JSON (before the widgets are drawn)."""
     field, op, value = condition.get("field"), condition.get("op"), condition.get("value")
     numeric = field in {"remote", "years_experience"} or (
-        str(field).startswith(pools.CUSTOM_PREFIX) and isinstance(value, int | float)
+        str(field).startswith(pool_filter.CUSTOM_PREFIX) and isinstance(value, int | float)
     )
     if op in {"eq", "ne"} and not numeric:  # the builder offers "is one of" for text
         op, value = ("in" if op == "eq" else "not_in"), [value]
@@ -201,7 +189,7 @@ def _seed(cid: int, condition: dict[str, Any]) -> None:
 
 def _custom(options: pools.FilterOptions) -> dict[str, tuple[str, str, list[str]]]:
     return {
-        f"{pools.CUSTOM_PREFIX}{key}": (label, kind, choices)
+        f"{pool_filter.CUSTOM_PREFIX}{key}": (label, kind, choices)
         for key, label, kind, choices in options.custom_fields
     }
 
@@ -235,7 +223,7 @@ def _ops(field: str, options: pools.FilterOptions) -> list[str]:
     if field in {"pool", "pipeline_stage", "consent_status"}:
         return ["in", "not_in"]
     if field == "engagement":
-        return list(pools.ENGAGEMENT_OPS)
+        return list(pool_filter.ENGAGEMENT_OPS)
     return _TEXT_OPS
 
 

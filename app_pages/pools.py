@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common, pool_builder
-from crm import exporter, pool_board, pools, touches
+from crm import exporter, figures, pool_board, pool_filter, pools, touches
 from crm.errors import CrmError
 
 REFRESH_SECONDS = 10
@@ -74,7 +74,7 @@ def people_frame(rows: list[dict]) -> pd.DataFrame:
             "Title": [r["title"] or "" for r in rows],
             "Company": [r["company"] or "" for r in rows],
             "Location": [r["location"] or "" for r in rows],
-            "Last contacted": [common.ago(r["last_contacted_at"]) for r in rows],
+            "Last contacted": [figures.ago(r["last_contacted_at"]) for r in rows],
         }
     )
 
@@ -205,7 +205,9 @@ def pool_detail(summary: pools.PoolSummary) -> None:
         )
     buttons[1].download_button(
         "Export CSV",
-        data=lambda: exporter.export_to_bytes(engine, actor=user, pool_name=pool.name)[0],
+        data=lambda: exporter.export_to_bytes(
+            engine, actor=user, scope=exporter.ExportScope(pool_name=pool.name)
+        )[0],
         file_name=f"{pool.name}.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -274,7 +276,7 @@ def stages_board(pool) -> None:
                     )
                     about = " at ".join(p for p in (card.title, card.company) if p)
                     st.caption(
-                        f"{common.md(about)} · contacted {common.ago(card.last_contacted_at)}"
+                        f"{common.md(about)} · contacted {figures.ago(card.last_contacted_at)}"
                     )
             hidden = board.counts[stage] - len(board.cards[stage])
             if hidden > 0:
@@ -347,7 +349,7 @@ def aimed_at(pool_id: int) -> None:
                 {
                     "Campaign": [c["name"] for c in campaigns],
                     "Status": [c["status"] for c in campaigns],
-                    "Launched": [common.ago(c["launched_at"]) for c in campaigns],
+                    "Launched": [figures.ago(c["launched_at"]) for c in campaigns],
                 }
             ),
             hide_index=True,
@@ -380,7 +382,7 @@ def aimed_at(pool_id: int) -> None:
 def use_json() -> None:
     text = st.session_state.get("pools_json_text", "")
     try:
-        parsed = pools.parse_filter(text)  # JSON within the limits, or one sentence
+        parsed = pool_filter.parse_filter(text)  # JSON within the limits, or one sentence
         pools.preview_filter(engine, parsed, sample=0)  # checks every field and value
     except CrmError as error:
         st.session_state["pools_json_problem"] = str(error)
@@ -437,7 +439,7 @@ def builder_view() -> None:
                     "Title": [r["title"] or "" for r in preview.sample],
                     "Company": [r["company"] or "" for r in preview.sample],
                     "Location": [r["location"] or "" for r in preview.sample],
-                    "Last contacted": [common.ago(r["last_contacted_at"]) for r in preview.sample],
+                    "Last contacted": [figures.ago(r["last_contacted_at"]) for r in preview.sample],
                 }
             ),
             hide_index=True,

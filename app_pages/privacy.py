@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import candidates, pools, privacy
+from crm import candidates, figures, privacy, privacy_review
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -42,12 +42,14 @@ if NOTICE in st.session_state:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def load_retention(url: str, days: int, offset: int) -> tuple[list[dict], int]:
-    return privacy.retention_due(common.engine(), after_days=days, limit=PAGE_SIZE, offset=offset)
+    return privacy_review.retention_due(
+        common.engine(), after_days=days, limit=PAGE_SIZE, offset=offset
+    )
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def load_consent(url: str, days: int, offset: int) -> tuple[list[dict], int]:
-    return privacy.consent_due(
+    return privacy_review.consent_due(
         common.engine(), older_than_days=days, limit=PAGE_SIZE, offset=offset
     )
 
@@ -108,16 +110,14 @@ def erase_many_dialog(ids: list[int], names: list[str]) -> None:
 
 def start_renewal(ids: list[int]) -> None:
     try:
-        pool_id = privacy.start_consent_renewal(engine, actor=user, candidate_ids=ids)
+        renewal = privacy_review.start_consent_renewal(engine, actor=user, candidate_ids=ids)
     except CrmError as error:
         st.error(str(error))
         return
-    pool = pools.get_pool(engine, pool_id)
-    name = pool.name if pool else "the new pool"
-    count = len(pools.member_ids(engine, pool_id))
     finish(
-        f"Started a consent renewal: {people(count)} on the hand-kept pool "
-        f"“{common.md(name)}”. Aim a campaign at it on the Campaigns page to ask them to renew."
+        f"Started a consent renewal: {people(renewal.people)} on the hand-kept pool "
+        f"“{common.md(renewal.name)}”. Aim a campaign at it on the Campaigns page to ask them "
+        "to renew."
     )
 
 
@@ -286,7 +286,7 @@ def retention_section() -> None:
             "email": [r["email"] or "" for r in rows],
             "basis": [CONSENT_LABELS.get(r["consent_status"], r["consent_status"]) for r in rows],
             "on file since": [date_only(r["created_at"]) for r in rows],
-            "last touch": [common.ago(r["last_touch"]) for r in rows],
+            "last touch": [figures.ago(r["last_touch"]) for r in rows],
         }
     )
     chosen = selected_table(
@@ -321,13 +321,13 @@ def retention_section() -> None:
             reason_col, keep_col = st.columns([4, 1], vertical_alignment="bottom")
             reason = reason_col.text_input(
                 "Reason to keep them",
-                max_chars=privacy.MAX_KEEP_REASON,
+                max_chars=privacy_review.MAX_KEEP_REASON,
                 placeholder="In a hiring process with a client; asked us to stay in touch",
             )
             keep = keep_col.form_submit_button("Keep", disabled=not ids, width="stretch")
         if keep:
             try:
-                kept = privacy.keep(engine, actor=user, candidate_ids=ids, reason=reason)
+                kept = privacy_review.keep(engine, actor=user, candidate_ids=ids, reason=reason)
             except CrmError as error:
                 st.error(str(error))
             else:

@@ -5,7 +5,17 @@ import datetime as dt
 import streamlit as st
 
 from app_pages import common
-from crm import auth, candidates, clock, custom_fields, engagement, privacy, touches
+from crm import (
+    auth,
+    candidates,
+    clock,
+    custom_fields,
+    engagement,
+    figures,
+    privacy,
+    touches,
+    touchpoints,
+)
 from crm.candidate_fields import CONSENT_LABELS
 from crm.errors import CrmError
 
@@ -57,7 +67,7 @@ contacted = "never contacted"
 if candidate.last_contacted_at:
     by = users.get(candidate.last_contacted_by_id)
     channel = (candidate.last_contact_channel or "").replace("_", " ")
-    contacted = f"last contacted {common.ago(candidate.last_contacted_at)}"
+    contacted = f"last contacted {figures.ago(candidate.last_contacted_at)}"
     contacted += f" by {by.display_name}" if by else ""
     contacted += f" ({channel})" if channel else ""
 shown_touch = common.figure_text("person.last_touch", last_touch, subject=str(candidate.id))
@@ -368,7 +378,7 @@ with timeline_tab:
     with touch, st.form(f"touch_{cid}", clear_on_submit=True):
         st.markdown("**Log a touchpoint**")
         channel = st.selectbox(
-            "Channel", list(candidates.TOUCH_CHANNELS), format_func=candidates.TOUCH_CHANNELS.get
+            "Channel", list(touchpoints.TOUCH_CHANNELS), format_func=touchpoints.TOUCH_CHANNELS.get
         )
         day = st.date_input("Date", value=clock.today(), max_value=clock.today())
         note = st.text_area("Note", placeholder="What was said, what comes next")
@@ -376,7 +386,7 @@ with timeline_tab:
             now = clock.now()
             moment = now if day == now.date() else dt.datetime.combine(day, dt.time(12), dt.UTC)
             try:
-                candidates.log_touchpoint(
+                touchpoints.log_touchpoint(
                     engine,
                     actor=user,
                     candidate_id=cid,
@@ -402,7 +412,7 @@ with timeline_tab:
         clear_it = clear_col.form_submit_button("Clear", disabled=not writable)
         if set_it or clear_it:
             try:
-                candidates.set_follow_up(
+                touchpoints.set_follow_up(
                     engine,
                     actor=user,
                     candidate_id=cid,

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from crm import auth, custom_fields, db, money, outbox, throttle
+from crm import auth, custom_fields, db, figures, money, outbox, throttle
 from crm.config import load_settings, sso_settings
 from crm.errors import CrmError
 from crm.models import ROLES
@@ -28,7 +28,7 @@ st.dataframe(
             "role": [u.role for u in users],
             "active": [u.active for u in users],
             "last sign-in": [
-                common.ago(u.last_login_at) if u.last_login_at else "never" for u in users
+                figures.ago(u.last_login_at) if u.last_login_at else "never" for u in users
             ],
             "failed sign-ins": [u.failed_login_attempts for u in users],
         }

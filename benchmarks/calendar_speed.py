@@ -1,7 +1,7 @@
 """`python -m benchmarks.calendar_speed`: the content calendar at 5,000 items.
 
 1. The .ics export of a year holding 100 weekly series and 2,500 one-off items, timed
-   end to end through `crm.calendar.export_ics` (target: under a second).
+   end to end through `crm.content_calendar.files.export_ics` (target: under a second).
 2. The Content calendar page's month view on a demo database with 5,000 content items
    (a fifth of them in the current month's weeks), against a hello-world page in Chromium
    (target: within 2x).
@@ -35,7 +35,9 @@ def fill(env: dict[str, str], *, items: int, series: int) -> None:
     """Add content items through the service (one-offs spread over a year, weekly series)."""
     from sqlalchemy import insert
 
-    from crm import auth, calendar, db
+    from crm import auth, db
+    from crm.content_calendar.drafts import ItemDraft
+    from crm.content_calendar.items import save_item
     from crm.models import ContentItem
 
     os.environ.update(env)
@@ -45,10 +47,10 @@ def fill(env: dict[str, str], *, items: int, series: int) -> None:
     today = dt.date.today()
     start = dt.datetime.combine(today.replace(day=1), dt.time(), dt.UTC)
     for n in range(series):
-        calendar.save_item(
+        save_item(
             engine,
             actor=actor,
-            draft=calendar.ItemDraft(
+            draft=ItemDraft(
                 title=f"Weekly series {n}", channel=CHANNELS[n % len(CHANNELS)],
                 starts_at=start + dt.timedelta(days=n % 7, hours=9 + n % 8),
                 recurrence={"freq": "weekly", "interval": 1, "count": 52, "timezone": "UTC"},
@@ -73,14 +75,15 @@ def fill(env: dict[str, str], *, items: int, series: int) -> None:
 
 
 def time_ics(env: dict[str, str]) -> tuple[float, int]:
-    from crm import calendar, db
+    from crm import db
+    from crm.content_calendar import files
 
     engine = db.create_engine_for(env["CRM_DATABASE_URL"])
     start = dt.datetime.combine(dt.date.today().replace(day=1), dt.time(), dt.UTC)
     best, events = float("inf"), 0
     for _ in range(3):
         began = time.perf_counter()
-        data = calendar.export_ics(engine, start=start, end=start + dt.timedelta(days=365))
+        data = files.export_ics(engine, start=start, end=start + dt.timedelta(days=365))
         best = min(best, time.perf_counter() - began)
         events = data.count(b"BEGIN:VEVENT")
     engine.dispose()

@@ -1,7 +1,7 @@
 """`python -m benchmarks.campaign_speed`: launching a campaign, and delivering it.
 
 1. Launch: a 3-step campaign aimed at a dynamic pool of 10,000 people in a fresh migrated
-   SQLite file; `crm.campaigns.launch` end to end (the launch check's classification,
+   SQLite file; `crm.campaign_lifecycle.launch` end to end (the launch check's classification,
    enrollments, 30,000 outbox rows, one transaction). Target: at most 2 s.
 2. Delivery: `crm.outbox.deliver_due` sending the first step to N people over loopback to
    an aiosmtpd server started here, against the floor of building N standard-library
@@ -106,13 +106,13 @@ def new_campaign(engine: object, admin: object, pool_id: int, name: str, steps: 
 
 
 def measure_launch() -> float:
-    from crm import campaigns
+    from crm import campaign_lifecycle
 
     with tempfile.TemporaryDirectory() as folder:
         engine, admin, pool_id = prepare(Path(folder), LAUNCH_PEOPLE)
         campaign_id = new_campaign(engine, admin, pool_id, "Launch benchmark", 3)
         started = time.perf_counter()
-        result = campaigns.launch(engine, actor=admin, campaign_id=campaign_id)  # type: ignore[arg-type]
+        result = campaign_lifecycle.launch(engine, actor=admin, campaign_id=campaign_id)  # type: ignore[arg-type]
         elapsed = time.perf_counter() - started
         if result.enrolled != LAUNCH_PEOPLE or result.messages != 3 * LAUNCH_PEOPLE:
             raise SystemExit(f"launch enrolled {result.enrolled}, queued {result.messages}")
@@ -137,13 +137,13 @@ def raw_send(port: int, count: int) -> float:
 
 
 def app_send(port: int, count: int) -> float:
-    from crm import campaigns, db, outbox
+    from crm import campaign_lifecycle, db, outbox
     from crm.config import load_settings
 
     with tempfile.TemporaryDirectory() as folder:
         engine, admin, pool_id = prepare(Path(folder), count)
         campaign_id = new_campaign(engine, admin, pool_id, f"Delivery {time.time()}", 2)
-        campaigns.launch(engine, actor=admin, campaign_id=campaign_id)  # type: ignore[arg-type]
+        campaign_lifecycle.launch(engine, actor=admin, campaign_id=campaign_id)  # type: ignore[arg-type]
         started = time.perf_counter()
         report = outbox.deliver_due(engine, settings=load_settings())  # type: ignore[arg-type]
         elapsed = time.perf_counter() - started

@@ -359,7 +359,7 @@ def import_seconds(path: Path, folder: Path) -> tuple[float, dict[str, int]]:
 def child(path: Path, folder: Path) -> None:
     """The million-row run, alone in its process so its peak RSS is the import's.
 
-    The import parses in a helper process of its own (crm.importer._ParserProcess); its
+    The import parses in a helper process of its own (crm.imports.parsing.ParserProcess); its
     peak RSS is reported too, and the target holds for the two together.
     """
     elapsed, counts = import_seconds(path, folder)

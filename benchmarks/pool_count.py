@@ -2,7 +2,7 @@
 
 A pool with four conditions (two skills, a location, a minimum of years) is counted over a
 fresh migrated SQLite database of realistic candidates, first at 100,000 (target 50 ms),
-then at 1,000,000 (target 500 ms). The app's count is crm.pools.count_matching end to end:
+then at 1,000,000 (target 500 ms). The app's count is crm.pool_filter.count_matching end to end:
 a read session, the filter compiled through the allow-list, SELECT count(*). The floor is
 the very statement it compiles to (rendered with its values inline) run by plain sqlite3
 on the same file. Both are timed round by round, interleaved, after one untimed warm-up;
@@ -234,12 +234,12 @@ def floor_sql(engine: Any) -> str:
     """The statement count_matching runs, rendered for SQLite with its values inline."""
     from sqlalchemy import func, select
 
-    from crm import pools
+    from crm import pool_filter
     from crm.db import read_session
     from crm.models import Candidate
 
     with read_session(engine) as session:
-        condition = pools.compile_filter(session, FILTER, now=dt.datetime.now(dt.UTC))
+        condition = pool_filter.compile_filter(session, FILTER, now=dt.datetime.now(dt.UTC))
         statement = select(func.count()).select_from(Candidate).where(condition)
         compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)
@@ -247,7 +247,7 @@ def floor_sql(engine: Any) -> str:
 
 def measure(path: Path, rows: int, build_s: float, runs: int) -> tuple[Measured, str]:
     """Best of `runs` for the app's count and for the raw query, interleaved round by round."""
-    from crm import db, pools
+    from crm import db, pool_filter
 
     engine = db.create_engine_for(f"sqlite:///{path}")
     raw = sqlite3.connect(path)
@@ -257,7 +257,7 @@ def measure(path: Path, rows: int, build_s: float, runs: int) -> tuple[Measured,
         app_count = floor_count = None
         for round_number in range(1 + runs):  # the first round is a warm-up
             started = time.perf_counter()
-            app_count = pools.count_matching(engine, FILTER)
+            app_count = pool_filter.count_matching(engine, FILTER)
             app_s = time.perf_counter() - started
             started = time.perf_counter()
             (floor_count,) = raw.execute(sql).fetchone()
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{condition['field']} {condition['op']} {json.dumps(condition['value'])}"
             for condition in FILTER["all"]
         ),
-        f"  app: crm.pools.count_matching end to end (session, filter compiled, count); "
+        f"  app: crm.pool_filter.count_matching end to end (session, filter compiled, count); "
         f"raw sqlite3: the same statement on the same file; best of {args.runs} each, "
         "interleaved, after a warm-up; no ANALYZE (the app never runs it)",
         f"  statement: {' '.join(sql.split())}",

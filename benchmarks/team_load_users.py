@@ -189,13 +189,13 @@ class User:
 
     def note(self, op: Op) -> None:
         """Log a note or a call on someone's timeline."""
-        from crm import candidates
+        from crm import touchpoints
 
         candidate_id = self.rng.choice(self.plan["note_targets"])
         text = self.marker("note")
         channel = self.rng.choice(("note", "call"))
         op.detail = {"candidate_id": candidate_id, "note": text}
-        candidates.log_touchpoint(
+        touchpoints.log_touchpoint(
             self.engine,
             actor=self.actor,
             candidate_id=candidate_id,
@@ -312,7 +312,7 @@ class User:
 
     def send(self, op: Op) -> None:
         """Compose a one-step campaign to hand-picked people, check it, launch it."""
-        from crm import campaigns
+        from crm import campaign_lifecycle, campaigns
 
         size = self.rng.randint(*CAMPAIGN_PEOPLE)
         if len(self.audience) < size:
@@ -341,23 +341,23 @@ class User:
             ),
         )
         op.detail["campaign_id"] = campaign_id
-        check = campaigns.launch_check(self.engine, campaign_id)
+        check = campaign_lifecycle.launch_check(self.engine, campaign_id)
         if check.blocked:
             raise RuntimeError(f"launch check blocked: {check.blocked}")
-        result = campaigns.launch(self.engine, actor=self.actor, campaign_id=campaign_id)
+        result = campaign_lifecycle.launch(self.engine, actor=self.actor, campaign_id=campaign_id)
         op.seconds = time.perf_counter() - started
         op.detail.update(enrolled=result.enrolled, messages=result.messages)
         self.campaigns.append(campaign_id)
 
     def read_report(self, op: Op) -> None:
-        from crm import campaigns
+        from crm import campaign_figures
 
         if not self.campaigns:
-            campaigns.list_campaigns(self.engine)
+            campaign_figures.list_campaigns(self.engine)
             return
         campaign_id = self.rng.choice(self.campaigns)
-        campaigns.step_counts(self.engine, campaign_id)
-        campaigns.report(self.engine, campaign_id)
+        campaign_figures.step_counts(self.engine, campaign_id)
+        campaign_figures.report(self.engine, campaign_id)
 
 
 def main(argv: list[str] | None = None) -> int:

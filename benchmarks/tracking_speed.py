@@ -99,7 +99,7 @@ def prepare(folder: Path, people: int) -> list[str]:
     for n, mid in enumerate(messages):
         paths.append(f"/o/{tokens.sign('open', mid)}.gif")
         position = n % 2
-        paths.append(f"/c/{tokens.sign('click', mid * engagement.LINK_POSITION_LIMIT + position)}")
+        paths.append(f"/c/{engagement.click_token(mid, position)}")
     return paths
 
 

@@ -1,4 +1,5 @@
-"""Timeline entries (activities) written by bulk actions, inside the caller's transaction."""
+"""Timeline entries (activities): one person's, or one per person of a bulk action, written
+inside the caller's transaction."""
 
 from __future__ import annotations
 
@@ -39,3 +40,26 @@ def record(
                 for cid in ids[start : start + 5000]
             ],
         )
+
+
+def add_one(
+    session: Session,
+    actor: User,
+    candidate_id: int,
+    kind: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    **columns: Any,
+) -> None:
+    """One entry on one person's timeline, by the actor; `columns` sets the others
+    (occurred_at, else now; channel)."""
+    session.add(
+        Activity(
+            candidate_id=candidate_id,
+            kind=kind,
+            actor_id=actor.id,
+            summary=summary,
+            details=details,
+            **columns,
+        )
+    )

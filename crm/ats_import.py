@@ -27,13 +27,10 @@ and every row goes through the rules of crm.jobs (stages, offers, one opening pe
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -41,10 +38,28 @@ from sqlalchemy.orm import Session
 
 from crm import activities, audit, clock, csvfile, money
 from crm import jobs as job_rules
+from crm.candidate_fields import clean_candidate
 from crm.db import write_session
 from crm.errors import CrmError, InputUnusable, ValidationError
 from crm.identity import address_hash, clean_text, normalize_email, normalize_linkedin
-from crm.mapping import header_key
+from crm.imports.ats_mapping import auto_mapping, check_kind, mapping_problem, with_overrides
+from crm.imports.ats_pipeline import (
+    RowError,
+    apply_stages,
+    snapshot,
+    stage_of,
+    value_key,
+    yes_no,
+)
+from crm.imports.ats_tables import (
+    ALIAS_RANKS,
+    EXTRA_SOURCES,
+    JOB_STATUS_ALIASES,
+    UNDECIDED,
+)
+from crm.imports.candidate_writer import SUPPRESSED_NOTE
+from crm.imports.report import ImportSummary, audit_batch, check_size, report_csv
+from crm.imports.values import day_first, parse_amount, parse_moment
 from crm.models import (
     APPLICATION_STAGES,
     Application,
@@ -59,460 +74,18 @@ from crm.models import (
 )
 from crm.permissions import require_writer
 
-KINDS = ("jobs", "applications", "costs")
 MAX_BYTES = 50 * 1024 * 1024
 NEW_CANDIDATE_SOURCE = "ATS import"
 PREVIEW_PROBLEMS = 50
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-# Fields of each kind, with their labels for the mapping editor.
-FIELDS: dict[str, dict[str, str]] = {
-    "jobs": {
-        "external_id": "Job ID in the ATS",
-        "title": "Title (required)",
-        "role_family": "Role family",
-        "key_role": "Key role (yes/no)",
-        "hiring_manager": "Hiring manager",
-        "location": "Location",
-        "opened": "Opened on (required)",
-        "filled": "Filled on",
-        "status": "Status (open, on hold, filled, closed)",
-    },
-    "applications": {
-        "external_id": "Application ID in the ATS",
-        "job_ref": "Job (its ID in the ATS)",
-        "job_title": "Job (its title)",
-        "email": "Candidate email",
-        "linkedin_url": "Candidate LinkedIn URL",
-        "full_name": "Candidate name",
-        "first_name": "Candidate first name",
-        "last_name": "Candidate last name",
-        "source": "Source",
-        "pool": "Talent pool (name)",
-        "campaign": "Campaign (name)",
-        "stage": "Current stage",
-        "sourced": "Sourced on",
-        "applied": "Applied on",
-        "screen": "Screen on",
-        "interview": "Interview on",
-        "offer": "Offer made on",
-        "hired": "Hired on",
-        "rejected": "Rejected on",
-        "withdrew": "Withdrew on",
-        "offer_accepted": "Offer accepted (yes/no)",
-        "offer_decided": "Offer decided on",
-    },
-    "costs": {
-        "date": "Date (required)",
-        "category": "Category",
-        "amount": "Amount (required)",
-        "currency": "Currency",
-        "job_ref": "Job (its ID in the ATS)",
-        "job_title": "Job (its title)",
-        "note": "Note",
-    },
-}
-
-# Header names per field, the most telling first (compared by mapping.header_key).
-_JOB_REF = [
-    "job id",
-    "requisition id",
-    "req id",
-    "job req id",
-    "job requisition id",
-    "job external id",
-    "job code",
-    "posting id",
-    "job ref",
-    "requisition number",
-]
-_JOB_TITLE = [
-    "job",
-    "job name",
-    "job title",
-    "requisition title",
-    "posting title",
-    "posting",
-    "position",
-    "opening",
-    "role",
-    "requisition",
-]
-_ALIASES: dict[str, dict[str, list[str]]] = {
-    "jobs": {
-        "external_id": [
-            "job id",
-            "requisition id",
-            "req id",
-            "job req id",
-            "external id",
-            "job external id",
-            "job code",
-            "posting id",
-            "requisition number",
-            "requisition",
-            "id",
-        ],
-        "title": [
-            "job title",
-            "job name",
-            "title",
-            "requisition title",
-            "posting title",
-            "position",
-            "job",
-            "role",
-            "name",
-        ],
-        "role_family": [
-            "role family",
-            "job family",
-            "department",
-            "function",
-            "team",
-            "category",
-        ],
-        "key_role": ["key role", "critical role", "is key role", "key", "priority role"],
-        "hiring_manager": [
-            "hiring manager",
-            "hiring manager name",
-            "hiring lead",
-            "manager",
-            "owner",
-        ],
-        "location": ["location", "job location", "locations", "office", "offices", "city"],
-        "opened": [
-            "opened",
-            "opened date",
-            "opened on",
-            "opened at",
-            "open date",
-            "date opened",
-            "created date",
-            "created on",
-            "created at",
-            "created",
-            "posted date",
-            "date posted",
-            "posted on",
-        ],
-        "filled": [
-            "filled",
-            "filled date",
-            "filled on",
-            "filled at",
-            "date filled",
-            "fill date",
-        ],
-        "status": ["status", "job status", "requisition status", "opening status", "state"],
-    },
-    "applications": {
-        "external_id": [
-            "application id",
-            "application external id",
-            "app id",
-            "opportunity id",
-            "external id",
-        ],
-        "job_ref": _JOB_REF,
-        "job_title": _JOB_TITLE,
-        "email": [
-            "candidate email",
-            "candidate email address",
-            "applicant email",
-            "email",
-            "email address",
-            "e-mail",
-            "primary email",
-            "emails",
-        ],
-        "linkedin_url": [
-            "candidate linkedin",
-            "linkedin url",
-            "linkedin profile url",
-            "linkedin profile",
-            "linkedin",
-            "profile url",
-        ],
-        "full_name": [
-            "candidate name",
-            "applicant name",
-            "full name",
-            "name",
-            "candidate",
-            "applicant",
-        ],
-        "first_name": ["candidate first name", "first name", "firstname", "given name"],
-        "last_name": [
-            "candidate last name",
-            "last name",
-            "lastname",
-            "surname",
-            "family name",
-        ],
-        "source": [
-            "source",
-            "candidate source",
-            "application source",
-            "source name",
-            "origin",
-            "source type",
-            "lead source",
-        ],
-        "pool": ["talent pool", "pool", "pool name", "talent pool name"],
-        "campaign": ["campaign", "campaign name", "crm campaign"],
-        "stage": [
-            "current stage",
-            "stage",
-            "application stage",
-            "pipeline stage",
-            "stage name",
-            "current status",
-            "application status",
-            "status",
-            "milestone",
-        ],
-        "sourced": ["sourced on", "sourced date", "sourced at", "date sourced", "sourced"],
-        "applied": [
-            "applied on",
-            "applied date",
-            "applied at",
-            "date applied",
-            "application date",
-            "applied",
-        ],
-        "screen": [
-            "screen on",
-            "screen date",
-            "screened on",
-            "screened at",
-            "phone screen date",
-            "screening date",
-            "screen",
-        ],
-        "interview": [
-            "interview on",
-            "interview date",
-            "interviewed on",
-            "interviewed at",
-            "first interview date",
-            "onsite date",
-            "interview",
-        ],
-        "offer": [
-            "offer made on",
-            "offer date",
-            "offer sent date",
-            "offer sent on",
-            "offer extended date",
-            "offer extended on",
-            "offer created date",
-            "offer made",
-            "offer sent",
-        ],
-        "hired": ["hired on", "hired date", "hire date", "hired at", "date hired", "hired"],
-        "rejected": [
-            "rejected on",
-            "rejected date",
-            "rejected at",
-            "rejection date",
-            "disqualified on",
-            "disqualified date",
-            "disqualified at",
-            "rejected",
-        ],
-        "withdrew": [
-            "withdrew on",
-            "withdrawn on",
-            "withdrawn date",
-            "withdrew date",
-            "withdrawal date",
-            "withdrawn at",
-            "withdrawn",
-            "withdrew",
-        ],
-        "offer_accepted": [
-            "offer accepted",
-            "offer status",
-            "offer outcome",
-            "offer response",
-            "offer result",
-            "accepted offer",
-        ],
-        "offer_decided": [
-            "offer decided on",
-            "offer decision date",
-            "offer response date",
-            "offer resolved date",
-            "offer resolved at",
-            "offer accepted date",
-            "offer accepted on",
-            "offer declined date",
-        ],
-    },
-    "costs": {
-        "date": [
-            "date",
-            "cost date",
-            "incurred on",
-            "incurred date",
-            "spend date",
-            "invoice date",
-            "transaction date",
-            "paid on",
-            "posted date",
-        ],
-        "category": [
-            "category",
-            "cost category",
-            "spend category",
-            "cost type",
-            "expense type",
-            "type",
-            "kind",
-        ],
-        "amount": [
-            "amount",
-            "spend",
-            "cost",
-            "amount spent",
-            "total",
-            "invoice amount",
-            "net amount",
-            "value",
-            "price",
-        ],
-        "currency": ["currency", "currency code", "ccy"],
-        "job_ref": _JOB_REF,
-        "job_title": _JOB_TITLE,
-        "note": [
-            "note",
-            "notes",
-            "description",
-            "vendor",
-            "supplier",
-            "memo",
-            "details",
-            "comment",
-            "item",
-        ],
-    },
-}
-
-
-def _ranks(kind: str) -> dict[str, tuple[str, int]]:
-    ranks: dict[str, tuple[str, int]] = {}
-    for name in FIELDS[kind]:  # our own field names first
-        ranks.setdefault(header_key(name), (name, 0))
-    for name, aliases in _ALIASES[kind].items():
-        for rank, alias in enumerate(aliases):
-            ranks.setdefault(header_key(alias), (name, rank))
-    return ranks
-
-
-ALIAS_RANKS = {kind: _ranks(kind) for kind in KINDS}
-
-# Values -----------------------------------------------------------------------------------
-
-STAGE_ALIASES = {
-    "sourced": "sourced",
-    "prospect": "sourced",
-    "lead": "sourced",
-    "new lead": "sourced",
-    "applied": "applied",
-    "new": "applied",
-    "new applicant": "applied",
-    "application": "applied",
-    "application review": "applied",
-    "review": "applied",
-    "screen": "screen",
-    "screening": "screen",
-    "phone screen": "screen",
-    "recruiter screen": "screen",
-    "hr screen": "screen",
-    "phone interview": "screen",
-    "interview": "interview",
-    "interviewing": "interview",
-    "onsite": "interview",
-    "on site": "interview",
-    "technical interview": "interview",
-    "final interview": "interview",
-    "assessment": "interview",
-    "face to face": "interview",
-    "offer": "offer",
-    "offer extended": "offer",
-    "offer sent": "offer",
-    "offered": "offer",
-    "offer made": "offer",
-    "hired": "hired",
-    "hire": "hired",
-    "placed": "hired",
-    "offer accepted": "hired",
-    "rejected": "rejected",
-    "reject": "rejected",
-    "disqualified": "rejected",
-    "not selected": "rejected",
-    "declined by company": "rejected",
-    "withdrew": "withdrew",
-    "withdrawn": "withdrew",
-    "candidate withdrew": "withdrew",
-    "offer declined": "withdrew",
-    "declined": "withdrew",
-}
-JOB_STATUS_ALIASES = {
-    "open": "open",
-    "opened": "open",
-    "active": "open",
-    "live": "open",
-    "published": "open",
-    "posted": "open",
-    "on hold": "on_hold",
-    "hold": "on_hold",
-    "paused": "on_hold",
-    "onhold": "on_hold",
-    "filled": "filled",
-    "hired": "filled",
-    "closed": "closed",
-    "archived": "closed",
-    "cancelled": "closed",
-    "canceled": "closed",
-    "inactive": "closed",
-}
-# Sources ATS exports use that crm.jobs.normalize_source does not know.
-EXTRA_SOURCES = {
-    "linkedin": "job_board",
-    "linkedin job": "job_board",
-    "stepstone": "job_board",
-    "monster": "job_board",
-    "ziprecruiter": "job_board",
-    "job posting": "job_board",
-    "linkedin (prospecting)": "direct",
-    "prospecting": "direct",
-    "sourcing": "direct",
-    "sourced by recruiter": "direct",
-    "applied": "career_site",
-    "website": "career_site",
-    "careers website": "career_site",
-    "career page": "career_site",
-    "recruiting agency": "agency",
-    "referred": "referral",
-    "internal referral": "referral",
-}
-_YES = {"yes", "y", "true", "1", "x", "accepted", "accept", "key", "ja", "oui", "si"}
-_NO = {"no", "n", "false", "0", "declined", "decline", "rejected", "nein", "non"}
-_UNDECIDED = {"pending", "extended", "sent", "open", "made", "draft", "approved", "-", "n/a"}
-_CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "CHF": "CHF"}
-
-
-def _key(text: str) -> str:
-    return " ".join(text.replace("_", " ").replace("-", " ").lower().split())
+# What an application row may say of someone the CRM does not have yet.
+_PERSON_FIELDS = ("first_name", "last_name", "full_name", "email", "linkedin_url")
 
 
 # --- results ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AtsImportResult:
+class AtsImportResult(ImportSummary):
     kind: str
     read: int
     created: int
@@ -522,20 +95,12 @@ class AtsImportResult:
     candidates_created: int = 0  # people added from an applications file (name and email)
     batch_id: int | None = None
 
-    def error_report_csv(self) -> str:
-        """The refused rows as CSV (row, column, problem); empty when none was refused."""
-        return _report_csv(self.errors)
+    def refused(self) -> list[tuple[int, str, str]]:
+        return self.errors
 
-    def as_json(self) -> dict[str, Any]:
-        """The keys `crm import --json` prints for candidates, with duplicates = skipped."""
-        return {
-            "read": self.read,
-            "created": self.created,
-            "updated": self.updated,
-            "duplicates": self.skipped,
-            "errors": len(self.errors),
-            "error_report": self.error_report_csv() if self.errors else None,
-        }
+    def counts(self) -> tuple[int, int]:
+        """`crm import --json` prints the skipped rows as duplicates."""
+        return self.skipped, len(self.errors)
 
 
 @dataclass(frozen=True)
@@ -550,225 +115,6 @@ class AtsPreview:
     error_count: int
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # the first ones
     candidates_created: int = 0
-
-
-def _report_csv(errors: list[tuple[int, str, str]]) -> str:
-    if not errors:
-        return ""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "column", "problem"])
-    for line, column, problem in errors:
-        writer.writerow([line, _inert(column), _inert(problem)])
-    return out.getvalue()
-
-
-def _inert(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
-
-
-# --- mapping ------------------------------------------------------------------------------
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InputUnusable(f"The kind must be one of {', '.join(KINDS)}, not {kind!r}.")
-
-
-def auto_mapping(kind: str, headers: tuple[str, ...] | list[str]) -> dict[str, str | None]:
-    """Header -> field for every header; each field goes to its most telling header."""
-    _check_kind(kind)
-    headers = list(dict.fromkeys(headers))
-    best: dict[str, tuple[int, int]] = {}
-    for position, header in enumerate(headers):
-        found = ALIAS_RANKS[kind].get(header_key(header))
-        if found is None:
-            continue
-        name, rank = found
-        if name not in best or (rank, position) < best[name]:
-            best[name] = (rank, position)
-    chosen = {position: name for name, (_rank, position) in best.items()}
-    return {header: chosen.get(position) for position, header in enumerate(headers)}
-
-
-def _with_overrides(
-    kind: str, headers: tuple[str, ...], overrides: dict[str, str | None] | None
-) -> dict[str, str | None]:
-    base = auto_mapping(kind, headers)
-    if not overrides:
-        return base
-    present = set(headers)
-    for header, name in overrides.items():
-        if name is not None and name not in FIELDS[kind]:
-            raise InputUnusable(
-                f"{name!r} is not a field of {kind}; the fields are: {', '.join(FIELDS[kind])}."
-            )
-        if header not in present:
-            shown = ", ".join(repr(h) for h in headers if h) or "none"
-            raise InputUnusable(f"The file has no column {header!r} (its columns: {shown}).")
-    claimed = {name for name in overrides.values() if name}
-    chosen = {
-        header: overrides[header]
-        if header in overrides
-        else (None if base.get(header) in claimed else base.get(header))
-        for header in base
-    }
-    taken: dict[str, str] = {}
-    for header, name in chosen.items():
-        if name is None:
-            continue
-        if name in taken:
-            raise InputUnusable(
-                f"The columns {taken[name]!r} and {header!r} both go to "
-                f"{FIELDS[kind][name].lower()}; choose one."
-            )
-        taken[name] = header
-    return chosen
-
-
-def mapping_problem(kind: str, chosen: dict[str, str | None]) -> str | None:
-    """One sentence when no row could be imported with this mapping, else None."""
-    fields = {name for name in chosen.values() if name}
-    if not fields:
-        return (
-            f"None of the file's columns is one an import of {kind} knows; map the columns "
-            "by hand or check that the file is the right export."
-        )
-    if kind == "jobs":
-        missing = [name for name in ("title", "opened") if name not in fields]
-        if missing:
-            labels = " and ".join(
-                {"title": "the job title", "opened": "the opened date"}[m] for m in missing
-            )
-            return f"No column holds {labels}; map one by hand."
-    elif kind == "applications":
-        if not fields & {"job_ref", "job_title"}:
-            return "No column names the job (its ATS ID or title); map one by hand."
-        if not fields & {"email", "linkedin_url"}:
-            return "No column holds the candidate's email or LinkedIn URL; map one by hand."
-        if "source" not in fields:
-            return (
-                "No column holds the source of each application (LinkedIn, Referral, "
-                "Talent pool...); map one by hand."
-            )
-    else:
-        missing = [name for name in ("date", "amount") if name not in fields]
-        if missing:
-            labels = " and ".join({"date": "the date", "amount": "the amount"}[m] for m in missing)
-            return f"No column holds {labels} of each cost; map one by hand."
-    return None
-
-
-# --- reading values -----------------------------------------------------------------------
-
-
-class _RowError(Exception):
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(problem)
-        self.field = field_name
-        self.problem = problem
-
-
-_ISO = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
-_NUMERIC = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})$")
-_TIME_TAIL = re.compile(
-    r"^(?P<date>\S+)(?:[ T]+(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
-    r"\s*(?P<ampm>[AaPp][Mm])?\s*(?P<tz>Z|UTC|[+-]\d{2}:?\d{2})?)?$"
-)
-_WORD_FORMATS = ("%d %b %Y", "%d %B %Y", "%b %d %Y", "%B %d %Y", "%d-%b-%Y", "%d-%b-%y")
-
-
-def _shows_month_first(values: list[str]) -> bool:
-    """Whether a file's slashed dates are month-first (one has a second part over 12)."""
-    month_first = day_first = False
-    for value in values:
-        head = value.strip().split(" ")[0].split("T")[0]
-        match = _NUMERIC.match(head)
-        if match:
-            first, second = int(match.group(1)), int(match.group(2))
-            month_first |= second > 12 and first <= 12
-            day_first |= first > 12 and second <= 12
-    return month_first and not day_first
-
-
-def _date_part(text: str, month_first: bool) -> dt.date:
-    match = _ISO.match(text)
-    if match:
-        return dt.date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    match = _NUMERIC.match(text)
-    if match:
-        first, second, year = int(match.group(1)), int(match.group(2)), match.group(3)
-        full_year = int(year) if len(year) == 4 else 2000 + int(year)
-        day, month = (second, first) if month_first else (first, second)
-        return dt.date(full_year, month, day)
-    raise ValueError(text)
-
-
-def parse_moment(text: str, *, month_first: bool = False) -> dt.datetime:
-    """A date or date-time cell as an aware UTC datetime (a bare date: midnight UTC)."""
-    value = " ".join(clean_text(text).replace(",", " ").split())
-    if not value:
-        raise ValueError(text)
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace(" UTC", "Z"))
-    except ValueError:
-        parsed = None
-    if parsed is not None:
-        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
-    match = _TIME_TAIL.match(value)
-    if match:
-        day = _date_part(match.group("date"), month_first)
-        hour, minute = int(match.group("h") or 0), int(match.group("m") or 0)
-        second = int(match.group("s") or 0)
-        ampm = (match.group("ampm") or "").lower()
-        if ampm == "pm" and hour < 12:
-            hour += 12
-        elif ampm == "am" and hour == 12:
-            hour = 0
-        zone = match.group("tz")
-        offset = dt.UTC
-        if zone and zone not in {"Z", "UTC"}:
-            digits = zone.replace(":", "")
-            delta = dt.timedelta(hours=int(digits[1:3]), minutes=int(digits[3:5]))
-            offset = dt.timezone(delta if digits[0] == "+" else -delta)
-        moment = dt.datetime.combine(day, dt.time(hour, minute, second), offset)
-        return moment.astimezone(dt.UTC)
-    for pattern in _WORD_FORMATS:
-        for candidate in (value, " ".join(value.split(" ")[:3])):
-            try:
-                return dt.datetime.strptime(candidate, pattern).replace(tzinfo=dt.UTC)
-            except ValueError:
-                continue
-    raise ValueError(text)
-
-
-def parse_amount(text: str) -> tuple[Decimal, str | None]:
-    """(amount, currency from its symbol or code or None) for '$1,234.50', '1.234,50 €'."""
-    value = clean_text(text).replace("\u00a0", "").replace(" ", "").replace("'", "")
-    currency = None
-    for symbol, code in _CURRENCY_SYMBOLS.items():
-        if symbol in value:
-            currency, value = code, value.replace(symbol, "")
-    match = re.match(r"^([A-Za-z]{3})?(.*?)([A-Za-z]{3})?$", value)
-    if match and (match.group(1) or match.group(3)):
-        currency = (match.group(1) or match.group(3)).upper()
-        value = match.group(2)
-    negative = value.startswith("(") and value.endswith(")")
-    value = value.strip("()")
-    if value.startswith("-"):
-        negative, value = True, value[1:]
-    if "," in value and "." in value:
-        decimal_mark = "," if value.rfind(",") > value.rfind(".") else "."
-        value = value.replace("." if decimal_mark == "," else ",", "").replace(",", ".")
-    elif "," in value:
-        value = value.replace(",", "") if re.match(r"^\d{1,3}(,\d{3})+$", value) else value
-        value = value.replace(",", ".")
-    elif re.match(r"^\d{1,3}(\.\d{3}){2,}$", value):
-        value = value.replace(".", "")
-    if not re.match(r"^\d+(\.\d+)?$", value):
-        raise ValueError(text)
-    amount = Decimal(value)
-    return (-amount if negative else amount), currency
 
 
 # --- the import ---------------------------------------------------------------------------
@@ -786,6 +132,11 @@ class _Counts:
     skipped: int = 0
     candidates_created: int = 0
     errors: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def tally(self) -> dict[str, int]:
+        """The counts a preview and a result both give."""
+        names = ("read", "created", "updated", "skipped", "candidates_created")
+        return {name: getattr(self, name) for name in names}
 
 
 class _Run:
@@ -833,7 +184,7 @@ class _Run:
         try:
             return parse_moment(text, month_first=self.month_first)
         except ValueError:
-            raise _RowError(name, f"{text!r} is not a date (use 2025-03-31).") from None
+            raise RowError(name, f"{text!r} is not a date (use 2025-03-31).") from None
 
     def date(self, values: dict[str, str], name: str) -> dt.date | None:
         moment = self.moment(values, name)
@@ -842,9 +193,7 @@ class _Run:
     def text(self, values: dict[str, str], name: str, limit: int) -> str | None:
         text = values.get(name)
         if text is not None and len(text) > limit:
-            raise _RowError(
-                name, f"The {name.replace('_', ' ')} is longer than {limit} characters."
-            )
+            raise RowError(name, f"The {name.replace('_', ' ')} is longer than {limit} characters.")
         return text
 
     # the rows ---------------------------------------------------------------------------------
@@ -854,7 +203,7 @@ class _Run:
         try:
             with self.session.begin_nested():
                 outcome = handler(values)
-        except _RowError as error:
+        except RowError as error:
             self.counts.errors.append((line, self.column.get(error.field, ""), error.problem))
             return
         except CrmError as error:
@@ -867,25 +216,25 @@ class _Run:
     def _jobs_row(self, values: dict[str, str]) -> str:
         title = self.text(values, "title", 160)
         if not title:
-            raise _RowError("title", "The job title is blank.")
+            raise RowError("title", "The job title is blank.")
         opened = self.date(values, "opened")
         if opened is None:
-            raise _RowError("opened", "The opened date is blank.")
+            raise RowError("opened", "The opened date is blank.")
         filled = self.date(values, "filled")
         status = None
         if "status" in values:
-            status = JOB_STATUS_ALIASES.get(_key(values["status"]))
+            status = JOB_STATUS_ALIASES.get(value_key(values["status"]))
             if status is None:
-                raise _RowError(
+                raise RowError(
                     "status",
                     f"Unknown job status {values['status']!r}; use open, on hold, filled "
                     "or closed.",
                 )
         key_role = None
         if "key_role" in values:
-            key_role = _yes_no(values["key_role"])
+            key_role = yes_no(values["key_role"])
             if key_role is None:
-                raise _RowError("key_role", f"{values['key_role']!r} is not yes or no.")
+                raise RowError("key_role", f"{values['key_role']!r} is not yes or no.")
         external_id = self.text(values, "external_id", 80)
         changes: dict[str, Any] = {
             "title": title,
@@ -953,18 +302,18 @@ class _Run:
                 )
                 if len(found) == 1:
                     return found[0]
-                raise _RowError("job_ref", f"No job has the ATS ID {ref!r}; import the jobs first.")
+                raise RowError("job_ref", f"No job has the ATS ID {ref!r}; import the jobs first.")
         if not title:
-            raise _RowError(
+            raise RowError(
                 "job_title" if "job_title" in self.column else "job_ref", "The job is blank."
             )
         found = list(
             self.session.scalars(select(Job).where(func.lower(Job.title) == title.lower()).limit(2))
         )
         if not found:
-            raise _RowError("job_title", f"No job is called {title!r}; import the jobs first.")
+            raise RowError("job_title", f"No job is called {title!r}; import the jobs first.")
         if len(found) > 1:
-            raise _RowError(
+            raise RowError(
                 "job_title", f"Several jobs are called {title!r}; give the job's ATS ID instead."
             )
         return found[0]
@@ -974,13 +323,13 @@ class _Run:
         try:
             email = normalize_email(values.get("email"))
         except ValidationError as error:
-            raise _RowError("email", str(error)) from None
+            raise RowError("email", str(error)) from None
         try:
             linkedin = normalize_linkedin(values.get("linkedin_url"))
         except ValidationError as error:
-            raise _RowError("linkedin_url", str(error)) from None
+            raise RowError("linkedin_url", str(error)) from None
         if email is None and linkedin is None:
-            raise _RowError(
+            raise RowError(
                 "email" if "email" in self.column else "linkedin_url",
                 "The candidate's email and LinkedIn URL are blank.",
             )
@@ -995,30 +344,28 @@ class _Run:
             )
         if person is not None:
             return person
-        first, last = values.get("first_name", ""), values.get("last_name", "")
-        if not (first or last) and values.get("full_name"):
-            first, _space, last = values["full_name"].partition(" ")
-        if email is None or not (first or last):
+        named = any(values.get(name) for name in ("first_name", "last_name", "full_name"))
+        if email is None or not named:
             shown = email[0] if email else linkedin[0]  # type: ignore[index]
-            raise _RowError(
+            raise RowError(
                 "email" if email else "linkedin_url",
                 f"No one in the CRM has {shown}; import them as candidates first, or give "
                 "their name and email to add them.",
             )
+        # The same field rules as every other way a candidate is created.
+        given = {name: values[name] for name in _PERSON_FIELDS if name in values}
+        cleaned = clean_candidate(given | {"source": NEW_CANDIDATE_SOURCE})
+        if cleaned.problems:
+            name, problem = cleaned.problems[0]
+            if name in {"first_name", "last_name"} and name not in self.column:
+                name = "full_name"  # the name came from a full-name column
+            raise RowError(name, problem)
         suppressed = self._suppressed(email[1])
         person = Candidate(
-            first_name=first[:100],
-            last_name=last.strip()[:100],
-            email=email[0],
-            email_normalized=email[1],
-            linkedin_url=linkedin[0] if linkedin else None,
-            linkedin_normalized=linkedin[1] if linkedin else None,
-            source=NEW_CANDIDATE_SOURCE,
+            **cleaned.values,
             consent_status="do_not_contact" if suppressed else "legitimate_interest",
             owner_id=self.actor.id if self.actor else None,
-            consent_note="The address was on the suppression list when imported."
-            if suppressed
-            else None,
+            consent_note=SUPPRESSED_NOTE if suppressed else None,
             updated_by_id=self.actor.id if self.actor else None,
         )
         self.session.add(person)
@@ -1047,7 +394,7 @@ class _Run:
         )
         if found is None:
             what = "talent pool" if name == "pool" else "campaign"
-            raise _RowError(name, f"No {what} is called {text!r}.")
+            raise RowError(name, f"No {what} is called {text!r}.")
         return found
 
     def _applications_row(self, values: dict[str, str]) -> str:
@@ -1056,10 +403,10 @@ class _Run:
         job = self._find_job(values)
         raw_source = values.get("source")
         if raw_source is None:
-            raise _RowError("source", "The source is blank.")
-        source = job_rules.normalize_source(raw_source) or EXTRA_SOURCES.get(_key(raw_source))
+            raise RowError("source", "The source is blank.")
+        source = job_rules.normalize_source(raw_source) or EXTRA_SOURCES.get(value_key(raw_source))
         if source is None:
-            raise _RowError(
+            raise RowError(
                 "source",
                 f"Unknown source {raw_source!r}; use one like Talent pool, CRM campaign, "
                 "LinkedIn, Indeed, Referral, Agency, Careers page or Direct.",
@@ -1070,18 +417,18 @@ class _Run:
         decided = self.moment(values, "offer_decided")
         final = None
         if "stage" in values:
-            final = _stage(values["stage"])
+            final = stage_of(values["stage"])
             if final is None:
-                raise _RowError(
+                raise RowError(
                     "stage",
                     f"Unknown stage {values['stage']!r}; use one of "
                     f"{', '.join(job_rules.STAGE_LABELS.values())}.",
                 )
         accepted = None
         if "offer_accepted" in values:
-            accepted = _yes_no(values["offer_accepted"])
-            if accepted is None and _key(values["offer_accepted"]) not in _UNDECIDED:
-                raise _RowError(
+            accepted = yes_no(values["offer_accepted"])
+            if accepted is None and value_key(values["offer_accepted"]) not in UNDECIDED:
+                raise RowError(
                     "offer_accepted",
                     f"{values['offer_accepted']!r} is not yes, no or blank (accepted, declined).",
                 )
@@ -1102,24 +449,24 @@ class _Run:
                 and external_id
                 and application.external_id not in (None, external_id)
             ):
-                raise _RowError(
+                raise RowError(
                     "external_id",
                     f"{person.full_name or 'This person'} is already on the pipeline for "
                     f"{job.title} under the ATS ID {application.external_id!r}.",
                 )
-        before = _snapshot(application) if application is not None else None
+        before = snapshot(application) if application is not None else None
         if application is None:
             application = Application(job_id=job.id, candidate_id=person.id, stage="applied")
             self.session.add(application)
         elif application.job_id != job.id:
-            raise _RowError(
+            raise RowError(
                 "external_id",
                 f"The application {external_id!r} is for another job already; it cannot move.",
             )
         previous = {stage: getattr(application, f"{stage}_at") for stage in APPLICATION_STAGES}
         application.external_id = external_id or application.external_id
         application.source = source
-        detail = raw_source if _key(raw_source) != source.replace("_", " ") else None
+        detail = raw_source if value_key(raw_source) != source.replace("_", " ") else None
         application.source_detail = detail[:120] if detail else None
         application.pool_id = pool_id
         application.campaign_id = campaign_id
@@ -1127,12 +474,14 @@ class _Run:
             application.pool_id = self.session.scalar(
                 select(Campaign.audience_pool_id).where(Campaign.id == campaign_id)
             )
-        self._apply(application, stamps, final, accepted, decided, previous)
+        apply_stages(
+            self.session, application, stamps, final, accepted, decided, previous, self.now
+        )
         job_rules._refill_or_reopen(self.session, job)
         self.session.flush()
         if self.created_person:
             self.counts.candidates_created += 1
-        if before is not None and before == _snapshot(application):
+        if before is not None and before == snapshot(application):
             return "skipped"
         if self.actor is not None and application.candidate_id is not None:
             label = job_rules.STAGE_LABELS[application.stage].lower()
@@ -1150,111 +499,23 @@ class _Run:
             )
         return "created" if before is None else "updated"
 
-    def _apply(
-        self,
-        application: Application,
-        stamps: dict[str, dt.datetime | None],
-        final: str | None,
-        accepted: bool | None,
-        decided: dt.datetime | None,
-        previous: dict[str, dt.datetime | None],
-    ) -> None:
-        """Set the stages from the row's dates by crm.jobs' rules, from scratch."""
-        pipeline = job_rules.PIPELINE_STAGES
-        dated = [stage for stage in pipeline if stamps[stage] is not None]
-        outcomes = [stage for stage in job_rules.OUTCOME_STAGES if stamps[stage] is not None]
-        if accepted is False and final in (None, "offer"):
-            final = "withdrew"
-        if final is None:
-            if outcomes:
-                final = max(outcomes, key=lambda stage: stamps[stage])  # type: ignore[arg-type,return-value]
-            elif dated:
-                final = dated[-1]
-            else:
-                final = "applied"
-        if final in pipeline:
-            position = pipeline.index(final)
-            later = [stage for stage in dated if pipeline.index(stage) > position]
-            if later:
-                raise _RowError(
-                    later[0],
-                    f"The stage is {job_rules.STAGE_LABELS[final]} but the row has a "
-                    f"{job_rules.STAGE_LABELS[later[0]].lower()} date.",
-                )
-            if outcomes:
-                raise _RowError(
-                    outcomes[0],
-                    f"The stage is {job_rules.STAGE_LABELS[final]} but the row has a "
-                    f"{job_rules.STAGE_LABELS[outcomes[0]].lower()} date.",
-                )
-            if accepted is False and final == "hired":
-                raise _RowError("offer_accepted", "The offer was declined but the row has a hire.")
-        known = [moment for moment in stamps.values() if moment is not None]
-        fallback = max(known) if known else None
-
-        def at(stage: str) -> dt.datetime:
-            moment = stamps.get(stage) or previous.get(stage) or fallback
-            if moment is None:
-                moment = self.now
-            return moment
-
-        if final == "hired" and stamps["hired"] is None and previous.get("hired") is None:
-            raise _RowError("stage", "The person was hired but the hired date is blank.")
-        # From scratch: the row says everything about the application.
-        for stage in APPLICATION_STAGES:
-            setattr(application, f"{stage}_at", None)
-        application.offer_accepted = None
-        application.offer_decided_at = None
-        application.stage = "applied"
-        steps = list(dated)
-        if final in pipeline and final not in steps:
-            steps.append(final)
-        if accepted is not None and "offer" not in steps and final != "hired":
-            steps.append("offer")
-        steps.sort(key=pipeline.index)
-        if not steps:
-            steps = ["applied"] if final != "sourced" else ["sourced"]
-        for stage in steps:
-            moment = at(stage)
-            if stage == "offer" and stamps["offer"] is None and decided is not None:
-                moment = min(moment, decided)
-            try:
-                job_rules._apply_stage(self.session, application, stage, moment)
-            except ValidationError as error:
-                raise _RowError(stage if stamps[stage] else "stage", str(error)) from None
-        offer_at = application.offer_at
-        if accepted is True:
-            moment = decided or (stamps["hired"] if final == "hired" else None) or offer_at
-            if offer_at is not None and moment is not None and moment < offer_at:
-                raise _RowError("offer_decided", "The offer was decided before it was made.")
-            application.offer_accepted = True
-            application.offer_decided_at = moment
-        if final in job_rules.OUTCOME_STAGES:
-            moment = stamps[final] or (decided if final == "withdrew" else None) or at(final)
-            if accepted is False and offer_at is not None and moment < offer_at:
-                raise _RowError("offer_decided", "The offer was declined before it was made.")
-            job_rules._apply_stage(self.session, application, final, moment)
-            if accepted is False:
-                application.offer_accepted = False
-                application.offer_decided_at = decided or moment
-
     # costs ------------------------------------------------------------------------------------
 
     def _costs_row(self, values: dict[str, str]) -> str:
         incurred = self.date(values, "date")
         if incurred is None:
-            raise _RowError("date", "The date is blank.")
+            raise RowError("date", "The date is blank.")
         text = values.get("amount")
         if text is None:
-            raise _RowError("amount", "The amount is blank.")
+            raise RowError("amount", "The amount is blank.")
         try:
             amount, symbol_currency = parse_amount(text)
         except (ValueError, InvalidOperation):
-            raise _RowError("amount", f"{text!r} is not an amount of money.") from None
+            raise RowError("amount", f"{text!r} is not an amount of money.") from None
         try:
             amount = job_rules._amount(amount)
         except ValidationError as error:
-            raise _RowError("amount", str(error)) from None
+            raise RowError("amount", str(error)) from None
         # Never refused for its category: one of ours (or a synonym), else kept as the
         # cost's own label under "other" (crm.money).
         category, label = money.file_category(values.get("category"))
@@ -1264,12 +525,12 @@ class _Run:
             try:
                 currency = money.currency_code(values["currency"])
             except ValidationError as error:
-                raise _RowError("currency", str(error)) from None
+                raise RowError("currency", str(error)) from None
         else:
             currency = symbol_currency or self.team.currency
         if not self.team.counts(currency):
             where = "currency" if "currency" in values else "amount"
-            raise _RowError(where, money.unconvertible(self.team, currency))
+            raise RowError(where, money.unconvertible(self.team, currency))
         job_id = None
         if "job_ref" in values or "job_title" in values:
             job_id = self._find_job(values).id
@@ -1326,66 +587,16 @@ class _Run:
             )
 
 
-def _yes_no(text: str) -> bool | None:
-    key = _key(text)
-    if key in _YES:
-        return True
-    if key in _NO:
-        return False
-    return None
-
-
-def _stage(text: str) -> str | None:
-    key = _key(text)
-    if key in STAGE_ALIASES:
-        return STAGE_ALIASES[key]
-    if key.replace(" ", "_") in APPLICATION_STAGES:
-        return key.replace(" ", "_")
-    for word, stage in (
-        ("withdr", "withdrew"),
-        ("reject", "rejected"),
-        ("hired", "hired"),
-        ("offer", "offer"),
-        ("interview", "interview"),
-        ("screen", "screen"),
-    ):
-        if word in key:
-            return stage
-    return None
-
-
-def _snapshot(application: Application) -> tuple[Any, ...]:
-    return (
-        application.external_id,
-        application.source,
-        application.source_detail,
-        application.pool_id,
-        application.campaign_id,
-        application.stage,
-        application.offer_accepted,
-        application.offer_decided_at,
-        *(getattr(application, f"{stage}_at") for stage in APPLICATION_STAGES),
-    )
-
-
 # --- the public API -----------------------------------------------------------------------
 
 
 def detect(data: bytes, *, kind: str) -> tuple[csvfile.FileShape, dict[str, str | None]]:
     """How the file is read and the automatic mapping, before any mapping is checked (the
     page shows it so the person importing can change it)."""
-    _check_kind(kind)
-    _check_size(data, kind)
+    check_kind(kind)
+    check_size(data, MAX_BYTES, f"an import of {kind}")
     shape = csvfile.inspect(data, known_headers=set(ALIAS_RANKS[kind]))
     return shape, auto_mapping(kind, shape.headers)
-
-
-def _check_size(data: bytes, kind: str) -> None:
-    if len(data) > MAX_BYTES:
-        raise InputUnusable(
-            f"The file is {len(data) / 1_048_576:,.0f} MB; an import of {kind} takes at most "
-            f"{MAX_BYTES // 1_048_576} MB, so split it into smaller files."
-        )
 
 
 def _read(
@@ -1393,10 +604,10 @@ def _read(
 ) -> tuple[
     csvfile.FileShape, dict[str, str | None], list[tuple[int, list[str] | None, str | None]]
 ]:
-    _check_kind(kind)
-    _check_size(data, kind)
+    check_kind(kind)
+    check_size(data, MAX_BYTES, f"an import of {kind}")
     shape = csvfile.inspect(data, known_headers=set(ALIAS_RANKS[kind]))
-    chosen = _with_overrides(kind, shape.headers, mapping)
+    chosen = with_overrides(kind, shape.headers, mapping)
     problem = mapping_problem(kind, chosen)
     if problem:
         raise InputUnusable(problem)
@@ -1423,7 +634,7 @@ def _execute(
         shape.headers.index(header) for header, name in chosen.items() if name in date_fields
     ]
     samples = [cells[p] for _line, cells, _ in rows if cells for p in positions if p < len(cells)]
-    run = _Run(session, kind, chosen, actor, _shows_month_first(samples))
+    run = _Run(session, kind, chosen, actor, not day_first(samples))
     headers = list(shape.headers)
     for line, cells, problem in rows:
         run.counts.read += 1
@@ -1456,13 +667,9 @@ def preview(
         kind=kind,
         shape=shape,
         mapping=chosen,
-        read=counts.read,
-        created=counts.created,
-        updated=counts.updated,
-        skipped=counts.skipped,
         error_count=len(counts.errors),
         problems=counts.errors[:PREVIEW_PROBLEMS],
-        candidates_created=counts.candidates_created,
+        **counts.tally(),
     )
 
 
@@ -1502,7 +709,7 @@ def import_file(
                 updated_count=counts.updated,
                 duplicate_count=counts.skipped,
                 error_count=len(counts.errors),
-                error_report=_report_csv(counts.errors) or None,
+                error_report=report_csv(counts.errors) or None,
                 options={
                     "mapping": chosen,
                     "encoding": shape.encoding,
@@ -1514,12 +721,10 @@ def import_file(
             session.add(batch)
             session.flush()
             batch_id = batch.id
-            audit.record(
+            audit_batch(
                 session,
                 actor=actor,
-                action="import",
-                entity="import_batch",
-                entity_id=batch.id,
+                batch_id=batch.id,
                 detail={
                     "kind": kind,
                     "filename": filename,
@@ -1537,11 +742,7 @@ def import_file(
     counts = run.counts
     return AtsImportResult(
         kind=kind,
-        read=counts.read,
-        created=counts.created,
-        updated=counts.updated,
-        skipped=counts.skipped,
         errors=list(counts.errors),
-        candidates_created=counts.candidates_created,
         batch_id=batch_id,
+        **counts.tally(),
     )

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
-from crm import calendar, campaigns, candidates, goals, touches
+from crm import goals, outbox_view, touches, touchpoints
+from crm.content_calendar import cadence, occurrences
 from crm.db import read_session
 from crm.models import Pool
 
@@ -23,14 +24,14 @@ class QuietPool:
 @dataclass(frozen=True)
 class Attention:
     week_start: dt.date
-    calendar_this_week: list[calendar.CalendarEntry]
-    steps_due: list[campaigns.StepDue]
+    calendar_this_week: list[occurrences.CalendarEntry]
+    steps_due: list[outbox_view.StepDue]
     quiet_pools: list[QuietPool]
     pool_count: int
     goals_needing_care: list[goals.GoalProgress]
     follow_ups: list[dict]
     # Pools the calendar would contact more often than their weekly cap (next four weeks).
-    too_often: list[calendar.CadenceWarning] = field(default_factory=list)
+    too_often: list[cadence.CadenceWarning] = field(default_factory=list)
 
 
 def pools_gone_quiet(engine: Engine, *, now: dt.datetime) -> tuple[list[QuietPool], int]:
@@ -57,10 +58,10 @@ def today_view(engine: Engine, *, now: dt.datetime) -> Attention:
     quiet_pools, pool_count = pools_gone_quiet(engine, now=now)
     return Attention(
         week_start=week_start,
-        calendar_this_week=calendar.items_between(
+        calendar_this_week=occurrences.items_between(
             engine, start=week_start_at, end=week_start_at + dt.timedelta(days=7)
         ),
-        steps_due=campaigns.steps_due(engine, until=end_of_today),
+        steps_due=outbox_view.steps_due(engine, until=end_of_today),
         quiet_pools=quiet_pools,
         pool_count=pool_count,
         goals_needing_care=[
@@ -68,10 +69,10 @@ def today_view(engine: Engine, *, now: dt.datetime) -> Attention:
             for progress in goals.all_progress(engine, today=today)
             if progress.status in {"off_track", "at_risk"}
         ],
-        follow_ups=candidates.follow_ups_due(engine, today=today),
+        follow_ups=touchpoints.follow_ups_due(engine, today=today),
         too_often=[
             warning
-            for warning in calendar.cadence_warnings(
+            for warning in cadence.cadence_warnings(
                 engine, start=week_start_at, end=week_start_at + dt.timedelta(days=28), now=now
             )
             if warning.kind == "too_often"

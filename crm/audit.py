@@ -29,3 +29,24 @@ def record(
             detail=detail,
         )
     )
+
+
+def record_about(
+    session: Session,
+    actor: User | None,
+    action: str,
+    entity_id: object,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An audit entry about one record of the entity the action names first: "pool.stages"
+    is about the pool entity_id."""
+    entity = action.partition(".")[0]
+    record(session, actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail)
+
+
+def record_many(
+    session: Session, actor: User | None, action: str, count: int, **detail: Any
+) -> None:
+    """An audit entry about an action on several records at once: how many, and whatever
+    else the detail says."""
+    record(session, actor=actor, action=action, detail={"count": count, **detail})

@@ -20,9 +20,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from crm import audit, clock, session_cookie, throttle
-from crm.db import read_session, write_session
+from crm.db import get_existing, read_session, write_session
 from crm.errors import CrmError, NotFound, SignInRefused, ValidationError
-from crm.identity import normalize_email
+from crm.identity import email_key
 from crm.models import ROLES, User
 from crm.permissions import (
     DEACTIVATED,
@@ -163,17 +163,13 @@ def create_user(
         )
         session.add(user)
         session.flush()
-        audit.record(
-            session, actor=actor or user, action="user.create", entity="user", entity_id=user.id
-        )
+        audit.record_about(session, actor or user, "user.create", user.id)
     return user
 
 
 def _load_for_change(session: Session, actor: User, user_id: int) -> User:
     require_admin(session, actor)
-    user = session.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise NotFound("That user no longer exists.")
+    user = get_existing(session, User, user_id, "user", with_for_update=True)
     return user
 
 
@@ -195,7 +191,7 @@ def set_active(engine: Engine, *, actor: User, user_id: int, active: bool) -> No
         if not active:
             user.sessions_revoked_at = clock.now()
         action = "user.activate" if active else "user.deactivate"
-        audit.record(session, actor=actor, action=action, entity="user", entity_id=user.id)
+        audit.record_about(session, actor, action, user.id)
 
 
 def set_role(engine: Engine, *, actor: User, user_id: int, role: str) -> None:
@@ -206,14 +202,7 @@ def set_role(engine: Engine, *, actor: User, user_id: int, role: str) -> None:
         if user.role == "admin" and role != "admin" and _other_active_admins(session, user.id) == 0:
             raise ValidationError("The last active admin must stay an admin.")
         user.role = role
-        audit.record(
-            session,
-            actor=actor,
-            action="user.role",
-            entity="user",
-            entity_id=user.id,
-            detail={"role": role},
-        )
+        audit.record_about(session, actor, "user.role", user.id, {"role": role})
 
 
 def set_password(
@@ -237,15 +226,13 @@ def set_password(
     with write_session(engine) as session:
         if check:
             check(session, actor)
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFound("That user no longer exists.")
+        user = get_existing(session, User, user_id, "user")
         user.password_hash = password_hash
         # Every session of the user ends, the one making the change included: a stolen
         # session cannot outlive the password it was opened with.
         user.sessions_revoked_at = clock.now()
         _clear_failures(user)  # a new password also lifts any wait
-        audit.record(session, actor=actor, action="user.password", entity="user", entity_id=user_id)
+        audit.record_about(session, actor, "user.password", user_id)
 
 
 def change_own_password(
@@ -281,11 +268,9 @@ def unlock(engine: Engine, *, actor: User | None, user_id: int, as_operator: boo
     with write_session(engine, actor=actor, need="admin") as session:
         if not as_operator:
             require_admin(session, actor)
-        user = session.get(User, user_id, with_for_update=True)
-        if user is None:
-            raise NotFound("That user no longer exists.")
+        user = get_existing(session, User, user_id, "user", with_for_update=True)
         _clear_failures(user)
-        audit.record(session, actor=actor, action="user.unlock", entity="user", entity_id=user_id)
+        audit.record_about(session, actor, "user.unlock", user_id)
 
 
 def _clear_failures(user: User) -> None:
@@ -343,15 +328,6 @@ def password_sign_in(
 # --- single sign-on ---------------------------------------------------------------------
 
 
-def _email_key(text: str | None) -> str | None:
-    """The comparison key of an email address (lower case), None if it is not one."""
-    try:
-        normalized = normalize_email(text)
-    except ValidationError:
-        return None
-    return normalized[1] if normalized else None
-
-
 def user_for_sso(
     engine: Engine,
     *,
@@ -370,7 +346,7 @@ def user_for_sso(
     out" ends single sign-on sessions in every browser too. Raises SignInRefused with the
     sentence to show.
     """
-    key = _email_key(email)
+    key = email_key(email)
     if key is None:
         raise SignInRefused(
             "The sign-in provider did not give an email address, so Candidate CRM cannot "
@@ -394,7 +370,7 @@ def user_for_sso(
         matches = [
             user
             for user in session.scalars(select(User).where(User.email.is_not(None)))
-            if _email_key(user.email) == key
+            if email_key(user.email) == key
         ]
         active = [user for user in matches if user.active]
         if not matches:

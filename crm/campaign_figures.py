@@ -24,6 +24,8 @@ there (over a period covering all its sends) equals its report's.
 
 A person is their candidate id, or, once erased, their enrollment (erasure detaches the
 messages and events from the person but keeps the enrollment they came from).
+
+What came of a campaign beyond its messages is here too: the applications it brought.
 """
 
 from __future__ import annotations
@@ -35,10 +37,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from crm.db import read_session
-from crm.errors import NotFound
+from crm.db import get_existing, read_session
 from crm.metrics import message_bounced, message_delivered
-from crm.models import Application, Campaign, CampaignStep, Event, OutboxMessage, Pool
+from crm.models import (
+    Application,
+    Campaign,
+    CampaignStep,
+    Candidate,
+    Event,
+    Job,
+    OutboxMessage,
+    Pool,
+)
 
 OUTBOX_LABELS = {
     "waiting": "waiting for the step before",
@@ -245,9 +255,7 @@ def report(engine: Engine, campaign_id: int) -> dict[str, Any]:
     applications attributed to the campaign (one person may apply to two jobs).
     """
     with read_session(engine) as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise NotFound("That campaign no longer exists.")
+        campaign = get_existing(session, Campaign, campaign_id, "campaign")
         steps = list(campaign.steps)
         in_campaign = OutboxMessage.campaign_id == campaign_id
         messages_by_step = _message_figures(session, OutboxMessage.step_id, in_campaign)
@@ -401,9 +409,7 @@ class StepCounts:
 
 def step_counts(engine: Engine, campaign_id: int) -> list[StepCounts]:
     with read_session(engine) as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise NotFound("That campaign no longer exists.")
+        campaign = get_existing(session, Campaign, campaign_id, "campaign")
         by_status: dict[tuple[int, str], int] = {
             (step_id, status): count
             for step_id, status, count in session.execute(
@@ -437,3 +443,42 @@ def step_counts(engine: Engine, campaign_id: int) -> list[StepCounts]:
             )
             for step in campaign.steps
         ]
+
+
+@dataclass(frozen=True)
+class Attributed:
+    candidate_id: int | None
+    name: str
+    job: str
+    stage: str
+    applied_at: dt.datetime | None
+    hired_at: dt.datetime | None
+
+
+def attributed_applications(
+    engine: Engine, campaign_id: int, *, limit: int = 200
+) -> list[Attributed]:
+    """Applications that came from the campaign, newest first."""
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(
+                Application.candidate_id,
+                Candidate.first_name,
+                Candidate.last_name,
+                Job.title,
+                Application.stage,
+                Application.applied_at,
+                Application.hired_at,
+            )
+            .join(Job, Job.id == Application.job_id)
+            .outerjoin(Candidate, Candidate.id == Application.candidate_id)
+            .where(Application.campaign_id == campaign_id)
+            .order_by(Application.applied_at.desc().nulls_last(), Application.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        Attributed(
+            cid, f"{first or ''} {last or ''}".strip() or "(erased)", title, stage, applied, hired
+        )
+        for cid, first, last, title, stage, applied, hired in rows
+    ]

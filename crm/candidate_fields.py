@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crm import field_registry
 from crm.errors import ValidationError
+from crm.field_registry import CONSENT_LABELS as CONSENT_LABELS  # the pages' labels
 from crm.identity import clean_text, normalize_email, normalize_linkedin, normalize_phone
 from crm.models import CONSENT_STATUSES, Candidate
 
@@ -23,15 +25,9 @@ MAX_LENGTHS: dict[str, int] = {
     if getattr(column.type, "length", None)
 }
 _NAME_FIELDS = frozenset({"first_name", "last_name"})
-SINGLE_LINE = (
-    "first_name",
-    "last_name",
-    "title",
-    "company",
-    "location",
-    "country",
-    "role_family",
-    "source",
+# The one-line text fields a form edits (names, title, company...).
+SINGLE_LINE = tuple(
+    field.name for field in field_registry.fields(field_registry.EDIT) if field.kind == "text"
 )
 _SINGLE_LINE_LIMITS = tuple((name, MAX_LENGTHS[name]) for name in SINGLE_LINE)
 LIST_SEPARATORS = (";", "|", "\n")  # besides the comma
@@ -39,11 +35,6 @@ TRUE_WORDS = {"yes", "y", "true", "1", "remote", "x", "ja", "oui", "si", "sí", 
 FALSE_WORDS = {"no", "n", "false", "0", "", "nein", "non", "nao", "não"}
 MAX_LIST_ITEMS = 50
 MAX_ITEM_LENGTH = 80
-CONSENT_LABELS = {
-    "consented": "Consented",
-    "legitimate_interest": "Legitimate interest",
-    "do_not_contact": "Do not contact",
-}
 
 
 @dataclass

@@ -4,7 +4,7 @@ actions. Field rules live in candidate_fields; identity keys in identity."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crm import activities, audit, clock, custom_fields, pools
+from crm import activities, audit, clock, custom_fields, field_registry, pools
 from crm.candidate_fields import CleanCandidate, clean_candidate, split_list
 from crm.custom_fields import clean_values
 from crm.db import read_session, write_session
 from crm.errors import CrmError, NotFound, ValidationError
-from crm.identity import address_hash, clean_text
+from crm.identity import address_hash
 from crm.models import (
     Activity,
     Campaign,
@@ -216,55 +216,9 @@ def count(engine: Engine) -> int:
         return session.scalar(select(func.count()).select_from(Candidate))
 
 
-def follow_ups_due(engine: Engine, *, today: dt.date, limit: int = 20) -> list[dict[str, Any]]:
-    """Reminders whose date has come: who, when, and the note."""
-    with read_session(engine) as session:
-        query = (
-            select(
-                Candidate.id,
-                Candidate.first_name,
-                Candidate.last_name,
-                Candidate.follow_up_on,
-                Candidate.follow_up_note,
-            )
-            .where(Candidate.follow_up_on <= today)
-            .order_by(Candidate.follow_up_on, Candidate.id)
-            .limit(limit)
-        )
-        return [dict(row._mapping) for row in session.execute(query)]
-
-
 # --- entry, edits and the timeline ------------------------------------------------------
 
-TOUCH_CHANNELS = {
-    "call": "Call",
-    "linkedin_message": "LinkedIn message",
-    "email": "Email (sent by hand)",
-    "meeting": "Meeting",
-    "event": "Event",
-    "sms": "SMS",
-    "note": "Note (not a contact)",
-}
-EDITABLE_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "linkedin_url",
-    "phone",
-    "title",
-    "company",
-    "location",
-    "country",
-    "remote",
-    "role_family",
-    "years_experience",
-    "source",
-    "consent_status",
-    "owner_id",
-    "skills",
-    "tags",
-    "custom_fields",
-)
+EDITABLE_FIELDS = field_registry.names(field_registry.EDIT)
 
 
 class CandidateInvalid(ValidationError):
@@ -394,22 +348,9 @@ def _insert_candidate(
         _set_list(session, candidate, "skills", cleaned.skills)
         _set_list(session, candidate, "tags", cleaned.tags)
         session.flush()
-        session.add(
-            Activity(
-                candidate_id=candidate.id,
-                kind="created",
-                actor_id=actor.id,
-                summary=f"Added by {actor.display_name}",
-                occurred_at=now,
-            )
-        )
-        audit.record(
-            session,
-            actor=actor,
-            action="candidate.create",
-            entity="candidate",
-            entity_id=candidate.id,
-        )
+        summary = f"Added by {actor.display_name}"
+        activities.add_one(session, actor, candidate.id, "created", summary, occurred_at=now)
+        audit.record_about(session, actor, "candidate.create", candidate.id)
         return candidate.id
 
 
@@ -521,108 +462,12 @@ def update_candidate(
         candidate.updated_by_id = actor.id
         candidate.updated_at = clock.now()  # also bumps version (version_id_col)
         labels = ", ".join(name.replace("_", " ") for name in changes)
-        session.add(
-            Activity(
-                candidate_id=candidate.id,
-                kind="edit",
-                actor_id=actor.id,
-                summary=f"{actor.display_name} changed {labels}",
-                details={"changes": changes},
-            )
-        )
-        audit.record(
-            session,
-            actor=actor,
-            action="candidate.update",
-            entity="candidate",
-            entity_id=candidate.id,
-            detail={"fields": sorted(changes)},
+        summary = f"{actor.display_name} changed {labels}"
+        activities.add_one(session, actor, candidate.id, "edit", summary, {"changes": changes})
+        audit.record_about(
+            session, actor, "candidate.update", candidate.id, {"fields": sorted(changes)}
         )
     return get_candidate(engine, candidate_id)
-
-
-def log_touchpoint(
-    engine: Engine,
-    *,
-    actor: User,
-    candidate_id: int,
-    channel: str,
-    occurred_at: dt.datetime,
-    note: str,
-) -> None:
-    """Record a call, LinkedIn message, meeting... (or a plain note) on the timeline.
-
-    Anything but a note is a contact: it moves "last contacted" forward (never back).
-    """
-    require_writer(engine, actor)
-    if channel not in TOUCH_CHANNELS:
-        raise ValidationError(f"Unknown channel {channel!r}.")
-    note = clean_text(note)
-    if channel == "note" and not note:
-        raise ValidationError("Write the note first.")
-    if len(note) > 5000:
-        raise ValidationError("The note is longer than 5,000 characters.")
-    if occurred_at > clock.now() + dt.timedelta(minutes=5):
-        raise ValidationError("A touchpoint cannot be in the future; use a follow-up reminder.")
-    with write_session(engine, actor=actor) as session:
-        candidate = session.get(Candidate, candidate_id, with_for_update=True)
-        if candidate is None:
-            raise NotFound("That candidate no longer exists.")
-        session.add(
-            Activity(
-                candidate_id=candidate_id,
-                kind="note" if channel == "note" else "touchpoint",
-                channel=None if channel == "note" else channel,
-                occurred_at=occurred_at,
-                actor_id=actor.id,
-                summary=note or TOUCH_CHANNELS[channel],
-            )
-        )
-        if channel != "note" and (
-            candidate.last_contacted_at is None or occurred_at > candidate.last_contacted_at
-        ):
-            # Core update: a touch is not an edit of the profile, so the version stays.
-            session.execute(
-                update(Candidate)
-                .where(Candidate.id == candidate_id)
-                .values(
-                    last_contacted_at=occurred_at,
-                    last_contacted_by_id=actor.id,
-                    last_contact_channel=channel,
-                )
-                .execution_options(synchronize_session=False)
-            )
-
-
-def set_follow_up(
-    engine: Engine, *, actor: User, candidate_id: int, on: dt.date | None, note: str = ""
-) -> None:
-    """A reminder that shows on Home from its date; None clears it."""
-    require_writer(engine, actor)
-    note = clean_text(note)
-    if len(note) > 300:
-        raise ValidationError("The reminder note is longer than 300 characters.")
-    with write_session(engine, actor=actor) as session:
-        result = session.execute(
-            update(Candidate)
-            .where(Candidate.id == candidate_id)
-            .values(follow_up_on=on, follow_up_note=(note or None) if on else None)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:
-            raise NotFound("That candidate no longer exists.")
-        session.add(
-            Activity(
-                candidate_id=candidate_id,
-                kind="reminder",
-                actor_id=actor.id,
-                summary=(
-                    f"Follow-up set for {on:%d %b %Y}" + (f": {note}" if note else "")
-                    if on
-                    else "Follow-up cleared"
-                ),
-            )
-        )
 
 
 EVENT_LABELS = {
@@ -733,14 +578,20 @@ def pools_of(engine: Engine, candidate_id: int) -> list[tuple[str, str | None]]:
 MAX_BULK = 10_000
 
 
-def _check_bulk(engine: Engine, actor: User, candidate_ids: Sequence[int]) -> list[int]:
-    require_writer(engine, actor)
-    ids = sorted(set(candidate_ids))
+def selected_ids(candidate_ids: Iterable[int]) -> list[int]:
+    """The people selected for a bulk action, each once, in order; one sentence if there
+    are none or more than MAX_BULK."""
+    ids = sorted({int(cid) for cid in candidate_ids})
     if not ids:
         raise ValidationError("Select at least one candidate first.")
     if len(ids) > MAX_BULK:
         raise ValidationError(f"Select at most {MAX_BULK:,} candidates at a time.")
     return ids
+
+
+def _check_bulk(engine: Engine, actor: User, candidate_ids: Sequence[int]) -> list[int]:
+    require_writer(engine, actor)
+    return selected_ids(candidate_ids)
 
 
 def bulk_tag(engine: Engine, *, actor: User, candidate_ids: Sequence[int], tags: str) -> int:
@@ -775,12 +626,7 @@ def bulk_tag(engine: Engine, *, actor: User, candidate_ids: Sequence[int], tags:
             kind="tags",
             summary=f"Tagged {', '.join(items)}",
         )
-        audit.record(
-            session,
-            actor=actor,
-            action="candidate.bulk_tag",
-            detail={"count": len(touched), "tags": items},
-        )
+        audit.record_many(session, actor, "candidate.bulk_tag", len(touched), tags=items)
         return len(touched)
 
 
@@ -793,13 +639,8 @@ def bulk_add_to_pool(
         pool = pools.static_pool(session, pool_id)
         present = list(session.scalars(select(Candidate.id).where(Candidate.id.in_(ids))))
         added = pools.add_members(session, pool, present, actor)
-        audit.record(
-            session,
-            actor=actor,
-            action="pool.add_members",
-            entity="pool",
-            entity_id=pool_id,
-            detail={"count": added},
+        pools.record_change(
+            session, actor=actor, action="pool.add_members", pool_id=pool_id, count=added
         )
         return added
 
@@ -807,6 +648,7 @@ def bulk_add_to_pool(
 def bulk_assign_owner(
     engine: Engine, *, actor: User, candidate_ids: Sequence[int], owner_id: int
 ) -> int:
+    """Make an active user the owner of everyone selected; returns how many people changed."""
     ids = _check_bulk(engine, actor, candidate_ids)
     with write_session(engine) as session:
         owner = session.get(User, owner_id)
@@ -831,11 +673,8 @@ def bulk_assign_owner(
             kind="edit",
             summary=f"Owner set to {owner.display_name}",
         )
-        audit.record(
-            session,
-            actor=actor,
-            action="candidate.bulk_owner",
-            detail={"count": result.rowcount, "owner": owner.username},
+        audit.record_many(
+            session, actor, "candidate.bulk_owner", result.rowcount, owner=owner.username
         )
         return result.rowcount
 
@@ -849,10 +688,5 @@ def delete_candidates(engine: Engine, *, actor: User, candidate_ids: Sequence[in
             .where(Candidate.id.in_(ids))
             .execution_options(synchronize_session=False)
         )
-        audit.record(
-            session,
-            actor=actor,
-            action="candidate.delete",
-            detail={"count": result.rowcount, "ids": ids[:100]},
-        )
+        audit.record_many(session, actor, "candidate.delete", result.rowcount, ids=ids[:100])
         return result.rowcount

@@ -2,11 +2,17 @@
 
 Every setting the app reads is listed in SETTINGS so the docs test can check that
 README.md documents each one.
+
+The settings are read once per process: the secrets file once (again only if it is
+rewritten), and load_settings once per set of CRM_* environment values (the environment
+does not change in a running app; a test that changes it gets fresh settings). reset()
+forgets what was read, for tests.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import secrets
 import stat
@@ -15,11 +21,13 @@ import tomllib
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crm.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/crm.db"
 SECRET_FILE_NAME = "secret_key"
+SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 
 # name -> default (None: unset)
 SETTINGS: dict[str, str | None] = {
@@ -55,7 +63,22 @@ OIDC_CALLBACK_PATH = "/oauth2callback"
 
 def _secrets_file_values() -> dict[str, str]:
     """Top-level CRM_* keys of .streamlit/secrets.toml in the working directory, if any."""
-    path = Path(".streamlit") / "secrets.toml"
+    folder = Path.cwd()
+    return _secrets_file_in(folder, _secrets_file_stamp(folder))
+
+
+def _secrets_file_stamp(folder: Path) -> tuple[int, int] | None:
+    """When the secrets file was last written, and its size: a changed file is read again."""
+    try:
+        found = (folder / SECRETS_FILE).stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+@functools.cache
+def _secrets_file_in(folder: Path, stamp: tuple[int, int] | None) -> dict[str, str]:
+    path = folder / SECRETS_FILE
     if not path.is_file():
         return {}
     try:
@@ -129,51 +152,46 @@ def _number(name: str, *, minimum: float) -> float:
     return value
 
 
-def _smtp_settings() -> SmtpSettings | None:
-    host = raw_setting("CRM_SMTP_HOST")
+def _mail_server(service: str, security: str, ports: dict[str, str]) -> dict[str, Any] | None:
+    """What SMTP and IMAP settings share, from CRM_<service>_HOST, _SECURITY (default
+    `security`), _PORT (default by the security), _USER and _PASSWORD; None without a host."""
+    host = raw_setting(f"CRM_{service}_HOST")
     if not host:
         return None
-    security = (raw_setting("CRM_SMTP_SECURITY") or "starttls").lower()
-    if security not in {"none", "starttls", "ssl"}:
-        raise ConfigError(f"CRM_SMTP_SECURITY must be none, starttls or ssl, not {security!r}.")
-    port_text = raw_setting("CRM_SMTP_PORT") or {"ssl": "465", "starttls": "587"}.get(
-        security, "25"
-    )
+    security = (raw_setting(f"CRM_{service}_SECURITY") or security).lower()
+    if security not in ports:
+        raise ConfigError(
+            f"CRM_{service}_SECURITY must be none, starttls or ssl, not {security!r}."
+        )
+    port_text = raw_setting(f"CRM_{service}_PORT") or ports[security]
     try:
         port = int(port_text)
     except ValueError:
-        raise ConfigError(f"CRM_SMTP_PORT must be a port number, not {port_text!r}.") from None
-    return SmtpSettings(
-        host=host,
-        port=port,
-        user=raw_setting("CRM_SMTP_USER") or "",
-        password=raw_setting("CRM_SMTP_PASSWORD") or "",
-        security=security,
-        sender=raw_setting("CRM_FROM") or "",
-    )
+        raise ConfigError(f"CRM_{service}_PORT must be a port number, not {port_text!r}.") from None
+    return {
+        "host": host,
+        "port": port,
+        "user": raw_setting(f"CRM_{service}_USER") or "",
+        "password": raw_setting(f"CRM_{service}_PASSWORD") or "",
+        "security": security,
+    }
+
+
+def _smtp_settings() -> SmtpSettings | None:
+    server = _mail_server("SMTP", "starttls", {"none": "25", "starttls": "587", "ssl": "465"})
+    if server is None:
+        return None
+    return SmtpSettings(**server, sender=raw_setting("CRM_FROM") or "")
 
 
 def _imap_settings() -> ImapSettings | None:
-    host = raw_setting("CRM_IMAP_HOST")
-    if not host:
+    server = _mail_server("IMAP", "ssl", {"none": "143", "starttls": "143", "ssl": "993"})
+    if server is None:
         return None
-    security = (raw_setting("CRM_IMAP_SECURITY") or "ssl").lower()
-    if security not in {"none", "starttls", "ssl"}:
-        raise ConfigError(f"CRM_IMAP_SECURITY must be none, starttls or ssl, not {security!r}.")
-    port_text = raw_setting("CRM_IMAP_PORT") or ("993" if security == "ssl" else "143")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"CRM_IMAP_PORT must be a port number, not {port_text!r}.") from None
-    if not 0 < port < 65536:
+    if not 0 < server["port"] < 65536:  # only a port given can be out of range
+        port_text = raw_setting("CRM_IMAP_PORT")
         raise ConfigError(f"CRM_IMAP_PORT must be a port number, not {port_text!r}.")
-    return ImapSettings(
-        host=host,
-        port=port,
-        user=raw_setting("CRM_IMAP_USER") or "",
-        password=raw_setting("CRM_IMAP_PASSWORD") or "",
-        security=security,
-    )
+    return ImapSettings(**server)
 
 
 @dataclass(frozen=True)
@@ -231,7 +249,23 @@ def sso_settings() -> SsoSettings | None:
 
 
 def load_settings() -> Settings:
-    """Read every setting now (cheap), so a changed environment is seen at once."""
+    """The settings, read once per process (see the module docstring)."""
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CRM_")))
+    folder = Path.cwd()
+    return _settings_for(environment, folder, _secrets_file_stamp(folder))
+
+
+def reset() -> None:
+    """Forget the settings read so far: the next load_settings reads them again."""
+    _secrets_file_in.cache_clear()
+    _settings_for.cache_clear()
+
+
+@functools.cache
+def _settings_for(
+    environment: tuple[tuple[str, str], ...], folder: Path, secrets: tuple[int, int] | None
+) -> Settings:
+    """Every setting, for this environment, working folder and secrets file (the key)."""
     worker = (raw_setting("CRM_WORKER") or "on").lower()
     if worker not in {"on", "off"}:
         raise ConfigError(f"CRM_WORKER must be on or off, not {worker!r}.")

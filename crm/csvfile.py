@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import charset_normalizer
+
 from crm.errors import InputUnusable
-from crm.mapping import KNOWN_HEADER_KEYS, header_key
+from crm.imports.aliases import header_key
+from crm.mapping import KNOWN_HEADER_KEYS
 
 Source = bytes | Path
 
@@ -39,6 +42,20 @@ MAX_PREAMBLE_LINES = 30
 MAX_FIELD_CHARS = 10_000
 SAMPLE_BYTES = 256 * 1024  # the head of the file that delimiter and header detection read
 BLOCK_BYTES = 1024 * 1024
+DETECT_BYTES = 64 * 1024  # the head charset-normalizer reads when the file is not UTF-8
+MIN_GUESS_BYTES = 32  # non-ASCII bytes it needs in that head before its guess counts
+# Single-byte code pages of Latin-script text: a file one of them reads plausibly is read
+# as Windows-1252, else Latin-1 (detect_encoding).
+_WESTERN = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        *("ascii", "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "hp-roman8"),
+        *(f"iso8859-{n}" for n in (1, 2, 3, 4, 9, 10, 13, 14, 15, 16)),
+        *("mac-roman", "mac-latin2", "mac-iceland", "mac-turkish"),
+        *("cp437", "cp775", "cp850", "cp852", "cp857", "cp858", "cp860", "cp861", "cp863"),
+        *("cp865",),
+    )
+)
 
 # Signatures of files that are not text even if they are named .csv.
 _BINARY_SIGNATURES = {
@@ -137,7 +154,13 @@ def _decodes(source: Source, encoding: str) -> bool:
 
 
 def detect_encoding(source: Source) -> str:
-    """The encoding of the file: BOMs first, then UTF-8, then Windows-1252 / Latin-1."""
+    """The encoding of the file: BOMs first, then UTF-8 (the whole file, in blocks), and only
+    when that fails charset-normalizer on the head of the file.
+
+    Text a Western code page reads plausibly (and text no guess fits) is Windows-1252 when
+    the whole file reads in it, else Latin-1, which reads any byte: the spreadsheet and mail
+    exports these files come from write one of them.
+    """
     head = _head(source, 4000)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -148,9 +171,26 @@ def detect_encoding(source: Source) -> str:
         return "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
     if _decodes(source, "utf-8"):
         return "utf-8"
+    guess = _non_western(_head(source, DETECT_BYTES))
+    if guess is not None and _decodes(source, guess):
+        return guess
     if _decodes(source, "cp1252"):
         return "cp1252"
     return "latin-1"  # decodes any byte; cp1252 leaves five bytes undefined
+
+
+def _non_western(sample: bytes) -> str | None:
+    """charset-normalizer's best reading of the sample, unless a Western encoding reads it
+    plausibly too (then it is one: a short sample fits many code pages)."""
+    if sum(1 for byte in sample if byte > 0x7F) < MIN_GUESS_BYTES:
+        return None  # too little to tell a script by: a few accents of Western text
+    matches = charset_normalizer.from_bytes(sample)
+    for match in matches:
+        for name in (match.encoding, *match.could_be_from_charset):
+            if codecs.lookup(name).name in _WESTERN:
+                return None
+    best = matches.best()
+    return codecs.lookup(best.encoding).name if best is not None else None
 
 
 def _check_encoding(encoding: str) -> str:
@@ -377,7 +417,8 @@ def inspect(
         proven = encoding == "latin-1"  # reads any byte
     else:
         encoding = detect_encoding(source)
-        proven = encoding in {"utf-8", "cp1252", "latin-1"}  # detection read the whole file
+        # Detection read the whole file, except where a BOM or the zero bytes told.
+        proven = encoding not in {"utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"}
     if not proven:
         # Check the whole file now, before anything is written, rather than fail part-way
         # through an import.
@@ -421,12 +462,3 @@ def inspect(
         headers=tuple(headers),
         data_rows=data_rows,
     )
-
-
-def read_rows(source: Source, shape: FileShape) -> Iterator[tuple[int, list[str]]]:
-    """The valid data rows as (line number in the file, cells), skipping blank lines."""
-    with CsvRows(source, shape) as rows:
-        rows.read_header()
-        for line, cells, _problem in rows:
-            if cells is not None:
-                yield line, cells

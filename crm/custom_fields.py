@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from crm import audit
-from crm.db import read_session, write_session
-from crm.errors import NotFound, ValidationError
+from crm.db import get_existing, read_session, write_session
+from crm.errors import ValidationError
 from crm.identity import clean_text
 from crm.models import CUSTOM_FIELD_KINDS, CustomField, User
 from crm.permissions import require_admin
@@ -58,9 +58,7 @@ def create_field(
         )
         session.add(field)
         session.flush()
-        audit.record(
-            session, actor=actor, action="custom_field.create", entity="custom_field", entity_id=key
-        )
+        audit.record_about(session, actor, "custom_field.create", key)
     return field
 
 
@@ -68,16 +66,8 @@ def delete_field(engine: Engine, *, actor: User, field_id: int) -> None:
     """Remove the definition; values stay in each candidate's JSON but are no longer shown."""
     require_admin(engine, actor)
     with write_session(engine, actor=actor, need="admin") as session:
-        field = session.get(CustomField, field_id)
-        if field is None:
-            raise NotFound("That custom field no longer exists.")
-        audit.record(
-            session,
-            actor=actor,
-            action="custom_field.delete",
-            entity="custom_field",
-            entity_id=field.key,
-        )
+        field = get_existing(session, CustomField, field_id, "custom field")
+        audit.record_about(session, actor, "custom_field.delete", field.key)
         session.delete(field)
 
 

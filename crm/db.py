@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -31,11 +31,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm import permissions
 from crm.config import load_settings
-from crm.errors import ConfigError, DatabaseUnavailable, SchemaNotReady, ValidationError
+from crm.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    NotFound,
+    SchemaNotReady,
+    ValidationError,
+)
 from crm.models import User
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+M = TypeVar("M")  # a mapped class (get_existing)
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -411,6 +418,15 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """
     with _factory(engine)() as session:
         yield session
+
+
+def get_existing(session: Session, model: type[M], key: object, what: str, **options: Any) -> M:
+    """The row of `model` with this primary key (session.get, with its options); one
+    sentence, "That <what> no longer exists.", when there is none."""
+    row = session.get(model, key, **options)
+    if row is None:
+        raise NotFound(f"That {what} no longer exists.")
+    return row
 
 
 DISK_FULL = (

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from crm import audit, clock
+from crm import activities, audit, clock, field_registry
 from crm.db import read_session, write_session
 from crm.errors import ValidationError
 from crm.models import (
@@ -52,23 +52,7 @@ SAME_PHONE = "same phone"
 
 # The fields a person picks between in the merge dialog. Identity keys follow their field
 # (email -> email_normalized, ...); consent fields follow consent_status.
-MERGEABLE_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "email",
-    "linkedin_url",
-    "phone",
-    "title",
-    "company",
-    "location",
-    "country",
-    "remote",
-    "role_family",
-    "years_experience",
-    "source",
-    "owner_id",
-    "consent_status",
-)
+MERGEABLE_FIELDS = field_registry.names(field_registry.MERGE)
 _FOLLOWERS: dict[str, tuple[str, ...]] = {
     "email": ("email_normalized",),
     "linkedin_url": ("linkedin_normalized",),
@@ -261,14 +245,7 @@ def dismiss(engine: Engine, *, actor: User, a_id: int, b_id: int) -> None:
                 }
             ],
         )
-        audit.record(
-            session,
-            actor=actor,
-            action="candidate.not_duplicate",
-            entity="candidate",
-            entity_id=low,
-            detail={"other_id": high},
-        )
+        audit.record_about(session, actor, "candidate.not_duplicate", low, {"other_id": high})
 
 
 # --- merging ----------------------------------------------------------------------------
@@ -373,58 +350,54 @@ def _move_pool_places(session: Session, keep_id: int, gone_id: int) -> None:
             mine.stage = member.stage
         session.delete(member)
     session.flush()
+    _reassign(session, PoolMember, keep_id, gone_id)
+
+
+def _reassign(session: Session, model: Any, keep_id: int, gone_id: int) -> None:
+    """Give the merged-away person's remaining rows of this table to the kept person."""
     session.execute(
-        update(PoolMember)
-        .where(PoolMember.candidate_id == gone_id)
+        update(model)
+        .where(model.candidate_id == gone_id)
         .values(candidate_id=keep_id)
         .execution_options(synchronize_session=False)
     )
 
 
-def _move_applications(session: Session, keep_id: int, gone_id: int) -> None:
-    """Move applications; for a job both applied to, the one that got furthest stays."""
+def _both_have(
+    session: Session, model: Any, key: str, keep_id: int, gone_id: int
+) -> Iterator[tuple[Any, Any]]:
+    """(the merged-away person's row, the kept person's) for each `key` both have, locked."""
     kept = {
-        app.job_id: app
-        for app in session.scalars(
-            select(Application).where(Application.candidate_id == keep_id).with_for_update()
+        getattr(row, key): row
+        for row in session.scalars(
+            select(model).where(model.candidate_id == keep_id).with_for_update()
         )
     }
-    for app in session.scalars(
-        select(Application).where(Application.candidate_id == gone_id).with_for_update()
+    for row in session.scalars(
+        select(model).where(model.candidate_id == gone_id).with_for_update()
     ).all():
-        mine = kept.get(app.job_id)
-        if mine is None:
-            continue
+        mine = kept.get(getattr(row, key))
+        if mine is not None:
+            yield row, mine
+
+
+def _move_applications(session: Session, keep_id: int, gone_id: int) -> None:
+    """Move applications; for a job both applied to, the one that got furthest stays."""
+    for app, mine in _both_have(session, Application, "job_id", keep_id, gone_id):
         if _progress(app) > _progress(mine):
             session.delete(mine)
             session.flush()  # free (candidate_id, job_id) before the move below
         else:
             session.delete(app)
     session.flush()
-    session.execute(
-        update(Application)
-        .where(Application.candidate_id == gone_id)
-        .values(candidate_id=keep_id)
-        .execution_options(synchronize_session=False)
-    )
+    _reassign(session, Application, keep_id, gone_id)
 
 
 def _move_enrollments(session: Session, keep_id: int, gone_id: int) -> None:
     """Move campaign enrollments; for a campaign both are in, the more final one stays
     (a stopped sequence must stay stopped) and takes over the other's messages, whose
     queued ones are cancelled so the person is not mailed twice."""
-    kept = {
-        e.campaign_id: e
-        for e in session.scalars(
-            select(Enrollment).where(Enrollment.candidate_id == keep_id).with_for_update()
-        )
-    }
-    for enrollment in session.scalars(
-        select(Enrollment).where(Enrollment.candidate_id == gone_id).with_for_update()
-    ).all():
-        mine = kept.get(enrollment.campaign_id)
-        if mine is None:
-            continue
+    for enrollment, mine in _both_have(session, Enrollment, "campaign_id", keep_id, gone_id):
         winner, loser = mine, enrollment
         if _ENROLLMENT_FINALITY[enrollment.status] > _ENROLLMENT_FINALITY[mine.status]:
             winner, loser = enrollment, mine
@@ -442,12 +415,7 @@ def _move_enrollments(session: Session, keep_id: int, gone_id: int) -> None:
         )
         session.delete(loser)
         session.flush()
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.candidate_id == gone_id)
-        .values(candidate_id=keep_id)
-        .execution_options(synchronize_session=False)
-    )
+    _reassign(session, Enrollment, keep_id, gone_id)
 
 
 def _move_dismissals(session: Session, keep_id: int, gone_id: int) -> None:
@@ -489,12 +457,7 @@ def _move_dismissals(session: Session, keep_id: int, gone_id: int) -> None:
 def _move_simple(session: Session, keep_id: int, gone_id: int) -> None:
     """Rows with no uniqueness per person simply change hands."""
     for model in (Activity, OutboxMessage, Event):
-        session.execute(
-            update(model)
-            .where(model.candidate_id == gone_id)
-            .values(candidate_id=keep_id)
-            .execution_options(synchronize_session=False)
-        )
+        _reassign(session, model, keep_id, gone_id)
 
 
 def merge(
@@ -557,22 +520,14 @@ def merge(
         session.flush()
 
         summary = f"Merged with {gone_name}" + (f" ({gone_contact})" if gone_contact else "")
-        session.add(
-            Activity(
-                candidate_id=keep_id,
-                kind="merge",
-                actor_id=actor.id,
-                summary=summary,
-                details={"removed_id": remove_id, "choices": dict(choices)},
-            )
-        )
-        audit.record(
+        details = {"removed_id": remove_id, "choices": dict(choices)}
+        activities.add_one(session, actor, keep_id, "merge", summary, details)
+        audit.record_about(
             session,
-            actor=actor,
-            action="candidate.merge",
-            entity="candidate",
-            entity_id=keep_id,
-            detail={"removed_id": remove_id, "removed_name": gone_name, "choices": dict(choices)},
+            actor,
+            "candidate.merge",
+            keep_id,
+            {"removed_id": remove_id, "removed_name": gone_name, "choices": dict(choices)},
         )
         session.flush()
         return keep

@@ -18,6 +18,8 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -27,18 +29,17 @@ from sqlalchemy.orm import Session
 from crm import audit, clock, tokens
 from crm.config import secret_key
 from crm.db import read_session, write_session
-from crm.errors import ValidationError
-from crm.identity import address_hash, normalize_email
-from crm.models import (
-    CampaignStep,
-    Candidate,
-    Enrollment,
-    Event,
-    Link,
-    OutboxMessage,
-    Suppression,
-    User,
+from crm.enrollments import (
+    HARD_BOUNCE,
+    MESSAGE_KEYS,
+    REPLIED,
+    UNSUBSCRIBED,
+    stop_everything,
+    stop_where_next_step_says,
 )
+from crm.errors import ValidationError
+from crm.identity import address_hash, email_key
+from crm.models import Candidate, Event, Link, OutboxMessage, Suppression, User
 from crm.permissions import require_writer
 
 log = logging.getLogger(__name__)
@@ -109,15 +110,6 @@ SCANNER_AGENTS = (
 ANSWERS = ("interested", "not_now")
 
 
-def _email_key(address: str | None) -> str | None:
-    """The dedupe key of an address, or None when it is blank or not an address."""
-    try:
-        normalized = normalize_email(address)
-    except ValidationError:
-        return None
-    return normalized[1] if normalized else None
-
-
 def classify_hit(
     *, user_agent: str | None, seconds_after_delivery: float | None, is_click: bool
 ) -> tuple[bool, str]:
@@ -176,7 +168,9 @@ def opens_explained(*, people_opened: int, apple_privacy_people: int, scanner_op
 
 
 @dataclass(frozen=True)
-class _Message:
+class SentMessage:
+    """A message that went out (sent, or perhaps: needs review), and whose it is."""
+
     id: int
     campaign_id: int
     step_id: int
@@ -185,49 +179,77 @@ class _Message:
     sent_at: dt.datetime | None
 
 
-def _message(session: Session, outbox_id: int) -> _Message | None:
-    row = session.execute(
-        select(
-            OutboxMessage.id,
-            OutboxMessage.campaign_id,
-            OutboxMessage.step_id,
-            OutboxMessage.enrollment_id,
-            OutboxMessage.candidate_id,
-            OutboxMessage.sent_at,
-        ).where(
-            OutboxMessage.id == outbox_id,
-            OutboxMessage.status.in_(("sent", "needs_review")),
+def _messages_sent(session: Session, outbox_ids: list[int]) -> dict[int, SentMessage]:
+    """These messages, by id, if they went out (sent, or perhaps sent: needs review)."""
+    return {
+        message.id: message
+        for message in (
+            SentMessage(*values)
+            for values in session.execute(
+                select(*MESSAGE_KEYS, OutboxMessage.sent_at).where(
+                    OutboxMessage.id.in_(outbox_ids),
+                    OutboxMessage.status.in_(("sent", "needs_review")),
+                )
+            )
         )
-    ).first()
-    return _Message(*row) if row else None
+    }
+
+
+def _message(session: Session, outbox_id: int) -> SentMessage | None:
+    return _messages_sent(session, [outbox_id]).get(outbox_id)
+
+
+def event_row(
+    kind: str,
+    *,
+    at: dt.datetime,
+    message: SentMessage | None,
+    candidate_id: int | None = None,
+    link_id: int | None = None,
+    machine: bool = False,
+    seen_via: str | None = None,
+    user_agent: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The events row of something a person (or a machine) did with a message we sent, or,
+    without a message, with us (candidate_id): the one shape every event is written in."""
+    return {
+        "kind": kind,
+        "occurred_at": at,
+        "candidate_id": message.candidate_id if message else candidate_id,
+        "campaign_id": message.campaign_id if message else None,
+        "step_id": message.step_id if message else None,
+        "outbox_message_id": message.id if message else None,
+        "link_id": link_id,
+        "is_machine": machine,
+        "seen_via": seen_via,
+        "user_agent": (user_agent or None) and user_agent[:400],
+        "detail": detail,
+    }
 
 
 def _event(
     session: Session,
     kind: str,
-    message: _Message | None,
+    message: SentMessage | None,
     *,
     now: dt.datetime,
     candidate_id: int | None = None,
-    machine: bool = False,
-    user_agent: str | None = None,
-    link_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
     session.add(
-        Event(
-            kind=kind,
-            occurred_at=now,
-            candidate_id=message.candidate_id if message else candidate_id,
-            campaign_id=message.campaign_id if message else None,
-            step_id=message.step_id if message else None,
-            outbox_message_id=message.id if message else None,
-            link_id=link_id,
-            is_machine=machine,
-            user_agent=(user_agent or None) and user_agent[:400],
-            detail=detail,
-        )
+        Event(**event_row(kind, at=now, message=message, candidate_id=candidate_id, detail=detail))
     )
+
+
+def reply_detail(
+    *, source: str, answer: str | None = None, detail: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a reply event keeps: where it was seen, what the mail said, the answer if any."""
+    details = {"source": source, **(detail or {})}
+    if answer:
+        details["answer"] = answer
+    return details
 
 
 def _engaged(session: Session, candidate_id: int | None, now: dt.datetime) -> None:
@@ -244,53 +266,31 @@ def _engaged(session: Session, candidate_id: int | None, now: dt.datetime) -> No
     )
 
 
-def _stop_where_next_step_says(
-    session: Session, candidate_id: int, flag: str, reason: str, campaign_id: int | None = None
-) -> int:
-    """End the person's sequences whose next unsent step stops on this (a reply)."""
-    from crm.outbox import stop_enrollment
-
-    stopped = 0
-    query = select(Enrollment.id).where(
-        Enrollment.candidate_id == candidate_id, Enrollment.status == "active"
+# Moves people's engagement dates on to p_at, never back (one parameter set per person).
+_PEOPLE = Candidate.__table__
+MOVE_ENGAGED = (
+    update(_PEOPLE)
+    .where(
+        _PEOPLE.c.id == bindparam("p_id"),
+        (_PEOPLE.c.last_engaged_at.is_(None)) | (_PEOPLE.c.last_engaged_at < bindparam("p_at")),
     )
-    if campaign_id is not None:
-        query = query.where(Enrollment.campaign_id == campaign_id)
-    for enrollment_id in session.scalars(query).all():
-        next_step = session.execute(
-            select(CampaignStep)
-            .join(OutboxMessage, OutboxMessage.step_id == CampaignStep.id)
-            .where(
-                OutboxMessage.enrollment_id == enrollment_id,
-                OutboxMessage.status.in_(("queued", "waiting")),
-            )
-            .order_by(CampaignStep.position)
-            .limit(1)
-        ).scalar()
-        if next_step is not None and getattr(next_step, flag):
-            stopped += stop_enrollment(session, enrollment_id, reason)
-    return stopped
+    .values(last_engaged_at=bindparam("p_at"))
+)
 
 
-def _stop_everything(session: Session, candidate_id: int, reason: str) -> int:
-    from crm.outbox import stop_enrollment
-
-    return sum(
-        stop_enrollment(session, enrollment_id, reason)
-        for enrollment_id in session.scalars(
-            select(Enrollment.id).where(
-                Enrollment.candidate_id == candidate_id, Enrollment.status == "active"
-            )
-        ).all()
-    )
+def suppression_row(email_key: str, reason: str, note: str | None) -> dict[str, Any]:
+    """The suppression list's row for an address (its dedupe key), kept as a hash."""
+    return {"address_hash": address_hash(email_key), "reason": reason, "note": note and note[:300]}
 
 
-def _suppress(session: Session, email_key: str | None, reason: str, note: str | None) -> None:
+def suppress(session: Session, email_key: str | None, reason: str, note: str | None) -> None:
+    """Put an address (its dedupe key) on the suppression list, once: nothing goes to it."""
     if not email_key:
         return
-    digest = address_hash(email_key)
-    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
-        session.add(Suppression(address_hash=digest, reason=reason, note=note and note[:300]))
+    row = suppression_row(email_key, reason, note)
+    listed = select(Suppression.id).where(Suppression.address_hash == row["address_hash"])
+    if session.scalar(listed) is None:
+        session.add(Suppression(**row))
 
 
 # --- opens and clicks -------------------------------------------------------------------
@@ -317,26 +317,7 @@ def record_hits(engine: Engine, hits: list[Hit]) -> int:
     if not hits:
         return 0
     with write_session(engine) as session:
-        ids = sorted({hit.outbox_id for hit in hits})
-        messages = {
-            row.id: row
-            for row in (
-                _Message(*values)
-                for values in session.execute(
-                    select(
-                        OutboxMessage.id,
-                        OutboxMessage.campaign_id,
-                        OutboxMessage.step_id,
-                        OutboxMessage.enrollment_id,
-                        OutboxMessage.candidate_id,
-                        OutboxMessage.sent_at,
-                    ).where(
-                        OutboxMessage.id.in_(ids),
-                        OutboxMessage.status.in_(("sent", "needs_review")),
-                    )
-                )
-            )
-        }
+        messages = _messages_sent(session, sorted({hit.outbox_id for hit in hits}))
         rows: list[dict[str, Any]] = []
         engaged: dict[int, dt.datetime] = {}
         for hit in hits:
@@ -352,19 +333,15 @@ def record_hits(engine: Engine, hits: list[Hit]) -> int:
                 is_click=hit.link_id is not None,
             )
             rows.append(
-                {
-                    "kind": "click" if hit.link_id else "open",
-                    "occurred_at": hit.at,
-                    "candidate_id": message.candidate_id,
-                    "campaign_id": message.campaign_id,
-                    "step_id": message.step_id,
-                    "outbox_message_id": message.id,
-                    "link_id": hit.link_id,
-                    "is_machine": machine,
-                    "seen_via": seen_via,
-                    "user_agent": agent,
-                    "detail": None,
-                }
+                event_row(
+                    "click" if hit.link_id else "open",
+                    at=hit.at,
+                    message=message,
+                    link_id=hit.link_id,
+                    machine=machine,
+                    seen_via=seen_via,
+                    user_agent=agent,
+                )
             )
             if not machine and message.candidate_id is not None:
                 engaged[message.candidate_id] = max(
@@ -397,15 +374,8 @@ def record_hits(engine: Engine, hits: list[Hit]) -> int:
                 ):
                     engaged.pop(person, None)
         if engaged:
-            people = Candidate.__table__
             session.execute(
-                update(people)
-                .where(
-                    people.c.id == bindparam("p_id"),
-                    (people.c.last_engaged_at.is_(None))
-                    | (people.c.last_engaged_at < bindparam("p_at")),
-                )
-                .values(last_engaged_at=bindparam("p_at")),
+                MOVE_ENGAGED,
                 [{"p_id": person, "p_at": at} for person, at in engaged.items()],
             )
         return len(rows)
@@ -514,29 +484,6 @@ def link_target(
     return (row[0], row[1]) if row else None
 
 
-def record_open(
-    engine: Engine, outbox_id: int, *, user_agent: str | None, now: dt.datetime | None = None
-) -> bool:
-    """Record the open pixel being fetched; False when the message is not one we sent."""
-    return record_hits(engine, [Hit(outbox_id, now or clock.now(), user_agent)]) == 1
-
-
-def record_click(
-    engine: Engine,
-    outbox_id: int,
-    position: int,
-    *,
-    user_agent: str | None,
-    now: dt.datetime | None = None,
-) -> str | None:
-    """Record a click on a stored link and return where it goes (None: no such link)."""
-    target = link_target(engine, outbox_id, position)
-    if target is None:
-        return None
-    record_hits(engine, [Hit(outbox_id, now or clock.now(), user_agent, link_id=target[0])])
-    return target[1]
-
-
 class HitBuffer:
     """Opens and clicks queued by the routes and written by one thread in batches.
 
@@ -546,9 +493,6 @@ class HitBuffer:
     """
 
     def __init__(self, engine: Engine, *, interval: float = 0.1, max_batch: int = 2000) -> None:
-        import queue
-        import threading
-
         self.engine = engine
         self.interval = interval
         self.max_batch = max_batch
@@ -568,8 +512,6 @@ class HitBuffer:
         self.flush()
 
     def flush(self) -> int:
-        import queue
-
         written = 0
         while True:
             batch: list[Hit] = []
@@ -619,8 +561,8 @@ def unsubscribe(
         if candidate.unsubscribed_at is None:
             candidate.unsubscribed_at = now
             _event(session, "unsubscribe", message, now=now, detail={"how": how})
-        _suppress(session, candidate.email_normalized, "unsubscribe", f"unsubscribed ({how})")
-        _stop_everything(session, candidate.id, "unsubscribed")
+        suppress(session, candidate.email_normalized, "unsubscribe", f"unsubscribed ({how})")
+        stop_everything(session, candidate.id, UNSUBSCRIBED)
         return True
 
 
@@ -652,9 +594,7 @@ def record_reply(
         person = message.candidate_id if message else candidate_id
         if person is None or session.get(Candidate, person) is None:
             return False
-        details = {"source": source, **(detail or {})}
-        if answer:
-            details["answer"] = answer
+        details = reply_detail(source=source, answer=answer, detail=detail)
         _event(session, "reply", message, now=now, candidate_id=person, detail=details)
         if answer == "interested":
             _event(session, "interested", message, now=now, candidate_id=person, detail=details)
@@ -665,20 +605,13 @@ def record_reply(
             .values(last_contacted_at=now, last_contact_channel="email reply")
             .execution_options(synchronize_session=False)
         )
-        _stop_where_next_step_says(session, person, "stop_on_reply", "replied")
+        stop_where_next_step_says(session, person, "stop_on_reply", REPLIED)
         if actor is not None:
-            audit.record(
-                session,
-                actor=actor,
-                action="candidate.reply_marked",
-                entity="candidate",
-                entity_id=person,
-                detail={"answer": answer},
-            )
+            audit.record_about(session, actor, "candidate.reply_marked", person, {"answer": answer})
         return True
 
 
-def _latest_message_to(session: Session, candidate_id: int) -> _Message | None:
+def _latest_message_to(session: Session, candidate_id: int) -> SentMessage | None:
     outbox_id = session.scalar(
         select(OutboxMessage.id)
         .where(OutboxMessage.candidate_id == candidate_id, OutboxMessage.status == "sent")
@@ -705,7 +638,7 @@ def record_bounce(
         if message is not None and message.candidate_id is not None:
             candidate = session.get(Candidate, message.candidate_id)
         elif address:
-            key = _email_key(address)
+            key = email_key(address)
             if key is not None:
                 candidate = session.scalar(
                     select(Candidate).where(Candidate.email_normalized == key)
@@ -725,10 +658,10 @@ def record_bounce(
         if hard:
             key = candidate.email_normalized if candidate else None
             if key is None and address:
-                key = _email_key(address)
-            _suppress(session, key, "hard_bounce", reason)
+                key = email_key(address)
+            suppress(session, key, "hard_bounce", reason)
             if candidate is not None:
-                _stop_everything(session, candidate.id, "hard bounce")
+                stop_everything(session, candidate.id, HARD_BOUNCE)
         return True
 
 
@@ -749,7 +682,7 @@ def mark_replies_from_addresses(
         found: dict[str, int] = {}
         keys = {}
         for address in addresses:
-            normalized = _email_key(address)
+            normalized = email_key(address)
             if normalized is None:
                 if address.strip():
                     unknown.append(address.strip())

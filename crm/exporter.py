@@ -2,7 +2,8 @@
 
 Rows are streamed from SQL in batches (skills and tags fetched with one query per batch),
 so a 100,000-person export never sits in memory as a table. Every cell goes through
-escape_cell(): a spreadsheet must not run a formula someone typed into a profile.
+escape_cell() (crm.imports.cells): a spreadsheet must not run a formula someone typed
+into a profile.
 Exports are reads, so managers may export, but each one is written to the audit log.
 """
 
@@ -12,91 +13,26 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, select
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, field_registry
 from crm.candidates import QuickFilters, search_condition
 from crm.db import read_session, write_session
 from crm.errors import NotFound
+from crm.imports.cells import escape_cell
 from crm.models import Candidate, CandidateTag, Pool, User
-from crm.pools import membership_condition
+from crm.pool_filter import membership_condition
 
 # Header names are the field names the importer's column mapping takes back as the same
 # fields (crm.mapping), so an exported file can be imported again unchanged.
-EXPORT_COLUMNS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "email",
-    "linkedin_url",
-    "phone",
-    "title",
-    "company",
-    "location",
-    "country",
-    "remote",
-    "role_family",
-    "years_experience",
-    "skills",
-    "tags",
-    "source",
-    "consent_status",
-    "owner",
-    "created_at",
-    "last_contacted_at",
-)
+EXPORT_COLUMNS = field_registry.names(field_registry.EXPORT)
 LIST_SEPARATOR = "; "
 BATCH_SIZE = 1000
-
-# A cell starting with one of these is read by spreadsheets as a formula (or, for tab and
-# CR, can smuggle one past a naive check), so it gets a leading quote...
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# ...unless it is just a signed number such as -3, +44 or -2.5e3, which is harmless.
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-_SELECTED = (
-    Candidate.id,
-    Candidate.first_name,
-    Candidate.last_name,
-    Candidate.email,
-    Candidate.linkedin_url,
-    Candidate.phone,
-    Candidate.title,
-    Candidate.company,
-    Candidate.location,
-    Candidate.country,
-    Candidate.remote,
-    Candidate.role_family,
-    Candidate.years_experience,
-    Candidate.source,
-    Candidate.consent_status,
-    User.username.label("owner"),
-    Candidate.created_at,
-    Candidate.last_contacted_at,
-    Candidate.skills,  # last: it is not one of the _FORMATS cells
-)
-
-
-def needs_escape(value: str) -> bool:
-    """Whether a spreadsheet would read the cell as a formula, or it starts with a quote
-    that an import would take for our escape (so the quote survives a round trip)."""
-    if value.startswith(_FORMULA_STARTS):
-        return not _PLAIN_NUMBER.fullmatch(value)
-    return value.startswith("'") and needs_escape(value[1:])
-
-
-def escape_cell(value: str) -> str:
-    """The cell with a quote in front if a spreadsheet would take it for a formula."""
-    return "'" + value if needs_escape(value) else value
-
-
-def unescape_cell(value: str) -> str:
-    """The cell as it was before escape_cell (what an import of our export reads back)."""
-    return value[1:] if value.startswith("'") and needs_escape(value[1:]) else value
 
 
 def _plain(value: str | None) -> str:
@@ -115,18 +51,21 @@ def _moment(value: dt.datetime | None) -> str:
     return "" if value is None else value.isoformat(timespec="seconds")
 
 
-# How each selected column (after the id) becomes a cell; skills and tags go in between.
-_FORMATS: tuple[Callable[[Any], str], ...] = (
-    *(_plain,) * 9,  # first_name ... country
-    _yes_no,  # remote
-    _plain,  # role_family
-    _number,  # years_experience
-    _plain,  # source
-    _plain,  # consent_status
-    _plain,  # owner
-    _moment,  # created_at
-    _moment,  # last_contacted_at
+# The columns read from SQL: the id, every exported field but the two lists (the owner is
+# their user name), and the skills last; how each field's value becomes a cell, by its type.
+_SCALARS = [
+    field_registry.BY_NAME[name] for name in EXPORT_COLUMNS if name not in {"skills", "tags"}
+]
+_SELECTED = (
+    Candidate.id,
+    *(
+        User.username.label("owner") if field.name == "owner" else getattr(Candidate, field.name)
+        for field in _SCALARS
+    ),
+    Candidate.skills,  # last: it is not one of the _FORMATS cells
 )
+_BY_KIND: dict[str, Callable[[Any], str]] = {"bool": _yes_no, "int": _number, "moment": _moment}
+_FORMATS = tuple(_BY_KIND.get(field.kind, _plain) for field in _SCALARS)
 _LISTS_AT = EXPORT_COLUMNS.index("skills")
 
 
@@ -227,11 +166,27 @@ def _write_rows(
     return written
 
 
-def _quick_filters(filters: QuickFilters | None) -> dict[str, Any] | None:
-    if filters is None:
-        return None
-    chosen = {k: v for k, v in dataclasses.asdict(filters).items() if v is not None}
-    return chosen or None
+@dataclass(frozen=True)
+class ExportScope:
+    """Which candidates an export holds (everyone by default). text and filters select like
+    the Candidates page's search box and quick filters, candidate_ids is a selection and
+    pool_name a pool; given together they narrow each other."""
+
+    text: str = ""
+    filters: QuickFilters | None = None
+    candidate_ids: Sequence[int] | None = None
+    pool_name: str | None = None
+
+    def audit_detail(self) -> dict[str, Any]:
+        """The scope as the export's audit entry records it."""
+        chosen = {} if self.filters is None else dataclasses.asdict(self.filters)
+        quick_filters = {k: v for k, v in chosen.items() if v is not None}
+        return {
+            "pool": self.pool_name,
+            "filter": self.text.strip() or None,
+            "quick_filters": quick_filters or None,
+            "selection": None if self.candidate_ids is None else len(set(self.candidate_ids)),
+        }
 
 
 def export_candidates(
@@ -239,26 +194,22 @@ def export_candidates(
     out: IO[str] | IO[bytes],
     *,
     actor: User | None,
-    text: str = "",
-    candidate_ids: Sequence[int] | None = None,
-    pool_name: str | None = None,
+    scope: ExportScope = ExportScope(),
     bom: bool = False,
-    filters: QuickFilters | None = None,
 ) -> int:
-    """Write candidates as CSV to out (a text or a binary stream); returns the rows written.
+    """Write the candidates of `scope` as CSV to out (a text or a binary stream); returns
+    the rows written.
 
-    text and filters select like the Candidates page's search box and quick filters,
-    candidate_ids is a selection and pool_name a pool; given together they narrow each
-    other. bom=True starts the file with a UTF-8 byte order mark so Excel opens it as
-    UTF-8. A binary stream gets UTF-8; a text stream keeps its own encoding (open it with
+    bom=True starts the file with a UTF-8 byte order mark so Excel opens it as UTF-8. A
+    binary stream gets UTF-8; a text stream keeps its own encoding (open it with
     encoding="utf-8", newline="").
     """
     sink = _Sink(out)
     with read_session(engine) as session:
-        conditions = _conditions(session, text, filters, pool_name)
+        conditions = _conditions(session, scope.text, scope.filters, scope.pool_name)
         if bom:
             sink.write_text("\ufeff")
-        written = _write_rows(session.connection(), sink, conditions, candidate_ids)
+        written = _write_rows(session.connection(), sink, conditions, scope.candidate_ids)
     out.flush()
     with write_session(engine) as session:
         audit.record(
@@ -266,38 +217,15 @@ def export_candidates(
             actor=actor,
             action="export",
             entity="candidate",
-            detail={
-                "rows": written,
-                "pool": pool_name,
-                "filter": text.strip() or None,
-                "quick_filters": _quick_filters(filters),
-                "selection": None if candidate_ids is None else len(set(candidate_ids)),
-                "bom": bom,
-            },
+            detail={"rows": written, **scope.audit_detail(), "bom": bom},
         )
     return written
 
 
 def export_to_bytes(
-    engine: Engine,
-    *,
-    actor: User | None,
-    text: str = "",
-    candidate_ids: Sequence[int] | None = None,
-    pool_name: str | None = None,
-    bom: bool = False,
-    filters: QuickFilters | None = None,
+    engine: Engine, *, actor: User | None, scope: ExportScope = ExportScope(), bom: bool = False
 ) -> tuple[bytes, int]:
     """The CSV file as bytes and its row count, for st.download_button."""
     buffer = io.BytesIO()
-    written = export_candidates(
-        engine,
-        buffer,
-        actor=actor,
-        text=text,
-        candidate_ids=candidate_ids,
-        pool_name=pool_name,
-        bom=bom,
-        filters=filters,
-    )
+    written = export_candidates(engine, buffer, actor=actor, scope=scope, bom=bom)
     return buffer.getvalue(), written

@@ -6,15 +6,16 @@ Home); this registry is what docs/metrics.md lists (`python -m crm.figures` prin
 table) and what tests/test_figures.py checks: every figure a page shows is registered,
 and every registered figure is compared, on every page and in every export that shows it,
 with the one value its service computes. A page shows a figure through `label()` and
-`text()` (app_pages/common.py `figure_metric`), so the name and the formatting are the
-same wherever it appears.
+`shown()` (app_pages/common.py `figure_text` and `figure_metric`), so the name and the
+formatting are the same wherever it appears; a metric's value goes through `metric_text()`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from crm import campaign_figures, metrics
+from crm import campaign_figures, clock, metrics, pool_yield
 
 # Where figures appear (the registry's `shown_on`).
 GOALS = "Goals & ROI"
@@ -61,7 +62,7 @@ def _metric(name: str, label: str, unit: str, counts: str, divided_by: str | Non
     # The label metrics.METRICS gives a metric is the one every page shows.
     return Figure(
         f"metrics.{name}",
-        metrics.METRICS[name][0] if name in metrics.METRICS else label,
+        metrics.METRICS[name].label if name in metrics.METRICS else label,
         unit,
         counts,
         divided_by,
@@ -248,14 +249,14 @@ _FUNNEL_COUNTS = {
 FIGURES += tuple(
     Figure(
         f"funnel.{step}",
-        metrics.FUNNEL_LABELS[step],
+        pool_yield.FUNNEL_LABELS[step],
         "people",
         _FUNNEL_COUNTS[step],
         None,
         PERIOD_CHOSEN,
         (GOALS, GOALS_CSV),
     )
-    for step in metrics.FUNNEL_STEPS
+    for step in pool_yield.FUNNEL_STEPS
 )
 FIGURES += (
     Figure(
@@ -438,10 +439,53 @@ def text(unit: str, value: float | None, *, currency: str, exact: bool = False) 
     if unit == "days":
         return f"{value:,.2f} days" if exact else f"{value:.1f} days"
     if unit == "moment":
-        raise ValueError("A moment is shown as an age: app_pages.common.ago().")
+        raise ValueError("A moment is shown as an age: ago() (shown() does it).")
     if unit == "metric":
-        raise ValueError("A goal's figure takes its metric's unit: metrics.METRICS.")
+        raise ValueError("A goal's figure takes its metric's unit: metric_text().")
     return f"{value:,.0f}"
+
+
+def metric_text(metric: str, value: float | None, *, currency: str, exact: bool = False) -> str:
+    """A metric's value in its unit (metrics.METRICS); 'no data' rather than a misleading
+    zero."""
+    return text(metrics.METRICS[metric].unit, value, currency=currency, exact=exact)
+
+
+def unit_of(key: str, *, metric: str | None = None) -> str:
+    """The unit a registered figure is shown in; a goal's figures take the unit of the
+    metric the goal measures."""
+    unit = figure(key).unit
+    return metrics.METRICS[metric or ""].unit if unit == "metric" else unit
+
+
+def shown(
+    key: str,
+    value: float | dt.datetime | None,
+    *,
+    currency: str,
+    exact: bool = False,
+    metric: str | None = None,
+) -> str:
+    """A registered figure as every page shows it: a moment as an age, the rest by text()."""
+    unit = unit_of(key, metric=metric)
+    if unit == "moment":
+        return ago(value)  # type: ignore[arg-type]
+    return text(unit, value, currency=currency, exact=exact)  # type: ignore[arg-type]
+
+
+def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
+    """'3 days ago' style text; 'never' for None."""
+    if moment is None:
+        return "never"
+    now = now or clock.now()
+    days = (now - moment).days
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    if days < 60:
+        return f"{days} days ago"
+    return f"{days // 30} months ago"
 
 
 def change_text(unit: str, now: float | None, then: float | None, *, currency: str) -> str | None:

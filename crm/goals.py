@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from crm import audit, metrics
-from crm.db import read_session, write_session
-from crm.errors import NotFound, ValidationError
-from crm.models import Campaign, Goal, Pool, User
+from crm.db import get_existing, read_session, write_session
+from crm.errors import CrmError, NotFound, ValidationError
+from crm.models import Campaign, Goal, Job, Pool, User
 from crm.permissions import require_writer
 
 AT_RISK_SHARE = 0.25
@@ -231,7 +231,7 @@ def status_for(
 
 
 def _better(metric: str) -> str:
-    return metrics.METRICS[metric][2] if metric in metrics.METRICS else "higher"
+    return metrics.METRICS[metric].better if metric in metrics.METRICS else "higher"
 
 
 def progress(engine: Engine, goal: Goal, *, today: dt.date) -> GoalProgress:
@@ -297,6 +297,14 @@ def series(
     return points
 
 
+def role_family_choices(engine: Engine) -> list[str]:
+    """The role families to pick from (a goal's scope, a job's family): those the jobs
+    have, and the tech families of the guide's examples, in order."""
+    with read_session(engine) as session:
+        used = set(session.scalars(select(Job.role_family).where(Job.role_family.is_not(None))))
+    return sorted((used - {""}) | set(TECH_ROLE_FAMILIES))
+
+
 def list_goals(engine: Engine) -> list[Goal]:
     with read_session(engine) as session:
         return list(session.scalars(select(Goal).order_by(Goal.deadline, Goal.id)))
@@ -304,14 +312,39 @@ def list_goals(engine: Engine) -> list[Goal]:
 
 def get_goal(engine: Engine, goal_id: int) -> Goal:
     with read_session(engine) as session:
-        goal = session.get(Goal, goal_id)
-        if goal is None:
-            raise NotFound("That goal no longer exists.")
+        goal = get_existing(session, Goal, goal_id, "goal")
         return goal
 
 
 def all_progress(engine: Engine, *, today: dt.date) -> list[GoalProgress]:
     return [progress(engine, goal, today=today) for goal in list_goals(engine)]
+
+
+def all_progress_with_series(
+    engine: Engine, *, today: dt.date
+) -> list[tuple[GoalProgress, list[tuple[dt.date, float | None, float | None]]]]:
+    """Each goal's progress and its month-by-month series, for the Goals page."""
+    return [
+        (progress(engine, goal, today=today), series(engine, goal, today=today))
+        for goal in list_goals(engine)
+    ]
+
+
+def add_guide_examples(
+    engine: Engine, *, actor: User, today: dt.date
+) -> tuple[list[str], list[str]]:
+    """Save the guide's example goals (guide_drafts) for the actor: (titles added, one
+    sentence per example refused, naming it)."""
+    require_writer(engine, actor)
+    added, refused = [], []
+    for draft in guide_drafts(today=today, owner_id=actor.id):
+        try:
+            save_goal(engine, actor=actor, draft=draft)
+        except CrmError as error:  # one example refused does not stop the others
+            refused.append(f"“{draft.title}”: {error}")
+        else:
+            added.append(draft.title)
+    return added, refused
 
 
 # --- checks and saving ------------------------------------------------------------------
@@ -415,7 +448,7 @@ def save_goal(engine: Engine, *, actor: User, draft: GoalDraft, goal_id: int | N
     baseline = baseline_value(engine, draft)
     if baseline is None:
         raise ValidationError(
-            f"{metrics.METRICS[draft.metric][0]} has no data from {draft.baseline_from} to "
+            f"{metrics.METRICS[draft.metric].label} has no data from {draft.baseline_from} to "
             f"{draft.baseline_to}; pick another baseline period or enter the baseline."
         )
     validate_goal(draft, baseline=baseline)
@@ -427,39 +460,18 @@ def save_goal(engine: Engine, *, actor: User, draft: GoalDraft, goal_id: int | N
             session.flush()
             action = "goal.create"
         else:
-            goal = session.get(Goal, goal_id)
-            if goal is None:
-                raise NotFound("That goal no longer exists.")
+            goal = get_existing(session, Goal, goal_id, "goal")
             for name, value in values.items():
                 setattr(goal, name, value)
             action = "goal.update"
-        audit.record(session, actor=actor, action=action, entity="goal", entity_id=goal.id)
+        audit.record_about(session, actor, action, goal.id)
         return goal.id
 
 
 def delete_goal(engine: Engine, *, actor: User, goal_id: int) -> None:
+    """Delete a goal; the audit entry keeps its title."""
     require_writer(engine, actor)
     with write_session(engine, actor=actor) as session:
-        goal = session.get(Goal, goal_id)
-        if goal is None:
-            raise NotFound("That goal no longer exists.")
+        goal = get_existing(session, Goal, goal_id, "goal")
         session.delete(goal)
-        audit.record(
-            session,
-            actor=actor,
-            action="goal.delete",
-            entity="goal",
-            entity_id=goal_id,
-            detail={"title": goal.title},
-        )
-
-
-def create_goal(engine: Engine, *, actor: User, goal: Goal) -> Goal:
-    require_writer(engine, actor)
-    validate_goal(goal)
-    with write_session(engine, actor=actor) as session:
-        goal.owner_id = goal.owner_id or actor.id
-        session.add(goal)
-        session.flush()
-        audit.record(session, actor=actor, action="goal.create", entity="goal", entity_id=goal.id)
-    return goal
+        audit.record_about(session, actor, "goal.delete", goal_id, {"title": goal.title})

@@ -113,6 +113,16 @@ def normalize_email(value: str | None) -> tuple[str, str] | None:
     return address, address.lower()
 
 
+def email_key(value: str | None) -> str | None:
+    """The dedupe key of an email address (normalize_email), None when it is blank or not
+    an address."""
+    try:
+        normalized = normalize_email(value)
+    except ValidationError:
+        return None
+    return normalized[1] if normalized else None
+
+
 def normalize_linkedin(value: str | None) -> tuple[str, str] | None:
     """(URL to show, dedupe key) for a LinkedIn profile URL, None for blank.
 

@@ -20,15 +20,15 @@ Managers change nothing (require_writer).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session
 
 from crm import activities, audit, clock, money
-from crm.db import read_session, write_session
+from crm.db import get_existing, read_session, write_session
 from crm.errors import NotFound, ValidationError
 from crm.models import (
     APPLICATION_SOURCES,
@@ -46,16 +46,8 @@ from crm.permissions import require_writer
 
 PIPELINE_STAGES = ("sourced", "applied", "screen", "interview", "offer", "hired")
 OUTCOME_STAGES = ("rejected", "withdrew")
-STAGE_LABELS = {
-    "sourced": "Sourced",
-    "applied": "Applied",
-    "screen": "Screen",
-    "interview": "Interview",
-    "offer": "Offer",
-    "hired": "Hired",
-    "rejected": "Rejected",
-    "withdrew": "Withdrew",
-}
+STAGE_LABELS = {stage: stage.capitalize() for stage in PIPELINE_STAGES + OUTCOME_STAGES}
+V = TypeVar("V")  # a view dataclass (_view_of)
 COST_LABELS = money.COST_LABELS  # the categories' names live with their synonyms
 # Source labels that ATS exports use, lower-cased, mapped to our sources. "Talent pool"
 # and "CRM" are talent pools (DESIGN.md).
@@ -184,16 +176,12 @@ def _check_stage(stage: str) -> None:
 
 
 def _job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound("That job no longer exists.")
+    job = get_existing(session, Job, job_id, "job")
     return job
 
 
 def _application(session: Session, application_id: int) -> Application:
-    application = session.get(Application, application_id)
-    if application is None:
-        raise NotFound("That application no longer exists.")
+    application = get_existing(session, Application, application_id, "application")
     return application
 
 
@@ -241,7 +229,7 @@ def create_job(
     with write_session(engine, actor=actor) as session:
         session.add(job)
         session.flush()
-        audit.record(session, actor=actor, action="job.create", entity="job", entity_id=job.id)
+        audit.record_about(session, actor, "job.create", job.id)
         return job.id
 
 
@@ -276,14 +264,7 @@ def update_job(engine: Engine, *, actor: User, job_id: int, **changes: Any) -> N
         if changes.get("status") == "open" and "filled_at" not in changes:
             job.filled_at = None
         _check_job(job)
-        audit.record(
-            session,
-            actor=actor,
-            action="job.update",
-            entity="job",
-            entity_id=job_id,
-            detail={"fields": sorted(changes)},
-        )
+        audit.record_about(session, actor, "job.update", job_id, {"fields": sorted(changes)})
 
 
 def _stage_counts(session: Session, job_ids: list[int] | None) -> dict[int, dict[str, int]]:
@@ -337,7 +318,7 @@ def delete_job(engine: Engine, *, actor: User, job_id: int) -> None:
     with write_session(engine, actor=actor) as session:
         job = _job(session, job_id)
         session.delete(job)
-        audit.record(session, actor=actor, action="job.delete", entity="job", entity_id=job_id)
+        audit.record_about(session, actor, "job.delete", job_id)
 
 
 # --- applications and stages ------------------------------------------------------------
@@ -433,13 +414,8 @@ def _log_stage(
                 "stage": application.stage,
             },
         )
-    audit.record(
-        session,
-        actor=actor,
-        action="application.stage",
-        entity="application",
-        entity_id=application.id,
-        detail={"stage": application.stage},
+    audit.record_about(
+        session, actor, "application.stage", application.id, {"stage": application.stage}
     )
 
 
@@ -467,15 +443,11 @@ def add_application(
     moment = _moment(at)
     with write_session(engine, actor=actor) as session:
         job = _job(session, job_id)
-        candidate = session.get(Candidate, candidate_id)
-        if candidate is None:
-            raise NotFound("That candidate no longer exists.")
+        candidate = get_existing(session, Candidate, candidate_id, "candidate")
         if pool_id is not None and session.get(Pool, pool_id) is None:
             raise NotFound("That pool no longer exists.")
         if campaign_id is not None:
-            campaign = session.get(Campaign, campaign_id)
-            if campaign is None:
-                raise NotFound("That campaign no longer exists.")
+            campaign = get_existing(session, Campaign, campaign_id, "campaign")
             pool_id = pool_id if pool_id is not None else campaign.audience_pool_id
         taken = session.scalar(
             select(Application.id).where(
@@ -575,6 +547,14 @@ def record_offer(
         _log_stage(session, actor, application, job, summary)
 
 
+def _view_of(view: type[V], record: Any, **not_held: Any) -> V:
+    """A view dataclass: the record's attributes of the same names, and the fields the
+    record does not hold as given."""
+    names = (one.name for one in fields(view))
+    held = {name: getattr(record, name) for name in names if name not in not_held}
+    return view(**held, **not_held)
+
+
 def _views(session: Session, query: Any) -> list[ApplicationView]:
     rows = session.execute(
         query.add_columns(Job.title, Candidate.first_name, Candidate.last_name)
@@ -587,20 +567,12 @@ def _views(session: Session, query: Any) -> list[ApplicationView]:
         if application.candidate_id is None:
             name = "(erased)"
         views.append(
-            ApplicationView(
-                id=application.id,
-                job_id=application.job_id,
+            _view_of(
+                ApplicationView,
+                application,
                 job_title=title,
-                candidate_id=application.candidate_id,
                 candidate_name=name,
-                source=application.source,
-                pool_id=application.pool_id,
-                campaign_id=application.campaign_id,
-                stage=application.stage,
                 stage_at=_current_stage_at(application),
-                offer_at=application.offer_at,
-                offer_accepted=application.offer_accepted,
-                offer_decided_at=application.offer_decided_at,
             )
         )
     return views
@@ -686,25 +658,44 @@ def add_cost(
         )
         session.add(cost)
         session.flush()
-        audit.record(
+        audit.record_about(
             session,
-            actor=actor,
-            action="cost.add",
-            entity="cost",
-            entity_id=cost.id,
-            detail={"amount": str(value), "currency": code, "category": filed, "label": label},
+            actor,
+            "cost.add",
+            cost.id,
+            {"amount": str(value), "currency": code, "category": filed, "label": label},
         )
         return cost.id
 
 
 def delete_cost(engine: Engine, *, actor: User, cost_id: int) -> None:
+    """Delete a cost; the figures no longer count it."""
     require_writer(engine, actor)
     with write_session(engine, actor=actor) as session:
-        cost = session.get(Cost, cost_id)
-        if cost is None:
-            raise NotFound("That cost no longer exists.")
+        cost = get_existing(session, Cost, cost_id, "cost")
         session.delete(cost)
-        audit.record(session, actor=actor, action="cost.delete", entity="cost", entity_id=cost_id)
+        audit.record_about(session, actor, "cost.delete", cost_id)
+
+
+def cost_conditions(
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    job_id: int | None = None,
+    category: str | None = None,
+) -> list[ColumnElement[bool]]:
+    """The costs incurred from start to end (both days included), for one job, under one
+    category; a bound left None does not narrow."""
+    conditions: list[ColumnElement[bool]] = []
+    if start is not None:
+        conditions.append(Cost.incurred_on >= start)
+    if end is not None:
+        conditions.append(Cost.incurred_on <= end)
+    if job_id is not None:
+        conditions.append(Cost.job_id == job_id)
+    if category is not None:
+        conditions.append(Cost.category == category)
+    return conditions
 
 
 def list_costs(
@@ -720,29 +711,9 @@ def list_costs(
     query = (
         select(Cost, Job.title)
         .outerjoin(Job, Job.id == Cost.job_id)
+        .where(*cost_conditions(start=start, end=end, job_id=job_id, category=category))
         .order_by(Cost.incurred_on.desc(), Cost.id.desc())
         .limit(limit)
     )
-    if start is not None:
-        query = query.where(Cost.incurred_on >= start)
-    if end is not None:
-        query = query.where(Cost.incurred_on <= end)
-    if job_id is not None:
-        query = query.where(Cost.job_id == job_id)
-    if category is not None:
-        query = query.where(Cost.category == category)
     with read_session(engine) as session:
-        return [
-            CostView(
-                id=cost.id,
-                job_id=cost.job_id,
-                job_title=title,
-                incurred_on=cost.incurred_on,
-                category=cost.category,
-                amount=cost.amount,
-                currency=cost.currency,
-                note=cost.note,
-                category_label=cost.category_label,
-            )
-            for cost, title in session.execute(query)
-        ]
+        return [_view_of(CostView, cost, job_title=title) for cost, title in session.execute(query)]

@@ -359,14 +359,15 @@ _HREF = re.compile(r'<a href="([^"]*)"')
 def add_tracking(
     document: str,
     *,
-    click_url: Callable[[int], str],
+    click_url: Callable[[int, str], str],
     open_url: str,
     skip: set[str],
 ) -> tuple[str, list[tuple[int, str]]]:
     """The HTML with each web link sent through the click route, plus the open pixel.
 
-    Returns the new HTML and the (position, original URL) of each tracked link; the click
-    route redirects only to these stored URLs. Links in `skip` (the unsubscribe link) and
+    `click_url(position, original URL)` gives each link's new address. Returns the new
+    HTML and the (position, original URL) of each tracked link; the click route redirects
+    only to these stored URLs. Links in `skip` (the unsubscribe link) and
     mailto: links stay as they are.
     """
     links: list[tuple[int, str]] = []
@@ -378,7 +379,7 @@ def add_tracking(
             return match.group(0)
         position = len(links)
         links.append((position, url))
-        return f'<a href="{html.escape(click_url(position), quote=True)}"'
+        return f'<a href="{html.escape(click_url(position, url), quote=True)}"'
 
     tracked = _HREF.sub(swap, document)
     pixel = f'<img src="{html.escape(open_url, quote=True)}" width="1" height="1" alt="">'

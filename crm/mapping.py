@@ -11,33 +11,15 @@ headers of one file match a field the most telling wins (Outlook's "Job Title" o
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 
+from crm import field_registry
 from crm.errors import InputUnusable
+from crm.imports import aliases
+from crm.imports.aliases import header_key
 
 # Candidate fields an import can fill, with their labels in the mapping editor.
-CANDIDATE_FIELDS: dict[str, str] = {
-    "full_name": "Full name (split into first and last)",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "email": "Email",
-    "linkedin_url": "LinkedIn URL",
-    "phone": "Phone",
-    "title": "Title",
-    "company": "Company",
-    "location": "Location",
-    "country": "Country",
-    "remote": "Remote (yes/no)",
-    "role_family": "Role family",
-    "years_experience": "Years of experience",
-    "skills": "Skills (list)",
-    "tags": "Tags (list)",
-    "source": "Source",
-    "notes": "Note for the timeline",
-    "connected_on": "Connected on (note for the timeline)",
-}
+CANDIDATE_FIELDS = field_registry.labels(field_registry.IMPORT)
 NAME_FIELDS = ("full_name", "first_name", "last_name")
 IDENTITY_FIELDS = ("email", "linkedin_url")
 
@@ -297,19 +279,8 @@ _ALIASES: dict[str, list[str]] = {
 }
 
 
-def header_key(header: str) -> str:
-    """A header reduced for comparison ('E-Mail Address' -> 'emailaddress')."""
-    folded = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]", "", folded.lower())
-
-
 # header key -> (field, rank): a lower rank is a more telling name for the field.
-ALIAS_RANKS: dict[str, tuple[str, int]] = {}
-for _field, _names in _ALIASES.items():
-    for _rank, _name in enumerate(_names):
-        ALIAS_RANKS.setdefault(header_key(_name), (_field, _rank))
-for _field in CANDIDATE_FIELDS:  # our own export's headers are the field names
-    ALIAS_RANKS.setdefault(header_key(_field), (_field, 0))
+ALIAS_RANKS = aliases.alias_ranks(CANDIDATE_FIELDS, _ALIASES, own_names_first=False)
 ALIASES: dict[str, str] = {key: field for key, (field, _rank) in ALIAS_RANKS.items()}
 KNOWN_HEADER_KEYS = set(ALIASES)
 
@@ -320,20 +291,8 @@ def auto_mapping(headers: Iterable[str]) -> dict[str, str | None]:
     A header that appears twice is mapped once (its first column); blank headers map to
     nothing.
     """
-    headers = list(dict.fromkeys(headers))
-    best: dict[str, tuple[int, int]] = {}  # field -> (rank, position)
-    for position, header in enumerate(headers):
-        found = ALIAS_RANKS.get(header_key(header))
-        if found is None:
-            continue
-        field, rank = found
-        if field not in best or (rank, position) < best[field]:
-            best[field] = (rank, position)
-    chosen = {position: field for field, (_rank, position) in best.items()}
-    mapping: dict[str, str | None] = {
-        header: chosen.get(position) for position, header in enumerate(headers)
-    }
-    taken = set(chosen.values())
+    mapping = aliases.auto_mapping(headers, ALIAS_RANKS)
+    taken = set(mapping.values())
     if "full_name" in taken and {"first_name", "last_name"} <= taken:
         # A file with first and last names needs no full-name column.
         for header, field in mapping.items():
@@ -357,8 +316,7 @@ def check_mapping(headers: Iterable[str], mapping: Mapping[str, str | None]) -> 
                 f"{', '.join(CANDIDATE_FIELDS)}."
             )
         if header not in present:
-            shown = ", ".join(repr(h) for h in present if h) or "none"
-            raise InputUnusable(f"The file has no column {header!r} (its columns: {shown}).")
+            raise InputUnusable(aliases.missing_column(present, header))
 
 
 def with_overrides(
@@ -374,15 +332,7 @@ def with_overrides(
     headers = list(dict.fromkeys(headers))
     overrides = dict(overrides or {})
     check_mapping(headers, overrides)
-    claimed = {field for field in overrides.values() if field}
-    mapping: dict[str, str | None] = {}
-    for header in headers:
-        if header in overrides:
-            mapping[header] = overrides[header]
-        else:
-            field = base.get(header)
-            mapping[header] = None if field in claimed else field
-    return mapping
+    return aliases.with_overrides(headers, base, overrides)
 
 
 def mapping_problem(mapping: Mapping[str, str | None]) -> str | None:
@@ -398,10 +348,3 @@ def mapping_problem(mapping: Mapping[str, str | None]) -> str | None:
     if not fields & set(IDENTITY_FIELDS):
         return "No column holds an email address or a LinkedIn URL; map one of them by hand."
     return None
-
-
-def same_headers(first: Iterable[str], second: Iterable[str]) -> bool:
-    """Whether two files have the same set of headers (order and case aside)."""
-    return {header_key(h) for h in first if h.strip()} == {
-        header_key(h) for h in second if h.strip()
-    }

@@ -13,24 +13,11 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from crm import field_registry
 from crm.errors import ValidationError
 
 # Candidate fields a message can use, with the label the picker shows.
-CANDIDATE_FIELDS: dict[str, str] = {
-    "first_name": "First name",
-    "last_name": "Last name",
-    "full_name": "Full name",
-    "email": "Email",
-    "title": "Job title",
-    "company": "Company",
-    "location": "Location",
-    "country": "Country",
-    "role_family": "Role family",
-    "years_experience": "Years of experience",
-    "skills": "Skills (comma-separated)",
-    "top_skill": "First skill",
-    "source": "Source",
-}
+CANDIDATE_FIELDS = field_registry.labels(field_registry.TAG)
 SENDER_FIELDS: dict[str, str] = {
     "sender_name": "Sender's name",
     "sender_first_name": "Sender's first name",

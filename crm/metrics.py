@@ -27,16 +27,14 @@ Scope filters: role_families, key_roles, pool_id, campaign_id (Scope below).
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Engine,
     Select,
-    String,
     and_,
     case,
     exists,
@@ -45,14 +43,13 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 
-from crm import money
+from crm import money, pool_filter
 from crm.db import read_session
 from crm.errors import CrmError
+from crm.jobs import cost_conditions
 from crm.models import (
     Application,
     Campaign,
@@ -63,7 +60,7 @@ from crm.models import (
     OutboxMessage,
     Pool,
 )
-from crm.sql import days_between
+from crm.sql import days_between, month_of
 
 TALENT_POOL_SOURCES = ("talent_pool", "campaign")
 SOURCE_LABELS = {
@@ -76,24 +73,29 @@ SOURCE_LABELS = {
     "direct": "Direct",
 }
 HUMAN_ENGAGEMENT = ("open", "click", "reply", "interested")
-# Costs that buying hires elsewhere takes, and the CRM's own running costs (savings()).
-EXTERNAL_COST_CATEGORIES = ("agency_fees", "job_ads")
-EXTERNAL_SOURCES = ("agency", "job_board")
-CRM_COST_CATEGORIES = ("tools", "recruiter_time")
 
-# name -> (label, unit, which direction is better)
-METRICS: dict[str, tuple[str, str, str]] = {
-    "time_to_hire_days": ("Time to hire", "days", "lower"),
-    "time_to_fill_days": ("Time to fill", "days", "lower"),
-    "cost_per_hire": ("Cost per hire", "money", "lower"),
-    "offer_acceptance_rate": ("Offer acceptance rate", "fraction", "higher"),
-    "hires_from_talent_pools_share": ("Hires from talent pools", "fraction", "higher"),
-    "hires": ("Hires", "count", "higher"),
-    "campaign_application_rate": ("Applications from campaigns", "fraction", "higher"),
-    "reply_rate": ("Reply rate", "fraction", "higher"),
-    "click_rate": ("Click rate", "fraction", "higher"),
-    "pool_engagement_rate": ("Pool engagement", "fraction", "higher"),
-    "pool_to_hire_rate": ("Pool-to-hire conversion", "fraction", "higher"),
+
+class Metric(NamedTuple):
+    """How a metric is shown: its label, its unit (days, money, fraction or count) and
+    which direction is better (lower or higher)."""
+
+    label: str
+    unit: str
+    better: str
+
+
+METRICS: dict[str, Metric] = {
+    "time_to_hire_days": Metric("Time to hire", "days", "lower"),
+    "time_to_fill_days": Metric("Time to fill", "days", "lower"),
+    "cost_per_hire": Metric("Cost per hire", "money", "lower"),
+    "offer_acceptance_rate": Metric("Offer acceptance rate", "fraction", "higher"),
+    "hires_from_talent_pools_share": Metric("Hires from talent pools", "fraction", "higher"),
+    "hires": Metric("Hires", "count", "higher"),
+    "campaign_application_rate": Metric("Applications from campaigns", "fraction", "higher"),
+    "reply_rate": Metric("Reply rate", "fraction", "higher"),
+    "click_rate": Metric("Click rate", "fraction", "higher"),
+    "pool_engagement_rate": Metric("Pool engagement", "fraction", "higher"),
+    "pool_to_hire_rate": Metric("Pool-to-hire conversion", "fraction", "higher"),
 }
 
 # Which aggregation each metric needs (one SQL query each, grouped by month on request).
@@ -226,46 +228,26 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """numerator / denominator, or None ("no data") when there is nothing to divide by."""
     if not denominator:
         return None
     return float(numerator or 0) / float(denominator)
 
 
-def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """The period as [start 00:00 UTC, day after end 00:00 UTC)."""
     low = dt.datetime.combine(start, dt.time(), dt.UTC)
     high = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
     return low, high
 
 
-def _check_period(start: dt.date, end: dt.date) -> None:
+def check_period(start: dt.date, end: dt.date) -> None:
     if end < start:
         raise ValueError("The period ends before it starts.")
 
 
-# --- months in SQL ----------------------------------------------------------------------
-
-
-class month_of(FunctionElement[str]):  # named like the SQL it stands for
-    """'YYYY-MM' of a date or timestamp column."""
-
-    type = String()
-    inherit_cache = True
-    name = "month_of"
-
-
-@compiles(month_of, "sqlite")
-def _month_of_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
-    (column,) = list(element.clauses)
-    return f"strftime('%Y-%m', {compiler.process(column, **kw)})"
-
-
-@compiles(month_of, "postgresql")
-def _month_of_postgresql(element: month_of, compiler: Any, **kw: Any) -> str:
-    (column,) = list(element.clauses)
-    return f"to_char({compiler.process(column, **kw)}, 'YYYY-MM')"
+# --- months -----------------------------------------------------------------------------
 
 
 def _month_key(day: dt.date) -> str:
@@ -329,17 +311,17 @@ def _scoped_jobs(query: Select[Any], scope: Scope) -> Select[Any]:
 
 
 @dataclass(frozen=True)
-class _Period:
+class Period:
     start: dt.date
     end: dt.date
 
     @property
     def low(self) -> dt.datetime:
-        return _bounds(self.start, self.end)[0]
+        return period_bounds(self.start, self.end)[0]
 
     @property
     def high(self) -> dt.datetime:
-        return _bounds(self.start, self.end)[1]
+        return period_bounds(self.start, self.end)[1]
 
 
 def _grouped(
@@ -356,7 +338,9 @@ def _grouped(
     return {row[-1]: tuple(row[:-1]) for row in session.execute(grouped)}
 
 
-def _hires(session: Session, period: _Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
+def hires_by_source(
+    session: Session, period: Period, scope: Scope, by_month: bool
+) -> dict[Any, Any]:
     """{month: {source: hires}}"""
     query = _scoped_applications(
         select(Application.source, func.count()).where(
@@ -385,7 +369,7 @@ def _decided_at() -> ColumnElement[Any]:
     )
 
 
-def _offers(session: Session, period: _Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
+def _offers(session: Session, period: Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
     """{month: (accepted, decided, sum of days to hire, count of times to hire)}"""
     decided_at = _decided_at()
     accepted = or_(
@@ -406,7 +390,7 @@ def _offers(session: Session, period: _Period, scope: Scope, by_month: bool) -> 
     return _grouped(session, query, decided_at, by_month)
 
 
-def _fills(session: Session, period: _Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
+def _fills(session: Session, period: Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
     """{month: (sum of days to fill, jobs filled)}"""
     query = _scoped_jobs(
         select(func.sum(days_between(Job.filled_at, Job.opened_at)), func.count()).where(
@@ -420,7 +404,7 @@ def _fills(session: Session, period: _Period, scope: Scope, by_month: bool) -> d
 
 
 def _cost_query(
-    period: _Period, scope: Scope, categories: Iterable[str] | None, team: money.TeamMoney
+    period: Period, scope: Scope, categories: Iterable[str] | None, team: money.TeamMoney
 ) -> Select[Any]:
     # Each cost in the team currency (money.team_value): costs in other currencies are
     # converted at the team's rates, never added as if they were the same money.
@@ -434,9 +418,9 @@ def _cost_query(
     return query
 
 
-def _costs(
+def costs_in(
     session: Session,
-    period: _Period,
+    period: Period,
     scope: Scope,
     by_month: bool,
     categories: Iterable[str] | None = None,
@@ -466,15 +450,15 @@ def cost_total(
     with read_session(engine) as session:
         team = money.team_money_in(session)
         value = money.team_value(team)
-        query = select(
-            func.count(), func.coalesce(func.sum(value), 0), func.count().filter(value.is_(None))
-        ).select_from(Cost)
-        if start is not None:
-            query = query.where(Cost.incurred_on >= start)
-        if end is not None:
-            query = query.where(Cost.incurred_on <= end)
-        if job_id is not None:
-            query = query.where(Cost.job_id == job_id)
+        query = (
+            select(
+                func.count(),
+                func.coalesce(func.sum(value), 0),
+                func.count().filter(value.is_(None)),
+            )
+            .select_from(Cost)
+            .where(*cost_conditions(start=start, end=end, job_id=job_id))
+        )
         count, total, left_out = session.execute(query).one()
     return CostTotal(int(count), float(total), int(left_out))
 
@@ -508,13 +492,13 @@ def message_delivered() -> ColumnElement[bool]:
     return and_(OutboxMessage.status == "sent", ~message_bounced())
 
 
-def _outreach(session: Session, period: _Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
+def _outreach(session: Session, period: Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
     """{month: (people delivered to, replied, clicked, applied)}, one per campaign and person.
 
     The denominator is the people a campaign delivered at least one message to
     (message_delivered()) with sent_at in the period; of them, those who replied (a human
     reply or "interested"), clicked (human clicks) or applied through that campaign, at
-    any time. campaigns.report() counts its people the same way, so a campaign's reply
+    any time. campaign_figures.report() counts its people the same way, so a campaign's reply
     rate here over a period covering all its sends equals its report's; the one
     difference is that people erased since (no longer anyone) are left out here.
     """
@@ -568,17 +552,15 @@ def _outreach(session: Session, period: _Period, scope: Scope, by_month: bool) -
     return {row[-1]: tuple(row[:-1]) for row in session.execute(grouped)}
 
 
-def _members_condition(session: Session, scope: Scope) -> ColumnElement[bool]:
+def pool_members_condition(session: Session, scope: Scope) -> ColumnElement[bool]:
     """Who is in the scope's pool now (any pool without one); broken filters count no one."""
-    from crm import pools  # pools imports this module
-
     chosen = select(Pool)
     if scope.pool_id is not None:
         chosen = chosen.where(Pool.id == scope.pool_id)
     conditions = []
     for pool in session.scalars(chosen):
         try:
-            conditions.append(pools.membership_condition(session, pool))
+            conditions.append(pool_filter.membership_condition(session, pool))
         except CrmError:
             continue
     condition = or_(*conditions) if conditions else false()
@@ -587,9 +569,9 @@ def _members_condition(session: Session, scope: Scope) -> ColumnElement[bool]:
     return condition
 
 
-def _pool(session: Session, period: _Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
+def _pool(session: Session, period: Period, scope: Scope, by_month: bool) -> dict[Any, Any]:
     """{month: (members now, engaged in the month, hired in the month)}"""
-    members_condition = _members_condition(session, scope)
+    members_condition = pool_members_condition(session, scope)
     members = session.scalar(select(func.count()).select_from(Candidate).where(members_condition))
     event_filter = [
         Event.occurred_at >= period.low,
@@ -634,11 +616,11 @@ def _pool(session: Session, period: _Period, scope: Scope, by_month: bool) -> di
     return {key: (members or 0, engaged.get(key, (0,))[0], hired.get(key, (0,))[0]) for key in keys}
 
 
-_AGGREGATIONS: dict[str, Callable[[Session, _Period, Scope, bool], dict[Any, Any]]] = {
-    "hires": _hires,
+_AGGREGATIONS: dict[str, Callable[[Session, Period, Scope, bool], dict[Any, Any]]] = {
+    "hires": hires_by_source,
     "offers": _offers,
     "fills": _fills,
-    "costs": _costs,
+    "costs": costs_in,
     "outreach": _outreach,
     "pool": _pool,
 }
@@ -660,29 +642,32 @@ def _value(metric: str, parts: dict[str, Any]) -> float | None:
         if metric == "hires":
             return hires
         if metric == "hires_from_talent_pools_share":
-            return _ratio(sum(by_source.get(s, 0) for s in TALENT_POOL_SOURCES), hires)
-        return _ratio(float(parts["costs"][0] or Decimal(0)), hires)
+            return ratio(sum(by_source.get(s, 0) for s in TALENT_POOL_SOURCES), hires)
+        return ratio(float(parts["costs"][0] or Decimal(0)), hires)
     if metric in {"offer_acceptance_rate", "time_to_hire_days"}:
         accepted, decided, days, timed_count = parts["offers"]
         if metric == "offer_acceptance_rate":
-            return _ratio(accepted, decided)
-        return _ratio(days, timed_count)
+            return ratio(accepted, decided)
+        return ratio(days, timed_count)
     if metric == "time_to_fill_days":
         days, filled = parts["fills"]
-        return _ratio(days, filled)
+        return ratio(days, filled)
     if metric in {"reply_rate", "click_rate", "campaign_application_rate"}:
         people, replied, clicked, applied = parts["outreach"]
         chosen = {"reply_rate": replied, "click_rate": clicked}.get(metric, applied)
-        return _ratio(chosen, people)
+        return ratio(chosen, people)
     if metric in {"pool_engagement_rate", "pool_to_hire_rate"}:
         members, engaged, hired = parts["pool"]
-        return _ratio(engaged if metric == "pool_engagement_rate" else hired, members)
+        return ratio(engaged if metric == "pool_engagement_rate" else hired, members)
     raise ValueError(f"Unknown metric {metric!r}.")
 
 
-def _check_metric(metric: str) -> None:
+def _asked(metric: str, start: dt.date, end: dt.date, scope: Scope | None) -> tuple[Period, Scope]:
+    """The period and scope of a question about one metric, checked."""
     if metric not in METRICS:
         raise ValueError(f"Unknown metric {metric!r}; use one of {', '.join(METRICS)}.")
+    check_period(start, end)
+    return Period(start, end), scope or Scope()
 
 
 # --- public -----------------------------------------------------------------------------
@@ -692,9 +677,9 @@ def compute(
     engine: Engine, *, start: dt.date, end: dt.date, scope: Scope | None = None
 ) -> MetricsReport:
     """Every metric for the period (one aggregation query per group of metrics)."""
-    _check_period(start, end)
+    check_period(start, end)
     scope = scope or Scope()
-    period = _Period(start, end)
+    period = Period(start, end)
     with read_session(engine) as session:
         parts = {
             name: aggregate(session, period, scope, False)[None]
@@ -728,10 +713,7 @@ def value(
     engine: Engine, *, metric: str, start: dt.date, end: dt.date, scope: Scope | None = None
 ) -> float | None:
     """One metric for the period, running only the aggregations it needs."""
-    _check_metric(metric)
-    _check_period(start, end)
-    scope = scope or Scope()
-    period = _Period(start, end)
+    period, scope = _asked(metric, start, end, scope)
     with read_session(engine) as session:
         parts = {
             name: _AGGREGATIONS[name](session, period, scope, False)[None]
@@ -751,10 +733,7 @@ def monthly(
     """(first of month, value) for each month the period touches, the month clipped to the
     period: each value equals value() over that clipped month. One grouped query per
     aggregation the metric needs."""
-    _check_metric(metric)
-    _check_period(start, end)
-    scope = scope or Scope()
-    period = _Period(start, end)
+    period, scope = _asked(metric, start, end, scope)
     with read_session(engine) as session:
         grouped = {
             name: _AGGREGATIONS[name](session, period, scope, True) for name in _NEEDS[metric]
@@ -764,7 +743,7 @@ def monthly(
             members = session.scalar(
                 select(func.count())
                 .select_from(Candidate)
-                .where(_members_condition(session, scope))
+                .where(pool_members_condition(session, scope))
             )
     series = []
     for first, _, _ in months(start, end):
@@ -777,242 +756,18 @@ def monthly(
     return series
 
 
-def timed(
-    engine: Engine,
-    *,
-    start: dt.date,
-    end: dt.date,
-    scope: Scope | None = None,
-    metrics: Iterable[str] | None = None,
-) -> dict[str, float]:
-    """Seconds each metric's queries take on their own (for benchmarks)."""
-    found = {}
-    for metric in metrics or METRICS:
-        began = time.perf_counter()
-        value(engine, metric=metric, start=start, end=end, scope=scope)
-        found[metric] = time.perf_counter() - began
-    return found
-
-
-def hires_by_pool(engine: Engine, *, start: dt.date, end: dt.date) -> dict[int, int]:
-    """Hires in the period (hired_at, as for `hires`) by the talent pool they came from."""
-    low, high = _bounds(start, end)
-    with read_session(engine) as session:
-        return {
-            pool_id: count
-            for pool_id, count in session.execute(
-                select(Application.pool_id, func.count())
-                .where(
-                    Application.pool_id.is_not(None),
-                    Application.hired_at >= low,
-                    Application.hired_at < high,
-                )
-                .group_by(Application.pool_id)
-            )
-        }
-
-
-# The funnel's steps, each within the one before; the last is "Hired from talent pools".
-FUNNEL_STEPS = ("members", "contacted", "engaged", "applied", "hired_from_talent_pools")
-FUNNEL_LABELS = {
-    "members": "In the pool now, or hired from it",
-    "contacted": "Contacted",
-    "engaged": "Engaged",
-    "applied": "Applied",
-    "hired_from_talent_pools": "Hired from talent pools",
-}
-
-
-def _pool_hire_conditions(
-    low: dt.datetime, high: dt.datetime, pool_id: int | None
-) -> list[ColumnElement[bool]]:
-    """The applications that are the period's hires from talent pools.
-
-    With no pool: hired in the period with source talent_pool or campaign, exactly the
-    hires counted in hires_from_talent_pools_share's numerator. With a pool: hired in the
-    period from that pool (Application.pool_id), whatever the source.
-    """
-    came_from = (
-        Application.source.in_(TALENT_POOL_SOURCES)
-        if pool_id is None
-        else Application.pool_id == pool_id
-    )
-    return [Application.hired_at >= low, Application.hired_at < high, came_from]
-
-
-def _hired_from_talent_pools(
-    session: Session, low: dt.datetime, high: dt.datetime, pool_id: int | None
-) -> int:
-    """People hired from talent pools in the period (_pool_hire_conditions): each person
-    once, however many such hires they had; a hire whose person was erased is one person."""
-    found = session.scalar(
-        select(
-            func.count(Application.candidate_id.distinct())
-            + func.count().filter(Application.candidate_id.is_(None))
-        ).where(*_pool_hire_conditions(low, high, pool_id))
-    )
-    return int(found or 0)
-
-
-def hired_from_talent_pools(
-    engine: Engine, *, start: dt.date, end: dt.date, pool_id: int | None = None
-) -> int:
-    """People hired from talent pools in the period: the funnel's last step and Savings'
-    figure. With no pool it equals the numerator of hires_from_talent_pools_share (which
-    counts hires) unless one person was hired twice from pools in the period."""
-    _check_period(start, end)
-    low, high = _bounds(start, end)
-    with read_session(engine) as session:
-        return _hired_from_talent_pools(session, low, high, pool_id)
-
-
-def funnel(
-    engine: Engine, *, start: dt.date, end: dt.date, pool_id: int | None = None
-) -> dict[str, int]:
-    """People, step by step: in the pool → contacted → engaged → applied → hired from
-    talent pools, each step holding everyone of the steps after it. All of the pools
-    without pool_id.
-
-    hired_from_talent_pools = hired_from_talent_pools(): people with a hire in the period
-    from talent pools (no pool: source talent_pool or campaign, so with no pool it is the
-    numerator of hires_from_talent_pools_share, counted per person; with a pool: hires
-    whose application came from that pool). They count in every earlier step, having
-    necessarily been in a pool, contacted, engaged and applied, even when they have since
-    left a dynamic pool or were contacted before the period.
-    The other people are the pool's members now:
-    - members: members now, plus those hired from pools in the period who have left;
-    - contacted: sent a campaign message, or last contacted, in the period;
-    - engaged: contacted, and a human open, click or reply, or an application that got
-      past sourcing, in the period (applying is engaging);
-    - applied: contacted, and an application that got past sourcing in the period.
-    """
-    _check_period(start, end)
-    low, high = _bounds(start, end)
-    scope = Scope(pool_id=pool_id)
-    hire_conditions = _pool_hire_conditions(low, high, pool_id)
-    with read_session(engine) as session:
-        member = _members_condition(session, scope)
-        hired = Candidate.id.in_(
-            select(Application.candidate_id).where(
-                *hire_conditions, Application.candidate_id.is_not(None)
-            )
-        )
-        contacted = or_(
-            and_(Candidate.last_contacted_at >= low, Candidate.last_contacted_at < high),
-            exists(
-                select(OutboxMessage.id).where(
-                    OutboxMessage.candidate_id == Candidate.id,
-                    OutboxMessage.sent_at >= low,
-                    OutboxMessage.sent_at < high,
-                )
-            ),
-        )
-        moved_on = func.coalesce(
-            Application.applied_at,
-            Application.screen_at,
-            Application.interview_at,
-            Application.offer_at,
-            Application.hired_at,
-        )
-        applied = exists(
-            select(Application.id).where(
-                Application.candidate_id == Candidate.id, moved_on >= low, moved_on < high
-            )
-        )
-        engaged = or_(
-            applied,
-            exists(
-                select(Event.id).where(
-                    Event.candidate_id == Candidate.id,
-                    Event.occurred_at >= low,
-                    Event.occurred_at < high,
-                    Event.kind.in_(HUMAN_ENGAGEMENT),
-                    Event.is_machine.is_(False),
-                )
-            ),
-        )
-        # Over members and the hired only: a member counts in a step by its condition,
-        # a person hired from pools in every step.
-        row = session.execute(
-            select(
-                func.count(),
-                func.count().filter(or_(hired, contacted)),
-                func.count().filter(or_(hired, and_(contacted, engaged))),
-                func.count().filter(or_(hired, and_(contacted, applied))),
-                func.count().filter(hired),
-            )
-            .select_from(Candidate)
-            .where(or_(member, hired))
-        ).one()
-        # A pool hire whose person was erased is still one person in every step.
-        erased = session.scalar(
-            select(func.count()).where(*hire_conditions, Application.candidate_id.is_(None))
-        )
-    return dict(zip(FUNNEL_STEPS, (int(n or 0) + int(erased or 0) for n in row), strict=True))
-
-
-def savings(
-    engine: Engine,
-    *,
-    start: dt.date,
-    end: dt.date,
-    agency_cost_per_hire: Decimal | None = None,
-) -> dict[str, Any]:
-    """What hiring from talent pools saved in the period (docs/metrics.md, Savings).
-
-    hired_from_talent_pools × external cost per hire - the CRM's own costs, where
-    hired_from_talent_pools is the funnel's last step with no pool (people hired from
-    talent pools in the period, each once). The external cost per hire is the figure
-    given, else (agency fees + job ads in the period) / (agency and job board hires in the
-    period); with neither, the savings are None.
-    """
-    _check_period(start, end)
-    period = _Period(start, end)
-    scope = Scope()
-    with read_session(engine) as session:
-        by_source = _hires(session, period, scope, False)[None]
-        external_cost = _costs(session, period, scope, False, EXTERNAL_COST_CATEGORIES)[None][0]
-        crm_cost = _costs(session, period, scope, False, CRM_COST_CATEGORIES)[None][0]
-        hired_from_pools = _hired_from_talent_pools(session, period.low, period.high, None)
-    external_hires = sum(by_source.get(source, 0) for source in EXTERNAL_SOURCES)
-    if agency_cost_per_hire is not None:
-        if Decimal(agency_cost_per_hire) < 0:
-            raise ValueError("The agency cost per hire cannot be negative.")
-        per_hire: float | None = float(agency_cost_per_hire)
-        basis = "given"
-    else:
-        per_hire = _ratio(float(external_cost or 0), external_hires)
-        basis = "computed" if per_hire is not None else "no data"
-    crm_costs = float(crm_cost or 0)
-    gross = None if per_hire is None else hired_from_pools * per_hire
-    return {
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "hired_from_talent_pools": hired_from_pools,
-        "external_hires": external_hires,
-        "external_cost_per_hire": per_hire,
-        "external_cost_basis": basis,
-        "gross_savings": gross,
-        "crm_costs": crm_costs,
-        "net_savings": None if gross is None else gross - crm_costs,
-    }
-
-
 __all__ = [
-    "FUNNEL_LABELS",
-    "FUNNEL_STEPS",
     "METRICS",
     "SOURCE_LABELS",
     "TALENT_POOL_SOURCES",
+    "CostTotal",
+    "Metric",
     "MetricsReport",
+    "Period",
     "Scope",
     "compute",
-    "funnel",
-    "hired_from_talent_pools",
-    "hires_by_pool",
+    "cost_total",
     "monthly",
     "months",
-    "savings",
-    "timed",
     "value",
 ]

@@ -292,16 +292,22 @@ def _refuse_stranded(session: Session, team: TeamMoney, what: str) -> None:
         )
 
 
-def _save(session: Session, team: TeamMoney) -> None:
-    value = {
-        "currency": team.currency,
-        "rates": {code: rate_text(rate) for code, rate in sorted(team.rates.items())},
-    }
+def _rates_text(rates: Mapping[str, Decimal]) -> dict[str, str]:
+    return {code: rate_text(rate) for code, rate in sorted(rates.items())}
+
+
+def _save(
+    session: Session, actor: User, team: TeamMoney, action: str, detail: dict[str, Any]
+) -> TeamMoney:
+    """Store the team's money with the audit entry of the change; returns the team."""
+    value = {"currency": team.currency, "rates": _rates_text(team.rates)}
     setting = session.get(Setting, MONEY_KEY)
     if setting is None:
         session.add(Setting(key=MONEY_KEY, value=value))
     else:
         setting.value = value
+    audit.record(session, actor=actor, action=action, detail=detail)
+    return team
 
 
 def set_team_currency(
@@ -329,18 +335,8 @@ def set_team_currency(
             return old
         team = TeamMoney(currency=code, rates=new_rates)
         _refuse_stranded(session, team, "; enter {it} with the change")
-        _save(session, team)
-        audit.record(
-            session,
-            actor=actor,
-            action="settings.currency",
-            detail={
-                "from": old.currency,
-                "currency": code,
-                "rates": {c: rate_text(r) for c, r in sorted(new_rates.items())},
-            },
-        )
-        return team
+        detail = {"from": old.currency, "currency": code, "rates": _rates_text(new_rates)}
+        return _save(session, actor, team, "settings.currency", detail)
 
 
 def set_rate(
@@ -353,20 +349,14 @@ def set_rate(
         old = team_money_in(session, lock="update")
         value = _rate(code, old.currency, rate)
         team = TeamMoney(currency=old.currency, rates={**old.rates, code: value})
-        _save(session, team)
         previous = old.rates.get(code)
-        audit.record(
-            session,
-            actor=actor,
-            action="settings.rate",
-            detail={
-                "currency": code,
-                "rate": rate_text(value),
-                "previous": None if previous is None else rate_text(previous),
-                "team_currency": old.currency,
-            },
-        )
-        return team
+        detail = {
+            "currency": code,
+            "rate": rate_text(value),
+            "previous": None if previous is None else rate_text(previous),
+            "team_currency": old.currency,
+        }
+        return _save(session, actor, team, "settings.rate", detail)
 
 
 def remove_rate(engine: Engine, *, actor: User, currency: str) -> TeamMoney:
@@ -381,14 +371,8 @@ def remove_rate(engine: Engine, *, actor: User, currency: str) -> TeamMoney:
             currency=old.currency, rates={c: r for c, r in old.rates.items() if c != code}
         )
         _refuse_stranded(session, team, ", so the rate stays")
-        _save(session, team)
-        audit.record(
-            session,
-            actor=actor,
-            action="settings.rate_remove",
-            detail={"currency": code, "rate": rate_text(old.rates[code])},
-        )
-        return team
+        detail = {"currency": code, "rate": rate_text(old.rates[code])}
+        return _save(session, actor, team, "settings.rate_remove", detail)
 
 
 def currencies_in_use(engine: Engine) -> list[CurrencyUse]:

@@ -1,5 +1,7 @@
 """Delivering the outbox: claim due messages, send them, record each result at once.
 
+Each message is built by crm.composer (the same composer the preview uses); leases are
+crm.outbox_leases'; ending or moving on a person's sequence is crm.enrollments'.
 The rules that keep a message from being lost or sent twice:
 - A worker leases a batch of due rows (PostgreSQL: FOR UPDATE SKIP LOCKED, so several
   workers share the queue; SQLite: one writer, BEGIN IMMEDIATE and a conditional UPDATE).
@@ -15,31 +17,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    and_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from crm import audit, clock, mailer, merge_tags, send_window
+from crm import audit, clock, composer, engagement, mailer, merge_tags, send_window
 from crm.config import Settings, load_settings
 from crm.db import read_session, write_connection, write_session
+from crm.enrollments import (
+    HARD_BOUNCE,
+    MESSAGE_KEYS,
+    OPEN_STATES,
+    REPLIED,
+    UNSUBSCRIBED,
+    stop_enrollment,
+    stop_everything,
+)
 from crm.errors import ValidationError
 from crm.identity import address_hash
 from crm.models import (
@@ -55,12 +52,11 @@ from crm.models import (
     Suppression,
     User,
 )
+from crm.outbox_leases import LEASE, claim, recover_stale, release, unsend, worker_name
 from crm.permissions import require_admin
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 50
-LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 6
 PAUSE_AFTER_FAILURES = 5
 DEFAULT_FREQUENCY_CAP = {"emails": 2, "days": 7}
@@ -81,10 +77,6 @@ class DeliveryReport:
     @property
     def handled(self) -> int:
         return self.sent + self.failed + self.retried + self.deferred + self.needs_review
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
 
 def frequency_cap(session: Session) -> tuple[int, int]:
@@ -118,150 +110,7 @@ def set_frequency_cap(engine: Engine, *, actor: User, emails: int, days: int) ->
         )
 
 
-# --- claiming --------------------------------------------------------------------------
-
-
-def _dead_local_workers(names: list[str]) -> list[str]:
-    """Workers on this machine whose process is gone: their leases need not run out first."""
-    host = socket.gethostname()
-    dead: list[str] = []
-    for name in names:
-        worker_host, _, rest = name.partition(":")
-        pid_text = rest.partition(":")[0]
-        if worker_host != host or not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            dead.append(name)
-        except PermissionError:  # alive, someone else's
-            pass
-    return dead
-
-
-def recover_stale(engine: Engine, *, now: dt.datetime | None = None) -> int:
-    """Rows left in "sending" by a worker that died: their fate is unknown, so review them.
-
-    Leases of a dead worker on this machine are released at once (a restart after a crash
-    carries on); elsewhere a lease simply runs out.
-    """
-    now = now or clock.now()
-    with write_session(engine) as session:
-        holders = list(
-            session.scalars(
-                select(OutboxMessage.leased_by)
-                .where(
-                    OutboxMessage.status.in_(("queued", "sending")),
-                    OutboxMessage.lease_until >= now,
-                    OutboxMessage.leased_by.is_not(None),
-                )
-                .distinct()
-            )
-        )
-        dead = _dead_local_workers(holders)
-        stale = OutboxMessage.lease_until < now
-        if dead:
-            stale = or_(stale, OutboxMessage.leased_by.in_(dead))
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.status == "queued", OutboxMessage.leased_by.in_(dead))
-                .values(lease_until=None, leased_by=None)
-            )
-        return session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == "sending", stale)
-            .values(
-                status="needs_review",
-                last_error="The sender stopped while this message was going out; it may or "
-                "may not have arrived.",
-            )
-        ).rowcount
-
-
-def claim(engine: Engine, *, worker: str, now: dt.datetime, limit: int = BATCH_SIZE) -> list[int]:
-    """Lease up to `limit` due messages of active campaigns for this worker."""
-    due = (
-        select(OutboxMessage.id)
-        .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
-        .where(
-            OutboxMessage.status == "queued",
-            OutboxMessage.due_at <= now,
-            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
-            Campaign.status == "active",
-        )
-        .order_by(OutboxMessage.due_at, OutboxMessage.id)
-        .limit(limit)
-    )
-    if engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=OutboxMessage)
-    with write_session(engine) as session:
-        ids = list(session.scalars(due))
-        if ids:
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "queued")
-                .values(leased_by=worker, lease_until=now + LEASE)
-            )
-        return ids
-
-
-# --- one message -----------------------------------------------------------------------
-
-
-def stop_enrollment(session: Session, enrollment_id: int, reason: str) -> int:
-    """Cancel what is left of one person's sequence; returns the messages cancelled."""
-    cancelled = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.enrollment_id == enrollment_id,
-            OutboxMessage.status.in_(("queued", "waiting")),
-        )
-        .values(status="cancelled", skip_reason=reason)
-    ).rowcount
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.id == enrollment_id, Enrollment.status == "active")
-        .values(status="stopped", stopped_reason=reason)
-    )
-    return cancelled
-
-
-def schedule_next(session: Session, row: OutboxMessage, *, sent_at: dt.datetime) -> None:
-    """Queue the person's next step from this step's actual send time, inside its window."""
-    current = session.get(CampaignStep, row.step_id)
-    following = session.execute(
-        select(OutboxMessage, CampaignStep)
-        .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
-        .where(
-            OutboxMessage.enrollment_id == row.enrollment_id,
-            OutboxMessage.status == "waiting",
-            CampaignStep.position > (current.position if current else 0),
-        )
-        .order_by(CampaignStep.position)
-        .limit(1)
-    ).first()
-    if following is None:
-        still_open = session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.enrollment_id == row.enrollment_id,
-                OutboxMessage.status.in_(("waiting", "queued", "sending", "needs_review")),
-            )
-        )
-        if not still_open:
-            session.execute(
-                update(Enrollment)
-                .where(Enrollment.id == row.enrollment_id, Enrollment.status == "active")
-                .values(status="completed")
-            )
-        return
-    next_row, next_step = following
-    next_row.status = "queued"
-    next_row.due_at = send_window.next_send_time(
-        send_window.parse_window(next_step.send_window),
-        sent_at + dt.timedelta(days=next_step.delay_days),
-    )
+# --- results ---------------------------------------------------------------------------
 
 
 def _record_failure(
@@ -284,10 +133,8 @@ def _record_failure(
             row.last_error = result.reply[:500]
             report.needs_review += 1
         elif result.outcome == mailer.SendOutcome.PERMANENT or row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-            row.smtp_reply = result.reply[:500]
-            row.last_error = result.reply[:500]
-            row.sent_at = None
+            for column, value in failed_delivery(result.reply).items():
+                setattr(row, column, value)
             report.failed += 1
             if mailer.is_hard_bounce(result) and row.candidate_id is not None:
                 _suppress_bounced(session, row, result.reply, now)
@@ -317,46 +164,33 @@ def _record_failure(
         return None
 
 
+def failed_delivery(reply: str) -> dict[str, object]:
+    """What a message that failed for good keeps: the server's reply, and no send time."""
+    return {
+        "status": "failed",
+        "smtp_reply": reply[:500],
+        "last_error": reply[:500],
+        "sent_at": None,
+    }
+
+
+def bounce_detail(reply: str) -> dict[str, object]:
+    """The detail of the bounce event a hard bounce at delivery records."""
+    return {"hard": True, "reply": reply[:300]}
+
+
 def _suppress_bounced(session: Session, row: OutboxMessage, reply: str, now: dt.datetime) -> None:
     candidate = session.get(Candidate, row.candidate_id)
     if candidate is None or not candidate.email_normalized:
         return
-    digest = address_hash(candidate.email_normalized)
-    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
-        session.add(Suppression(address_hash=digest, reason="hard_bounce", note=reply[:300]))
-    session.add(
-        Event(
-            kind="bounce",
-            occurred_at=now,
-            candidate_id=candidate.id,
-            campaign_id=row.campaign_id,
-            step_id=row.step_id,
-            outbox_message_id=row.id,
-            detail={"hard": True, "reply": reply[:300]},
-        )
+    engagement.suppress(session, candidate.email_normalized, "hard_bounce", reply)
+    message = engagement.SentMessage(
+        row.id, row.campaign_id, row.step_id, row.enrollment_id, candidate.id, None
     )
+    bounce = engagement.event_row("bounce", at=now, message=message, detail=bounce_detail(reply))
+    session.add(Event(**bounce))
     # Nothing else may go to a bounced address, in any campaign.
-    for enrollment_id in session.scalars(
-        select(Enrollment.id).where(
-            Enrollment.candidate_id == candidate.id, Enrollment.status == "active"
-        )
-    ):
-        stop_enrollment(session, enrollment_id, "hard bounce")
-
-
-def _release(engine: Engine, ids: list[int], worker: str) -> None:
-    if not ids:
-        return
-    with write_session(engine) as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id.in_(ids),
-                OutboxMessage.leased_by == worker,
-                OutboxMessage.status == "queued",
-            )
-            .values(lease_until=None, leased_by=None)
-        )
+    stop_everything(session, candidate.id, HARD_BOUNCE)
 
 
 def _connection_failed(
@@ -387,7 +221,7 @@ def _complete_finished_campaigns(engine: Engine) -> None:
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.campaign_id == Campaign.id,
-                OutboxMessage.status.in_(("waiting", "queued", "sending", "needs_review")),
+                OutboxMessage.status.in_(OPEN_STATES),
             )
             .exists()
         )
@@ -434,21 +268,11 @@ class _Batch:
 
 
 def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
-    from crm import campaigns as campaign_service
-
     with read_session(engine) as session:
         rows = [
             _Due(*row)
             for row in session.execute(
-                select(
-                    OutboxMessage.id,
-                    OutboxMessage.campaign_id,
-                    OutboxMessage.step_id,
-                    OutboxMessage.enrollment_id,
-                    OutboxMessage.candidate_id,
-                    OutboxMessage.attempts,
-                    Enrollment.enrolled_at,
-                )
+                select(*MESSAGE_KEYS, OutboxMessage.attempts, Enrollment.enrolled_at)
                 .join(Enrollment, Enrollment.id == OutboxMessage.enrollment_id)
                 .where(OutboxMessage.id.in_(ids))
                 .order_by(OutboxMessage.due_at, OutboxMessage.id)
@@ -516,8 +340,8 @@ def _load_batch(engine: Engine, ids: list[int], now: dt.datetime) -> _Batch:
             )
         ):
             recent.setdefault(cid, []).append(sent_at)
-        allowed = campaign_service.allowed_tags(session)
-        contacted = campaign_service.contacted_before(session, people)
+        allowed = composer.allowed_tags(session)
+        contacted = composer.contacted_before(session, people)
         templates = {
             step.id: (
                 merge_tags.parse(step.subject, allowed=allowed),
@@ -552,14 +376,14 @@ def _decide(batch: _Batch, row: _Due, now: dt.datetime) -> tuple[str, object]:
     if not candidate.email_normalized:
         return "stop", "no email address"
     if candidate.unsubscribed_at is not None:
-        return "stop", "unsubscribed"
+        return "stop", UNSUBSCRIBED
     if candidate.consent_status == "do_not_contact":
         return "stop", "do not contact"
     if address_hash(candidate.email_normalized) in batch.suppressed:
         return "stop", "suppressed"
     replied = batch.last_reply.get(candidate.id)
     if step.stop_on_reply and replied is not None and replied >= row.enrolled_at:
-        return "stop", "replied"
+        return "stop", REPLIED
     if step.stop_on_click and (candidate.id, row.campaign_id) in batch.clicked:
         return "stop", "clicked"
     applied = batch.last_application.get(candidate.id)
@@ -750,10 +574,7 @@ class _Ready:
 
     row: _Due
     candidate: Candidate
-    rendered: mailer.RenderedEmail
-    message_id: str
-    message: EmailMessage
-    links: list[tuple[int, str]]
+    composed: composer.Composed
     marked: bool = False
 
 
@@ -771,8 +592,6 @@ def _ready_messages(
     Stops and frequency-cap deferrals are written as they are met (each in its own short
     transaction); nothing here touches the SMTP connection.
     """
-    from crm import campaigns as campaign_service
-
     for row in batch.rows:
         if stop and stop.is_set():
             return
@@ -790,38 +609,17 @@ def _ready_messages(
             report.deferred += 1
             continue
         candidate = batch.candidates[row.candidate_id]  # type: ignore[index]
-        unsubscribe = campaign_service.unsubscribe_url(row.id, settings)
-        name, address = campaign_service.sender_of(campaign, settings)
         subject, body = batch.templates[step.id]
-        values = merge_tags.values_for(
+        composed = composer.compose(
+            campaign,
             candidate,
-            custom_fields=candidate.custom_fields,
-            sender_name=name,
-            sender_email=address,
-            unsubscribe_url=unsubscribe,
+            subject=subject,
+            body=body,
+            contacted_before=candidate.id in batch.contacted,
+            links=composer.links_for(row.id, settings),
+            settings=settings,
         )
-        footer = campaign_service.footer_for(
-            candidate, sender_name=name, contacted_before=candidate.id in batch.contacted
-        )
-        rendered = mailer.render(subject, body, values, footer=footer)
-        tracked_html, links = mailer.add_tracking(
-            rendered.html,
-            click_url=lambda position, outbox_id=row.id: campaign_service.click_url(
-                outbox_id, position, settings
-            ),
-            open_url=campaign_service.open_url(row.id, settings),
-            skip={unsubscribe},
-        )
-        rendered = mailer.RenderedEmail(rendered.subject, rendered.text, tracked_html)
-        message_id = mailer.new_message_id(row.id, address)
-        message = mailer.build_message(
-            rendered,
-            sender=mailer.format_sender(name, address),
-            to=candidate.email or "",
-            message_id=message_id,
-            unsubscribe_url=unsubscribe,
-        )
-        yield _Ready(row, candidate, rendered, message_id, message, links)
+        yield _Ready(row, candidate, composed)
 
 
 def _mark(connection: Connection, ready: _Ready, *, worker: str) -> bool:
@@ -831,17 +629,17 @@ def _mark(connection: Connection, ready: _Ready, *, worker: str) -> bool:
         ready.candidate,
         worker=worker,
         now=clock.now(),
-        rendered=ready.rendered,
-        message_id=ready.message_id,
+        rendered=ready.composed.rendered,
+        message_id=ready.composed.message_id,
     )
-    if ready.marked and ready.links:
+    if ready.marked and ready.composed.links:
         # The click route redirects only to these (a retry replaces an earlier attempt's).
         connection.execute(_FORGET_LINKS, {"p_outbox_id": ready.row.id})
         connection.execute(
             _STORE_LINK,
             [
                 {"outbox_message_id": ready.row.id, "position": position, "url": url}
-                for position, url in ready.links
+                for position, url in ready.composed.links
             ],
         )
     return ready.marked
@@ -902,7 +700,7 @@ def deliver_due(
                         time.sleep(wait)
                     next_slot = max(next_slot, time.monotonic() - interval) + interval
                     row = current.row
-                    result = connection.send(current.message)
+                    result = connection.send(current.composed.message)
                     if result.outcome == mailer.SendOutcome.SENT:
                         with write_connection(engine) as db_connection:
                             _mark_sent(db_connection, batch, row, result, clock.now())
@@ -912,7 +710,7 @@ def deliver_due(
                     elif result.outcome == mailer.SendOutcome.CONNECTION:
                         # Nothing went out: put this one back and stop; the rest of the
                         # batch is released below.
-                        _unsend(engine, row.id)
+                        unsend(engine, row.id)
                         _connection_failed(engine, ids, result, report)
                         return report
                     else:
@@ -932,26 +730,11 @@ def deliver_due(
                         progress(report)
             finally:
                 # Whatever of this batch was not sent, stopped or deferred goes back.
-                _release(engine, ids, worker)
+                release(engine, ids, worker)
     finally:
         connection.close()
         _complete_finished_campaigns(engine)
     return report
-
-
-def _unsend(engine: Engine, outbox_id: int) -> None:
-    with write_session(engine) as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "sending")
-            .values(
-                status="queued",
-                sent_at=None,
-                lease_until=None,
-                leased_by=None,
-                attempts=OutboxMessage.attempts - 1,
-            )
-        )
 
 
 def run_forever(

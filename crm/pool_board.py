@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, insert, literal, select, update
 
 from crm import audit, clock
-from crm.db import read_session, write_session
-from crm.errors import NotFound, ValidationError
+from crm.db import get_existing, read_session, write_session
+from crm.errors import ValidationError
 from crm.identity import clean_text
 from crm.models import Activity, Candidate, Pool, PoolMember, User
 from crm.permissions import require_writer
-from crm.pools import membership_condition
+from crm.pool_filter import membership_condition
 
 DEFAULT_STAGES = ("New", "Contacted", "Engaged", "Interested", "Not now")
 MAX_STAGES = 12
@@ -71,18 +71,9 @@ def set_stages(engine: Engine, *, actor: User, pool_id: int, stages: Sequence[st
     require_writer(engine, actor)
     cleaned = clean_stages(stages)
     with write_session(engine, actor=actor) as session:
-        pool = session.get(Pool, pool_id, with_for_update=True)
-        if pool is None:
-            raise NotFound("That pool no longer exists.")
+        pool = get_existing(session, Pool, pool_id, "pool", with_for_update=True)
         pool.stages = cleaned
-        audit.record(
-            session,
-            actor=actor,
-            action="pool.stages",
-            entity="pool",
-            entity_id=pool_id,
-            detail={"stages": cleaned},
-        )
+        audit.record_about(session, actor, "pool.stages", pool_id, {"stages": cleaned})
     return cleaned
 
 
@@ -97,9 +88,7 @@ def _effective_stage(stages: list[str]) -> Any:
 def board(engine: Engine, pool_id: int, *, per_stage: int = CARDS_PER_STAGE) -> Board:
     """The pool's members by stage: a count per stage and the first cards of each, by name."""
     with read_session(engine) as session:
-        pool = session.get(Pool, pool_id)
-        if pool is None:
-            raise NotFound("That pool no longer exists.")
+        pool = get_existing(session, Pool, pool_id, "pool")
         stages = list(pool.stages or [])
         if not stages:
             return Board(stages=[])
@@ -154,9 +143,7 @@ def move(
     if not ids:
         raise ValidationError("Select at least one person first.")
     with write_session(engine, actor=actor) as session:
-        pool = session.get(Pool, pool_id)
-        if pool is None:
-            raise NotFound("That pool no longer exists.")
+        pool = get_existing(session, Pool, pool_id, "pool")
         stages = list(pool.stages or [])
         if stage not in stages:
             raise ValidationError(f"{pool.name} has no stage called {stage!r}.")
@@ -225,13 +212,8 @@ def move(
                     for cid, standing in moved
                 ],
             )
-        audit.record(
-            session,
-            actor=actor,
-            action="pool.move",
-            entity="pool",
-            entity_id=pool_id,
-            detail={"count": len(moved), "stage": stage},
+        audit.record_about(
+            session, actor, "pool.move", pool_id, {"count": len(moved), "stage": stage}
         )
         return len(moved)
 

@@ -47,8 +47,8 @@ from crm import clock
 from crm.config import ImapSettings, Settings, load_settings
 from crm.db import read_session
 from crm.engagement import record_bounce, record_reply
-from crm.errors import ConfigError, CrmError
-from crm.identity import normalize_email
+from crm.errors import ConfigError
+from crm.identity import email_key
 from crm.models import Candidate, Event, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -171,11 +171,7 @@ def _address_key(value: str | None) -> str | None:
     _, address = email.utils.parseaddr(value)
     if not address:
         return None
-    try:
-        normalized = normalize_email(address)
-    except CrmError:
-        return None
-    return normalized[1] if normalized else None
+    return email_key(address)
 
 
 def _date(value: Any) -> dt.datetime | None:
@@ -313,12 +309,9 @@ def _recipient(block: Message) -> str | None:
             value = value.split(";", 1)[1]
         value = value.strip().strip("<>").strip()
         if value and "@" in value:
-            try:
-                normalized = normalize_email(value)
-            except CrmError:
-                continue
-            if normalized:
-                return normalized[1]
+            key = email_key(value)
+            if key:
+                return key
     return None
 
 

@@ -1,11 +1,14 @@
 """Send windows: the weekdays, hours and holidays (in one timezone) when a campaign step may send.
 
 A window is written in the campaign file as
-``send_window = {days = "mon-fri", hours = "9-17", timezone = "Europe/London"}`` with an
-optional ``holidays = ["2026-12-25"]``. No window means "as soon as due".
+``send_window = {days = "mon-fri", hours = "9-17", timezone = "Europe/London"}`` with
+optional holidays: dates, ``holidays = ["2026-12-25"]``, and a country's public holidays,
+``country = "DE"`` with an optional ``region = "BY"`` (its subdivision), taken from the
+`holidays` package. No window means "as soon as due".
 
 An instant is inside the window when, seen on the window's local clock, its weekday is one
-of the days, its date is not a holiday and its time of day is in [start, end). Everything
+of the days, its date is not a holiday (listed, or public in the country and region) and
+its time of day is in [start, end). Everything
 below follows from that definition, including the DST cases: an opening that falls in a
 spring-forward gap becomes the first real instant after the gap, and an opening that
 happens twice when clocks go back is taken the first time (fold=0).
@@ -14,11 +17,15 @@ happens twice when clocks go back is taken the first time (fold=0).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as public_holidays
+from holidays.registry import COUNTRIES as HOLIDAY_COUNTRIES
 
 from crm.errors import ValidationError
 
@@ -40,7 +47,7 @@ _DAY_NAMES: dict[str, int] = {
     "saturday": 5,
     "sunday": 6,
 }
-_KEYS = ("days", "hours", "timezone", "holidays")
+_KEYS = ("days", "hours", "timezone", "holidays", "country", "region")
 _EXAMPLES = {"days": "'mon-fri'", "hours": "'9-17'", "timezone": "'Europe/London'"}
 # describe() prints an en dash, so accept it back as well as a hyphen.
 _RANGE_SEPARATOR = re.compile(r"\s*[-\u2013]\s*")
@@ -58,6 +65,8 @@ class SendWindow:
     end_minute: int  # local minutes after midnight, exclusive (1..1440); > start_minute
     timezone: str  # IANA name, validated with zoneinfo
     holidays: frozenset[dt.date] = frozenset()
+    country: str | None = None  # ISO 3166 code whose public holidays are skipped, e.g. "DE"
+    region: str | None = None  # the country's subdivision, e.g. "BY" (Bavaria)
 
     def __post_init__(self) -> None:
         # Windows are also built directly (not only by parse_window), so hold the rules here.
@@ -71,6 +80,16 @@ class SendWindow:
         _zone(self.timezone)
         if any(isinstance(h, dt.datetime) or not isinstance(h, dt.date) for h in self.holidays):
             raise ValidationError("A send window's holidays must be dates.")
+        if self.region is not None and self.country is None:
+            raise ValidationError("A send window's region needs its country, like 'DE'.")
+        if self.country is not None:
+            _public_holidays(self.country, self.region)
+
+    def is_holiday(self, day: dt.date) -> bool:
+        """Whether the local date is a listed holiday or a public one in the country/region."""
+        if day in self.holidays:
+            return True
+        return self.country is not None and day in _public_holidays(self.country, self.region)
 
 
 def _zone(name: object) -> ZoneInfo:
@@ -83,6 +102,42 @@ def _zone(name: object) -> ZoneInfo:
         raise ValidationError(
             f"The send window's timezone {name!r} is not a known IANA timezone, "
             "like 'Europe/London'."
+        ) from None
+
+
+@functools.cache
+def holiday_countries() -> dict[str, str]:
+    """{two-letter code: name} of every country whose public holidays a window can skip,
+    by name, for a picker ("Germany" for DE)."""
+    supported = public_holidays.list_supported_countries()
+    names = {
+        code: re.sub(r"(?<=[a-z])(?=[A-Z])", " ", class_name)  # "UnitedKingdom" -> words
+        for class_name, code, *_ in HOLIDAY_COUNTRIES.values()
+        if len(code) == 2 and code in supported
+    }
+    return dict(sorted(names.items(), key=lambda item: item[1]))
+
+
+def holiday_regions(country: str) -> tuple[str, ...]:
+    """The subdivision codes of a country whose own public holidays a window can follow."""
+    return tuple(public_holidays.list_supported_countries().get(country, ()))
+
+
+@functools.cache
+def _public_holidays(country: str, region: str | None) -> public_holidays.HolidayBase:
+    """The country's (and region's) public holidays; they fill in year by year when asked."""
+    regions = public_holidays.list_supported_countries().get(country)
+    if regions is None:
+        raise ValidationError(
+            f"The send window's country {country!r} is not a country code the holiday "
+            "calendar knows; use a two-letter code such as 'DE', 'GB' or 'US'."
+        )
+    try:
+        return public_holidays.country_holidays(country, subdiv=region)
+    except NotImplementedError:
+        raise ValidationError(
+            f"The send window's region {region!r} is not a region of {country}; "
+            f"use one of {', '.join(regions)}."
         ) from None
 
 
@@ -104,7 +159,7 @@ def parse_window(spec: Mapping[str, Any] | None) -> SendWindow | None:
         if key not in _KEYS:
             raise ValidationError(
                 f"The send window has an unknown setting {key!r}; "
-                "use days, hours, timezone and holidays."
+                "use days, hours, timezone, holidays, country and region."
             )
     # All three are required: a silent default (every day, all day, UTC) would send at
     # hours nobody chose.
@@ -118,6 +173,8 @@ def parse_window(spec: Mapping[str, Any] | None) -> SendWindow | None:
         end_minute=end,
         timezone=_zone(spec["timezone"]).key,
         holidays=_parse_holidays(spec.get("holidays")),
+        country=_parse_code(spec.get("country"), "country", "'DE'"),
+        region=_parse_code(spec.get("region"), "region", "'BY'"),
     )
 
 
@@ -208,6 +265,16 @@ def _parse_holidays(value: object) -> frozenset[dt.date]:
     return frozenset(holidays)
 
 
+def _parse_code(value: object, what: str, example: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"The send window's {what} must be a code like {example}.")
+    code = value.strip()
+    # Codes are upper case; a named subdivision such as "England" keeps its spelling.
+    return code.upper() if len(code) <= 3 else code
+
+
 def window_to_spec(window: SendWindow | None) -> dict[str, Any] | None:
     """A JSON-able dict that parse_window turns back into the same window."""
     if window is None:
@@ -219,6 +286,10 @@ def window_to_spec(window: SendWindow | None) -> dict[str, Any] | None:
     }
     if window.holidays:
         spec["holidays"] = [h.isoformat() for h in sorted(window.holidays)]
+    if window.country is not None:
+        spec["country"] = window.country
+    if window.region is not None:
+        spec["region"] = window.region
     return spec
 
 
@@ -262,7 +333,7 @@ def _next_open_wall(window: SendWindow, wall: dt.datetime) -> dt.datetime:
     minute_of_day = (wall - dt.datetime.combine(day, dt.time())) / dt.timedelta(minutes=1)
     for step in range(MAX_BLOCKED_DAYS + 1):
         date = day + dt.timedelta(days=step)
-        if date.weekday() not in window.days or date in window.holidays:
+        if date.weekday() not in window.days or window.is_holiday(date):
             continue
         if step == 0:
             if window.start_minute <= minute_of_day < window.end_minute:
@@ -300,16 +371,23 @@ def _first_transition(
 
 
 def describe(window: SendWindow | None) -> str:
-    """Human text such as 'Mon–Fri, 09:00–17:00 Europe/London, skipping 2 holidays'."""
+    """Human text such as 'Mon–Fri, 09:00–17:00 Europe/London, skipping 2 holidays' (or
+    'skipping public holidays in DE-BY and 2 holidays')."""
     if window is None:
         return "as soon as due"
     text = (
         f"{_describe_days(window.days)}, "
         f"{_hhmm(window.start_minute)}\u2013{_hhmm(window.end_minute)} {window.timezone}"
     )
+    skipped = []
+    if window.country is not None:
+        place = f"{window.country}-{window.region}" if window.region else window.country
+        skipped.append(f"public holidays in {place}")
     if window.holidays:
         count = len(window.holidays)
-        text += f", skipping {count} holiday{'s' if count != 1 else ''}"
+        skipped.append(f"{count} holiday{'s' if count != 1 else ''}")
+    if skipped:
+        text += f", skipping {' and '.join(skipped)}"
     return text
 
 

@@ -142,9 +142,12 @@ def _freeze_startup_objects() -> None:
         "crm.attention",
         "crm.auth",
         "crm.campaigns",
+        "crm.campaign_lifecycle",
+        "crm.outbox_view",
         "crm.goals",
         "crm.pools",
-        "crm.calendar",
+        "crm.content_calendar.cadence",
+        "crm.content_calendar.files",
         "crm.candidates",
         "crm.metrics",
     ):

@@ -8,58 +8,44 @@ from sqlalchemy import Float, Integer, String, and_, literal, or_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeEngine
 
 from crm.models import encode_items
 
 
-class days_between(FunctionElement[float]):  # named like the SQL function
-    """(later - earlier) in fractional days, for two timestamp or date columns."""
-
-    type = Float()
-    inherit_cache = True
-    name = "days_between"
-
-    def __init__(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> None:
-        super().__init__(later, earlier)
-
-
-@compiles(days_between, "sqlite")
-def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"(julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)}))"
+def _spelled_per_dialect(
+    name: str, result: TypeEngine[Any], *, sqlite: str, postgresql: str
+) -> type[FunctionElement[Any]]:
+    """A SQL function that each dialect spells by its own template; {0}, {1}... stand for
+    the arguments' SQL."""
+    function: type[FunctionElement[Any]] = type(
+        name, (FunctionElement,), {"type": result, "inherit_cache": True, "name": name}
     )
+    for dialect, template in (("sqlite", sqlite), ("postgresql", postgresql)):
+
+        def spell(element: Any, compiler: Any, template: str = template, **kw: Any) -> str:
+            return template.format(*(compiler.process(arg, **kw) for arg in element.clauses))
+
+        compiles(function, dialect)(spell)
+    return function
 
 
-@compiles(days_between, "postgresql")
-def _days_between_postgresql(element: days_between, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    # Casting to timestamp makes dates and timestamps subtract alike (to an interval).
-    return (
-        f"(EXTRACT(EPOCH FROM (CAST({compiler.process(later, **kw)} AS TIMESTAMP) - "
-        f"CAST({compiler.process(earlier, **kw)} AS TIMESTAMP))) / 86400.0)"
-    )
-
-
-class item_position(FunctionElement[int]):  # named like the SQL it stands for
-    """Where a TextList item's quoted JSON form starts in the column's text (0: absent)."""
-
-    type = Integer()
-    inherit_cache = True
-    name = "item_position"
-
-
-@compiles(item_position, "sqlite")
-def _item_position_sqlite(element: item_position, compiler: Any, **kw: Any) -> str:
-    column, needle = list(element.clauses)
-    return f"instr({compiler.process(column, **kw)}, {compiler.process(needle, **kw)})"
-
-
-@compiles(item_position, "postgresql")
-def _item_position_postgresql(element: item_position, compiler: Any, **kw: Any) -> str:
-    column, needle = list(element.clauses)
-    return f"strpos({compiler.process(column, **kw)}, {compiler.process(needle, **kw)})"
+# (later - earlier) in fractional days, for two timestamp or date columns. Casting to
+# timestamp makes dates and timestamps subtract alike in PostgreSQL (to an interval).
+days_between = _spelled_per_dialect(
+    "days_between",
+    Float(),
+    sqlite="(julianday({0}) - julianday({1}))",
+    postgresql="(EXTRACT(EPOCH FROM (CAST({0} AS TIMESTAMP) - CAST({1} AS TIMESTAMP))) / 86400.0)",
+)
+# Where a TextList item's quoted JSON form starts in the column's text (0: absent).
+item_position = _spelled_per_dialect(
+    "item_position", Integer(), sqlite="instr({0}, {1})", postgresql="strpos({0}, {1})"
+)
+# 'YYYY-MM' of a date or timestamp column.
+month_of = _spelled_per_dialect(
+    "month_of", String(), sqlite="strftime('%Y-%m', {0})", postgresql="to_char({0}, 'YYYY-MM')"
+)
 
 
 def has_item(column: ColumnElement[Any], item: str) -> ColumnElement[bool]:

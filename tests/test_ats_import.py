@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import ats_import, candidates, db, metrics, money
+from crm import ats_import, candidates, db, metrics, money, pool_yield
 from crm.errors import InputUnusable, PermissionDenied
+from crm.imports import ats_tables, values
 from crm.models import (
     Activity,
     Application,
@@ -258,7 +259,7 @@ def test_costs_as_they_come_in_two_currencies(engine: Engine, users: dict[str, U
     assert report.hires == 2
     assert report.total_cost == pytest.approx(1450)
     assert report.cost_per_hire == pytest.approx(725)
-    saved = metrics.savings(engine, **Q1)
+    saved = pool_yield.savings(engine, **Q1)
     # Agency fees 360 EUR / 1 agency hire, × 1 pool hire; no tools or recruiter time.
     assert (saved["external_cost_per_hire"], saved["gross_savings"]) == (
         pytest.approx(360),
@@ -334,7 +335,7 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize("kind", ats_import.KINDS)
+@pytest.mark.parametrize("kind", ats_tables.KINDS)
 @pytest.mark.parametrize("name", list(BAD_FILES))
 def test_bad_files_are_refused_with_one_sentence(
     engine: Engine, users: dict[str, User], kind: str, name: str
@@ -415,6 +416,27 @@ def test_bad_rows_are_reported_and_good_rows_saved(engine: Engine, users: dict[s
     assert "more than zero" in result.errors[0][2]
 
 
+def test_people_added_from_an_applications_file_follow_the_field_rules(
+    engine: Engine, users: dict[str, User]
+) -> None:
+    actor = users["recruiter"]
+    run(engine, actor, "jobs", JOBS)
+    data = (
+        b"Application ID,Requisition ID,Candidate Email,Candidate Name,Source,Applied On\n"
+        b'C-1,REQ-1,  Lima@Example.COM ,"Lima, Ana",Referral,2025-01-10\n'
+        b"C-2,REQ-1,long@example.com," + b"N" * 101 + b" Long,Referral,2025-01-10\n"
+    )
+    result = run(engine, actor, "applications", data)
+    assert (result.created, result.candidates_created) == (1, 1)
+    ((line, column, problem),) = result.errors
+    assert (line, column) == (3, "Candidate Name") and "longer than 100" in problem
+    with db.read_session(engine) as session:
+        ana = session.scalars(select(Candidate).where(Candidate.source == "ATS import")).one()
+    assert (ana.first_name, ana.last_name) == ("Ana", "Lima")  # "Last, First" as everywhere
+    assert (ana.email, ana.email_normalized) == ("Lima@example.com", "lima@example.com")
+    assert ana.phone is None and ana.consent_status == "legitimate_interest"
+
+
 def test_dry_run_and_preview_write_nothing(engine: Engine, users: dict[str, User]) -> None:
     with db.read_session(engine) as session:
         audited = session.scalar(select(func.count()).select_from(AuditLog))
@@ -469,7 +491,7 @@ def test_a_manager_cannot_import(engine: Engine, users: dict[str, User]) -> None
     ],
 )
 def test_dates(text: str, month_first: bool, expected: str) -> None:
-    assert ats_import.parse_moment(text, month_first=month_first) == day(expected)
+    assert values.parse_moment(text, month_first=month_first) == day(expected)
 
 
 def test_a_file_that_shows_month_first_dates(engine: Engine, users: dict[str, User]) -> None:
@@ -492,7 +514,7 @@ def test_a_file_that_shows_month_first_dates(engine: Engine, users: dict[str, Us
     ],
 )
 def test_amounts(text: str, amount: str, currency: str | None) -> None:
-    assert ats_import.parse_amount(text) == (Decimal(amount), currency)
+    assert values.parse_amount(text) == (Decimal(amount), currency)
 
 
 # --- the page ------------------------------------------------------------------------------

@@ -119,19 +119,20 @@ def test_today_view(engine: Engine) -> None:
 def test_home_warns_when_a_pool_would_hear_from_us_too_often(
     engine: Engine, users: dict[str, User]
 ) -> None:
-    from crm import calendar, pools
+    from crm import pools
+    from crm.content_calendar import cadence, drafts, items
 
     now = clock.now()
     pool_id = pools.save_pool(engine, actor=users["admin"], name="Busy", kind="static")
-    calendar.set_pool_cadence(
+    cadence.set_pool_cadence(
         engine, actor=users["admin"], pool_id=pool_id, frequency_cap_per_week=1, silence_days=30
     )
     monday = dt.datetime.combine(now.date() - dt.timedelta(days=now.weekday()), dt.time(9), dt.UTC)
     for day in (7, 8):  # next week, twice
-        calendar.save_item(
+        items.save_item(
             engine,
             actor=users["admin"],
-            draft=calendar.ItemDraft(
+            draft=drafts.ItemDraft(
                 title=f"Post {day}", channel="linkedin_post",
                 starts_at=monday + dt.timedelta(days=day), pool_ids=[pool_id],
             ),

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from crm import auth, campaigns, candidates, clock, db, exporter, outbox, privacy
+from crm import (
+    audit_log,
+    auth,
+    campaign_lifecycle,
+    campaigns,
+    candidates,
+    clock,
+    composer,
+    db,
+    exporter,
+    outbox,
+    privacy,
+)
 from crm.models import AuditLog, User
 from tests.conftest import PASSWORDS, signs_in
 from tests.smtp_server import FaultySmtpServer
@@ -38,7 +50,7 @@ def test_each_kind_of_action_leaves_an_entry_naming_who_did_it(
         engine, actor=recruiter, candidate_id=ana.id, expected_version=ana.version,
         fields={"title": "Lead engineer"},
     )  # fmt: skip
-    exporter.export_to_bytes(engine, actor=recruiter, text="Lima")
+    exporter.export_to_bytes(engine, actor=recruiter, scope=exporter.ExportScope(text="Lima"))
     privacy.export_data(engine, actor=recruiter, candidate_id=ana.id)
     campaign_id = campaigns.save_campaign(
         engine,
@@ -48,8 +60,8 @@ def test_each_kind_of_action_leaves_an_entry_naming_who_did_it(
             candidate_ids=[ana.id],
         ),
     )  # fmt: skip
-    campaigns.send_test(engine, actor=sender, campaign_id=campaign_id, step=1, candidate_id=ana.id)
-    campaigns.launch(engine, actor=sender, campaign_id=campaign_id)
+    composer.send_test(engine, actor=sender, campaign_id=campaign_id, step=1, candidate_id=ana.id)
+    campaign_lifecycle.launch(engine, actor=sender, campaign_id=campaign_id)
     assert outbox.deliver_due(engine).sent == 1
     privacy.erase(engine, actor=users["admin"], candidate_id=ana.id)
     auth.sign_out(engine, {}, recruiter)
@@ -68,7 +80,7 @@ def test_each_kind_of_action_leaves_an_entry_naming_who_did_it(
         ("recruiter", "logout", "user", str(recruiter.id)),
     ]
     # The admin page reads them back, newest first, with when each happened.
-    page, total = privacy.audit_entries(engine, actor=users["admin"], username="sam")
+    page, total = audit_log.entries(engine, actor=users["admin"], username="sam")
     assert total == 3
     assert [row["action"] for row in page] == [
         "campaign.launch", "campaign.send_test", "campaign.save",

@@ -129,16 +129,17 @@ def test_managers_are_refused_by_writing_services(users: dict[str, User], engine
     manager = users["manager"]
     with pytest.raises(PermissionDenied, match="read-only"):
         permissions.require_writer(engine, manager)
-    goal = Goal(
+    draft = goals.GoalDraft(
         title="More hires",
         metric="hires",
         target_kind="absolute",
         target_value=10,
         start_date=dt.date(2026, 1, 1),
         deadline=dt.date(2026, 12, 31),
+        baseline_value=5,
     )
     with pytest.raises(PermissionDenied, match="read-only"):
-        goals.create_goal(engine, actor=manager, goal=goal)
+        goals.save_goal(engine, actor=manager, draft=draft)
     with db.read_session(engine) as session:
         assert session.scalars(select(Goal)).all() == []
     with pytest.raises(PermissionDenied):

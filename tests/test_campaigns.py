@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from crm import campaign_figures, campaigns, clock, db, pools
+from crm import campaign_figures, campaign_lifecycle, campaigns, clock, composer, db, pools
 from crm.errors import InputUnusable, PermissionDenied, ValidationError
 from crm.identity import address_hash
 from crm.models import (
@@ -138,7 +138,7 @@ def test_managers_cannot_write(engine: Engine, users: dict[str, User], london: i
     with pytest.raises(PermissionDenied):
         campaigns.save_campaign(engine, actor=users["manager"], draft=draft(london))
     campaign_id = campaigns.save_campaign(engine, actor=users["admin"], draft=draft(london))
-    for action in (campaigns.launch, campaigns.pause, campaigns.cancel):
+    for action in (campaign_lifecycle.launch, campaign_lifecycle.pause, campaign_lifecycle.cancel):
         with pytest.raises(PermissionDenied):
             action(engine, actor=users["manager"], campaign_id=campaign_id)
 
@@ -212,7 +212,7 @@ def test_launch_check_counts_skips_and_blocks_on_missing_tags(
     campaign_id = campaigns.save_campaign(
         engine, actor=users["admin"], draft=draft(london, steps=steps)
     )
-    check = campaigns.launch_check(engine, campaign_id)
+    check = campaign_lifecycle.launch_check(engine, campaign_id)
     assert check.audience == 7
     assert check.eligible == 3
     assert {k: v for k, v in check.skipped.items() if v} == {
@@ -222,13 +222,13 @@ def test_launch_check_counts_skips_and_blocks_on_missing_tags(
     assert check.missing[0].fields == ["company"]
     assert "empty merge tag" in (check.blocked or "")
     with pytest.raises(ValidationError, match="empty merge tag"):
-        campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id)
+        campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=campaign_id)
     assert campaigns.get_campaign(engine, campaign_id).status == "draft"
     # Filling in the records (or adding a fallback) unblocks it.
     with db.write_session(engine) as session:
         for person in session.scalars(select(Candidate).where(Candidate.id.in_(ready))):
             person.company = "Acme"
-    assert campaigns.launch_check(engine, campaign_id).blocked is None
+    assert campaign_lifecycle.launch_check(engine, campaign_id).blocked is None
 
 
 def test_launch_enrolls_once_and_queues_one_row_per_person_and_step(
@@ -240,7 +240,9 @@ def test_launch_enrolls_once_and_queues_one_row_per_person_and_step(
 
     def click() -> None:
         try:
-            results.append(campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id))
+            results.append(
+                campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=campaign_id)
+            )
         except ValidationError as error:
             results.append(str(error))
 
@@ -249,7 +251,7 @@ def test_launch_enrolls_once_and_queues_one_row_per_person_and_step(
         thread.start()
     for thread in threads:
         thread.join()
-    launched = [r for r in results if isinstance(r, campaigns.LaunchResult)]
+    launched = [r for r in results if isinstance(r, campaign_lifecycle.LaunchResult)]
     assert len(launched) == 1
     assert launched[0].enrolled == 5 and launched[0].messages == 10
     assert results.count("This campaign has already been launched.") == 2
@@ -266,11 +268,11 @@ def test_people_in_another_active_sequence_are_skipped(
 ) -> None:
     add_people(engine, 2)
     first = campaigns.save_campaign(engine, actor=users["admin"], draft=draft(london))
-    campaigns.launch(engine, actor=users["admin"], campaign_id=first)
+    campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=first)
     second = campaigns.save_campaign(
         engine, actor=users["admin"], draft=draft(london, name="Other")
     )
-    assert campaigns.launch_check(engine, second).skipped["in_other_sequence"] == 2
+    assert campaign_lifecycle.launch_check(engine, second).skipped["in_other_sequence"] == 2
 
 
 def test_launch_without_smtp_is_refused(
@@ -279,13 +281,13 @@ def test_launch_without_smtp_is_refused(
     add_people(engine, 1)
     campaign_id = campaigns.save_campaign(engine, actor=users["admin"], draft=draft(london))
     with pytest.raises(ValidationError, match="Sending is not set up"):
-        campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id)
+        campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=campaign_id)
 
 
 def test_preview_matches_the_record(engine: Engine, users: dict[str, User], london: int) -> None:
     (ana,) = add_people(engine, 1, first_name="Ana<b>", company="Acme")
     campaign_id = campaigns.save_campaign(engine, actor=users["admin"], draft=draft(london))
-    rendered = campaigns.preview(engine, campaign_id, step=1, candidate_id=ana)
+    rendered = composer.preview(engine, campaign_id, step=1, candidate_id=ana)
     assert rendered.subject == "Ana<b>, a quick hello"
     assert "Hi Ana&lt;b&gt;, I saw your work with python." in rendered.html
     assert "Hi Ana<b>, I saw your work with python." in rendered.text
@@ -299,7 +301,10 @@ def test_hand_picked_audience(
         engine, actor=users["admin"], draft=draft(None, candidate_ids=ids[:2])
     )
     assert campaigns.get_campaign(engine, campaign_id).audience == "2 hand-picked people"
-    assert campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id).enrolled == 2
+    assert (
+        campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=campaign_id).enrolled
+        == 2
+    )
 
 
 def test_cancel_stops_everything_queued(
@@ -307,14 +312,14 @@ def test_cancel_stops_everything_queued(
 ) -> None:
     add_people(engine, 3)
     campaign_id = campaigns.save_campaign(engine, actor=users["admin"], draft=draft(london))
-    campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id)
-    assert campaigns.cancel(engine, actor=users["admin"], campaign_id=campaign_id) == 6
-    counts = campaigns.step_counts(engine, campaign_id)
+    campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=campaign_id)
+    assert campaign_lifecycle.cancel(engine, actor=users["admin"], campaign_id=campaign_id) == 6
+    counts = campaign_figures.step_counts(engine, campaign_id)
     assert counts[0].counts["cancelled"] == 3
     assert counts[0].cancelled_reasons == {"campaign cancelled": 3}
     assert (counts[0].counts["skipped"], counts[0].skipped_reasons) == (0, {})
     with pytest.raises(ValidationError, match="cancelled campaign cannot be resumed"):
-        campaigns.resume(engine, actor=users["admin"], campaign_id=campaign_id)
+        campaign_lifecycle.resume(engine, actor=users["admin"], campaign_id=campaign_id)
 
 
 def test_templates_are_checked_and_reusable(engine: Engine, users: dict[str, User]) -> None:
@@ -332,11 +337,12 @@ def test_report_numbers_against_a_hand_computed_fixture(
     """Four people, two steps; what each did is below, and the report must say exactly so."""
     from crm import engagement, outbox
     from crm.models import Application, Job
+    from tests.test_engagement import clicked, open_pixel
 
     campaign_id = campaigns.save_campaign(
         engine, actor=users["admin"], draft=draft(None, candidate_ids=add_people(engine, 4))
     )
-    campaigns.launch(engine, actor=users["admin"], campaign_id=campaign_id)
+    campaign_lifecycle.launch(engine, actor=users["admin"], campaign_id=campaign_id)
     assert outbox.deliver_due(engine).sent == 4
     with db.write_session(engine) as session:
         rows = {
@@ -346,12 +352,12 @@ def test_report_numbers_against_a_hand_computed_fixture(
         session.execute(update(OutboxMessage).values(sent_at=clock.now() - dt.timedelta(hours=2)))
     browser = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1.15"
     p0, p1, p2, p3 = (rows[f"p{n}@example.com"] for n in range(4))
-    engagement.record_open(engine, p0, user_agent=browser)  # p0 opens twice: one person
-    engagement.record_open(engine, p0, user_agent=browser)
-    engagement.record_open(engine, p1, user_agent="Mozilla/5.0 GoogleImageProxy")  # p1, by Gmail
+    open_pixel(engine, p0, user_agent=browser)  # p0 opens twice: one person
+    open_pixel(engine, p0, user_agent=browser)
+    open_pixel(engine, p1, user_agent="Mozilla/5.0 GoogleImageProxy")  # p1, by Gmail
     with db.write_session(engine) as session:  # p2 clicks without the pixel loading
         session.add(Link(outbox_message_id=p2, url="https://acme.example", position=0))
-    engagement.record_click(engine, p2, 0, user_agent=browser)
+    clicked(engine, p2, 0, user_agent=browser)
     engagement.record_bounce(engine, outbox_id=p3, hard=True, reason="5.1.1 unknown")
     engagement.record_reply(engine, outbox_id=p0, answer="interested")
     engagement.unsubscribe(engine, p1, how="page")
@@ -367,7 +373,7 @@ def test_report_numbers_against_a_hand_computed_fixture(
                 hired_at=clock.now(),
             )
         )  # fmt: skip
-    result = campaigns.report(engine, campaign_id)
+    result = campaign_figures.report(engine, campaign_id)
     # p3's message bounced: four sent, three delivered. p0 (twice), p1 (through Gmail's
     # image proxy, which fetches when the person opens) and p2 (a click) opened: 3 people.
     expected_step_1 = {
@@ -387,7 +393,7 @@ def test_report_numbers_against_a_hand_computed_fixture(
     assert (step_2["people_delivered"], step_2["reply_rate"]) == (0, None)
     assert result["totals"]["people_opened"] == 3 and result["totals"]["messages_sent"] == 4
     assert (result["applications"], result["hires"]) == (1, 1)
-    (attributed,) = campaigns.attributed_applications(engine, campaign_id)
+    (attributed,) = campaign_figures.attributed_applications(engine, campaign_id)
     assert (attributed.name, attributed.job, attributed.stage) == (
         "P0 Test",
         "Backend engineer",
@@ -489,7 +495,7 @@ def test_campaign_figures_count_people_not_messages(engine: Engine) -> None:
     from crm import metrics
 
     campaign_id = three_step_campaign(engine)
-    result = campaigns.report(engine, campaign_id)
+    result = campaign_figures.report(engine, campaign_id)
     totals = result["totals"]
     # Messages: 10 + 6 + 4 sent, one bounced.
     assert {key: totals[key] for key in campaign_figures.MESSAGE_COUNTS} == {
@@ -532,13 +538,13 @@ def test_campaign_figures_count_people_not_messages(engine: Engine) -> None:
     )
 
     # The step table: cancelled and skipped apart, each with its own reasons.
-    step_2 = campaigns.step_counts(engine, campaign_id)[1]
+    step_2 = campaign_figures.step_counts(engine, campaign_id)[1]
     assert (step_2.counts["cancelled"], step_2.counts["skipped"]) == (2, 1)
     assert step_2.cancelled_reasons == {"unsubscribed": 1, "replied": 1}
     assert step_2.skipped_reasons == {"no email address": 1}
 
     # The list: people, not messages, from the same definitions.
-    (summary,) = campaigns.list_campaigns(engine)
+    (summary,) = campaign_figures.list_campaigns(engine)
     assert (summary.messages_sent, summary.people_delivered) == (20, 10)
     assert (summary.people_replied, summary.people_opened, summary.people_clicked) == (3, 4, 1)
     assert (summary.cancelled, summary.skipped, summary.failed, summary.queued) == (2, 1, 1, 1)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from crm import candidates, clock, db, importer
+from crm import candidates, clock, db, importer, touchpoints
 from crm.errors import NotFound, PermissionDenied, ValidationError
 from crm.identity import address_hash
 from crm.importer import ImportOptions
@@ -270,7 +270,7 @@ def test_touchpoints_move_last_contacted_forward_only(
 ) -> None:
     ana = candidates.create_candidate(engine, actor=users["recruiter"], fields=ANA)
     now = clock.now()
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine,
         actor=users["recruiter"],
         candidate_id=ana.id,
@@ -278,7 +278,7 @@ def test_touchpoints_move_last_contacted_forward_only(
         occurred_at=now - dt.timedelta(days=1),
         note="Talked about Q1",
     )
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine,
         actor=users["admin"],
         candidate_id=ana.id,
@@ -286,7 +286,7 @@ def test_touchpoints_move_last_contacted_forward_only(
         occurred_at=now - dt.timedelta(days=10),
         note="Old message logged late",
     )
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine,
         actor=users["admin"],
         candidate_id=ana.id,
@@ -300,7 +300,7 @@ def test_touchpoints_move_last_contacted_forward_only(
     assert abs(fresh.last_contacted_at - (now - dt.timedelta(days=1))) < dt.timedelta(seconds=1)
     assert fresh.version == ana.version  # a touch is not an edit
     with pytest.raises(ValidationError, match="future"):
-        candidates.log_touchpoint(
+        touchpoints.log_touchpoint(
             engine,
             actor=users["admin"],
             candidate_id=ana.id,
@@ -315,14 +315,14 @@ def test_touchpoints_move_last_contacted_forward_only(
 def test_follow_up_reminder_shows_when_due(users: dict[str, User], engine: Engine) -> None:
     ana = candidates.create_candidate(engine, actor=users["recruiter"], fields=ANA)
     today = dt.date(2026, 11, 26)
-    candidates.set_follow_up(
+    touchpoints.set_follow_up(
         engine, actor=users["recruiter"], candidate_id=ana.id, on=today, note="Send the job spec"
     )
-    due = candidates.follow_ups_due(engine, today=today)
+    due = touchpoints.follow_ups_due(engine, today=today)
     assert [(r["first_name"], r["follow_up_note"]) for r in due] == [("Ana", "Send the job spec")]
-    assert candidates.follow_ups_due(engine, today=today - dt.timedelta(days=1)) == []
-    candidates.set_follow_up(engine, actor=users["recruiter"], candidate_id=ana.id, on=None)
-    assert candidates.follow_ups_due(engine, today=today) == []
+    assert touchpoints.follow_ups_due(engine, today=today - dt.timedelta(days=1)) == []
+    touchpoints.set_follow_up(engine, actor=users["recruiter"], candidate_id=ana.id, on=None)
+    assert touchpoints.follow_ups_due(engine, today=today) == []
 
 
 def test_bulk_actions(users: dict[str, User], engine: Engine) -> None:
@@ -392,7 +392,7 @@ def test_managers_cannot_write(users: dict[str, User], engine: Engine) -> None:
     with pytest.raises(PermissionDenied, match="read-only"):
         candidates.create_candidate(engine, actor=users["manager"], fields=ANA)
     with pytest.raises(NotFound):
-        candidates.log_touchpoint(
+        touchpoints.log_touchpoint(
             engine,
             actor=users["recruiter"],
             candidate_id=999,
@@ -418,7 +418,9 @@ def test_a_search_over_the_limit_or_with_a_nul_is_refused_in_one_sentence(
         found = candidates.search(engine, text=typed)
         assert (found.rows, found.total, found.problem) == ([], 0, sentence)
         with pytest.raises(ValidationError, match=sentence):  # an export of that view
-            exporter.export_to_bytes(engine, actor=users["recruiter"], text=typed)
+            exporter.export_to_bytes(
+                engine, actor=users["recruiter"], scope=exporter.ExportScope(text=typed)
+            )
     longest = candidates.search(engine, text=" " + "a" * candidates.MAX_SEARCH + " ")
     assert (longest.total, longest.problem) == (0, None)
     assert candidates.search(engine, text="lima").total == 1

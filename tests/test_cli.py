@@ -126,7 +126,7 @@ def test_serve_refuses_a_public_address_while_demo_passwords_are_set(engine: Eng
      ("crm.example.com", False)],
 )  # fmt: skip
 def test_only_loopback_addresses_count_as_private(host: str, loopback: bool) -> None:
-    from crm.cli import _is_loopback
+    from crm.cli.admin import _is_loopback
 
     assert _is_loopback(host) is loopback
 
@@ -233,13 +233,13 @@ def test_calendar_export_writes_an_ics_file(
 
     import icalendar
 
-    from crm import calendar
+    from crm.content_calendar import drafts, items
 
     start = dt.datetime.combine(clock.today(), dt.time(9), dt.UTC)
-    calendar.save_item(
+    items.save_item(
         engine,
         actor=users["recruiter"],
-        draft=calendar.ItemDraft(
+        draft=drafts.ItemDraft(
             title="Weekly tip", channel="linkedin_post", starts_at=start,
             recurrence={"freq": "weekly", "interval": 1, "count": 4},
         ),
@@ -420,3 +420,75 @@ def test_campaign_report_and_list_count_people_and_messages_apart(engine: Engine
     plain = crm("campaign", "list")
     assert "messages sent     20" in plain.stdout and "people delivered     10" in plain.stdout
     assert "replied  30%" in plain.stdout
+
+
+def test_campaign_preview_prints_what_the_person_would_receive(
+    engine: Engine, users: dict[str, User]
+) -> None:
+    from crm import campaigns, composer
+    from tests.test_campaigns import add_people
+
+    (person,) = add_people(engine, 1)
+    campaign_id = campaigns.save_campaign(
+        engine,
+        actor=users["admin"],
+        draft=campaigns.CampaignDraft(
+            name="Hello",
+            steps=[
+                campaigns.StepDraft(
+                    subject="Hi {{first_name}}",
+                    body="Hello {{first_name}}, see [jobs](https://acme.example/jobs).",
+                ),
+                campaigns.StepDraft(subject="Again", body="Still here.", delay_days=3),
+            ],
+            candidate_ids=[person],
+            sender_name="Rita",
+            sender_email="rita@acme.example",
+        ),
+    )
+    result = crm("campaign", "preview", "Hello", "--email", "P0@Example.com", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert set(shown) == {"subject", "text", "html", "headers"}
+    # The same composer as the page's preview and delivery: the same message.
+    expected = composer.preview(engine, campaign_id, step=1, candidate_id=person)
+    assert (shown["subject"], shown["text"], shown["html"]) == (
+        expected.subject,
+        expected.text,
+        expected.html,
+    )
+    varying = ("Date", "Message-ID")
+    assert {k: v for k, v in shown["headers"].items() if k not in varying} == {
+        k: v for k, v in expected.headers.items() if k not in varying
+    }
+    headers = shown["headers"]
+    assert shown["subject"] == "Hi P0" and headers["Subject"] == "Hi P0"
+    assert (headers["From"], headers["To"]) == ("Rita <rita@acme.example>", "p0@example.com")
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert set(varying) <= set(headers)
+    assert "Hello P0, see jobs (https://acme.example/jobs)." in shown["text"]
+
+    second = crm("campaign", "preview", "Hello", "--email", "p0@example.com", "--step", "2")
+    assert second.exit_code == 0, second.output
+    assert "Subject: Again" in second.stdout and "Still here." in second.stdout
+
+    for args, sentence in (
+        (("Nope", "--email", "p0@example.com"), "There is no campaign called 'Nope'"),
+        (
+            ("Hello", "--email", "nobody@example.com"),
+            "There is nobody with the email address 'nobody@example.com'.",
+        ),
+        (
+            ("Hello", "--email", "p0@example.com", "--step", "3"),
+            "'Hello' has 2 steps; there is no step 3.",
+        ),
+        (
+            ("Hello", "--email", "p0@example.com", "--step", "0"),
+            "'Hello' has 2 steps; there is no step 0.",
+        ),
+    ):
+        refused = crm("campaign", "preview", *args, "--json")
+        assert refused.exit_code == 1, refused.output
+        assert refused.stdout == ""
+        assert refused.stderr.startswith(f"Error: {sentence}")
+        assert len(refused.stderr.strip().splitlines()) == 1

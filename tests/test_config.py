@@ -22,6 +22,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         if name.startswith("CRM_") and not name.startswith("CRM_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    config.reset()  # the secrets file of an earlier test's folder is not this one's
     return tmp_path
 
 

@@ -84,6 +84,22 @@ def test_utf16_without_a_bom_and_latin1_fallback() -> None:
     assert csvfile.inspect(data).encoding == "latin-1"
 
 
+@pytest.mark.parametrize(("encoding", "detected"), [("cp1251", "cp1251"), ("shift_jis", "cp932")])
+def test_a_file_in_another_script_is_detected(encoding: str, detected: str) -> None:
+    """Not UTF-8 and not Western: charset-normalizer tells, where cp1252 would garble it."""
+    names = {
+        "cp1251": ["Иван", "Петров", "Рога и копыта"],
+        "shift_jis": ["太郎", "山田", "株式会社"],
+    }
+    first, last, company = names[encoding]
+    rows = [[f"{first}{n}", last, f"p{n}@example.com", company] for n in range(40)]
+    shape = csvfile.inspect(table([HEADER, *rows]).encode(encoding))
+    assert shape.encoding == detected and shape.data_rows == 40
+    with CsvRows(table([HEADER, *rows]).encode(encoding), shape) as reader:
+        reader.read_header()
+        assert next(iter(reader))[1] == [f"{first}0", last, "p0@example.com", company]
+
+
 def test_a_chosen_encoding_is_used_and_a_wrong_one_refused() -> None:
     data = table([HEADER, ["Zoë", "Lima", "zoe@example.com", "Acme"]]).encode("cp1252")
     assert csvfile.inspect(data, encoding="latin-1").encoding == "latin-1"

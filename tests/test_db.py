@@ -415,7 +415,7 @@ def test_text_with_a_nul_character_is_refused_before_any_database_sees_it(
     and nothing is half-written."""
     import datetime as dt
 
-    from crm import campaigns, candidates, clock, pools
+    from crm import campaigns, candidates, clock, pools, touchpoints
     from crm.errors import ValidationError
     from crm.models import Activity, Campaign, Pool
 
@@ -439,7 +439,7 @@ def test_text_with_a_nul_character_is_refused_before_any_database_sees_it(
         )
     )  # fmt: skip
     refused(
-        lambda: candidates.log_touchpoint(
+        lambda: touchpoints.log_touchpoint(
             engine, actor=actor, candidate_id=person.id, channel="note",
             occurred_at=clock.now() - dt.timedelta(minutes=1), note="called\x00 back",
         )

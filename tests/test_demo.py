@@ -10,8 +10,20 @@ from contextlib import ExitStack
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import attention, campaigns, db, demo, engagement, goals, metrics, pools
-from crm.calendar import items_between
+from crm import (
+    attention,
+    campaign_figures,
+    db,
+    demo,
+    engagement,
+    enrollments,
+    goals,
+    identity,
+    metrics,
+    outbox_view,
+    pools,
+)
+from crm.content_calendar.occurrences import items_between
 from crm.db import read_session
 from crm.errors import CrmError
 from crm.models import (
@@ -19,9 +31,11 @@ from crm.models import (
     Base,
     Candidate,
     ContentItem,
+    Enrollment,
     Event,
     Job,
     OutboxMessage,
+    Suppression,
     User,
 )
 from tests.conftest import fresh_database_url, signs_in
@@ -99,7 +113,7 @@ def test_loader_creates_the_expected_data(loaded) -> None:
         assert pool.problem is None, pool
         assert pool.size and pool.size > 0, pool
 
-    statuses = {c.name: c.status for c in campaigns.list_campaigns(engine)}
+    statuses = {c.name: c.status for c in campaign_figures.list_campaigns(engine)}
     assert statuses == {
         "Backend engineers, spring": "completed",
         "Data talent newsletter": "active",
@@ -176,7 +190,7 @@ def test_pipeline_is_consistent(engine: Engine) -> None:
 
 def test_home_has_something_to_show(engine: Engine) -> None:
     end_of_today = dt.datetime.combine(TODAY + dt.timedelta(days=1), dt.time(), dt.UTC)
-    assert campaigns.steps_due(engine, until=end_of_today)
+    assert outbox_view.steps_due(engine, until=end_of_today)
     now = dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
     quiet_pools, pool_count = attention.pools_gone_quiet(engine, now=now)
     assert pool_count == 6
@@ -218,6 +232,35 @@ def test_opens_and_clicks_are_what_tracking_would_record(engine: Engine) -> None
     # The demo shows every way an open is seen, and people's clicks.
     assert {via for kind, via in seen if kind == "open"} == set(engagement.SEEN_VIA)
     assert seen["click", "person"] > 0
+
+
+def test_sequences_end_as_the_product_ends_them(engine: Engine) -> None:
+    """Stopped sequences keep nothing queued, finished ones sent everything, and whoever
+    unsubscribed or bounced is on the suppression list: states the services reach."""
+    with read_session(engine) as session:
+        messages = session.execute(
+            select(Enrollment.status, Enrollment.stopped_reason, OutboxMessage.status).join(
+                OutboxMessage, OutboxMessage.enrollment_id == Enrollment.id
+            )
+        ).all()
+        stopped_people = session.scalars(
+            select(Candidate.email_normalized)
+            .join(Enrollment, Enrollment.candidate_id == Candidate.id)
+            .where(
+                Enrollment.stopped_reason.in_((enrollments.UNSUBSCRIBED, enrollments.HARD_BOUNCE))
+            )
+        ).all()
+        suppressed = set(session.scalars(select(Suppression.address_hash)))
+    reasons = {reason for status, reason, _ in messages if status == "stopped"}
+    stops = {enrollments.UNSUBSCRIBED, enrollments.HARD_BOUNCE, enrollments.REPLIED}
+    assert enrollments.REPLIED in reasons and reasons <= stops
+    for status, _, message_status in messages:
+        if status == "stopped":
+            assert message_status not in enrollments.STOPPABLE_STATES
+        if status == "completed":
+            assert message_status == "sent"
+    assert stopped_people
+    assert {identity.address_hash(email) for email in stopped_people} <= suppressed
 
 
 def test_refuses_a_database_with_data(engine: Engine) -> None:

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, select, update
 
-from crm import campaigns, clock, db, engagement, outbox, tokens
+from crm import campaign_figures, campaigns, clock, composer, db, engagement, outbox, tokens
 from crm.identity import address_hash
 from crm.models import Candidate, Event, Link, OutboxMessage, Suppression, User
 from tests.smtp_server import FaultySmtpServer
@@ -22,6 +22,26 @@ LINKS = [
     ),
     campaigns.StepDraft(subject="Again", body="Still here.", delay_days=4, stop_on_click=True),
 ]
+
+
+def open_pixel(
+    engine: Engine, outbox_id: int, *, user_agent: str | None, now: dt.datetime | None = None
+) -> bool:
+    """The open pixel fetched, as the /o/ route records it (crm.tracking: one Hit)."""
+    hit = engagement.Hit(outbox_id, now or clock.now(), user_agent)
+    return engagement.record_hits(engine, [hit]) == 1
+
+
+def clicked(engine: Engine, outbox_id: int, position: int, *, user_agent: str | None) -> str | None:
+    """A click, as the /c/ route records it: the stored link it names, then the hit."""
+    target = engagement.link_target(engine, outbox_id, position)
+    if target is None:
+        return None
+    link_id, url = target
+    engagement.record_hits(
+        engine, [engagement.Hit(outbox_id, clock.now(), user_agent, link_id=link_id)]
+    )
+    return url
 
 
 def sent_rows(engine: Engine) -> list[OutboxMessage]:
@@ -68,7 +88,7 @@ def test_sent_html_tracks_links_and_opens(
     html = smtp.received[0].message.get_body(("html",)).get_content()
     assert 'href="https://acme.example/jobs"' not in html
     assert html.count("https://crm.acme.example/c/") == 2
-    assert f'src="{campaigns.open_url(row.id)}"' in html
+    assert f'src="{composer.open_url(row.id)}"' in html
     assert "https://crm.acme.example/unsubscribe?t=" in html
     text = smtp.received[0].message.get_body(("plain",)).get_content()
     assert "jobs (https://acme.example/jobs)" in text
@@ -84,10 +104,10 @@ def test_open_rules(engine: Engine, users: dict[str, User], smtp: FaultySmtpServ
     outbox.deliver_due(engine)
     (row,) = sent_rows(engine)
     # Seconds after delivery: a scanner fetched it.
-    assert engagement.record_open(engine, row.id, user_agent=BROWSER)
+    assert open_pixel(engine, row.id, user_agent=BROWSER)
     age_messages(engine)
-    assert engagement.record_open(engine, row.id, user_agent=GMAIL_PROXY)
-    assert engagement.record_open(engine, row.id, user_agent=BROWSER)
+    assert open_pixel(engine, row.id, user_agent=GMAIL_PROXY)
+    assert open_pixel(engine, row.id, user_agent=BROWSER)
     assert [(e.is_machine, e.seen_via) for e in events(engine, "open")] == [
         (True, "scanner"),
         (False, "gmail_proxy"),
@@ -95,7 +115,7 @@ def test_open_rules(engine: Engine, users: dict[str, User], smtp: FaultySmtpServ
     ]
     with db.read_session(engine) as session:
         assert session.get(Candidate, row.candidate_id).last_engaged_at is not None
-    assert not engagement.record_open(engine, 999_999, user_agent=BROWSER)
+    assert not open_pixel(engine, 999_999, user_agent=BROWSER)
 
 
 # What Gmail's image proxy, Apple Mail Privacy Protection and Apple Mail itself send.
@@ -118,7 +138,7 @@ def one_open_an_hour_after_delivery(
     (row,) = sent_rows(engine)
     age_messages(engine)
     fetched = clock.now()
-    assert engagement.record_open(engine, row.id, user_agent=user_agent, now=fetched)
+    assert open_pixel(engine, row.id, user_agent=user_agent, now=fetched)
     (opened,) = events(engine, "open")
     with db.read_session(engine) as session:
         return opened, session.get(Candidate, row.candidate_id).last_engaged_at, fetched
@@ -231,8 +251,8 @@ def test_clicking_every_link_at_once_is_a_scanner(
     outbox.deliver_due(engine)
     (row,) = sent_rows(engine)
     age_messages(engine)
-    first = engagement.record_click(engine, row.id, 0, user_agent=BROWSER)
-    second = engagement.record_click(engine, row.id, 1, user_agent=BROWSER)
+    first = clicked(engine, row.id, 0, user_agent=BROWSER)
+    second = clicked(engine, row.id, 1, user_agent=BROWSER)
     assert (first, second) == ("https://acme.example/jobs", "https://acme.example/blog")
     assert [(e.is_machine, e.seen_via) for e in events(engine, "click")] == [
         (True, "scanner"),
@@ -242,7 +262,7 @@ def test_clicking_every_link_at_once_is_a_scanner(
     make_due(engine)
     assert outbox.deliver_due(engine).sent == 1
     assert statuses(engine, campaign_id) == {"sent": 2}
-    assert engagement.record_click(engine, row.id, 7, user_agent=BROWSER) is None
+    assert clicked(engine, row.id, 7, user_agent=BROWSER) is None
 
 
 def test_a_human_click_stops_a_step_that_says_so(
@@ -252,12 +272,12 @@ def test_a_human_click_stops_a_step_that_says_so(
     outbox.deliver_due(engine)
     (row,) = sent_rows(engine)
     age_messages(engine)
-    engagement.record_click(engine, row.id, 0, user_agent=BROWSER)
+    clicked(engine, row.id, 0, user_agent=BROWSER)
     assert [(e.is_machine, e.seen_via) for e in events(engine, "click")] == [(False, "person")]
     make_due(engine)
     outbox.deliver_due(engine)
     assert statuses(engine, campaign_id) == {"sent": 1, "cancelled": 1}
-    assert campaigns.step_counts(engine, campaign_id)[1].cancelled_reasons == {"clicked": 1}
+    assert campaign_figures.step_counts(engine, campaign_id)[1].cancelled_reasons == {"clicked": 1}
 
 
 def test_unsubscribe_stops_every_campaign_at_once_and_is_idempotent(
@@ -298,7 +318,7 @@ def test_reply_by_hand_stops_the_sequence_and_counts_interest(
     assert result.marked == 1
     assert sorted(result.unknown) == ["nobody@example.com", "not an address"]
     assert statuses(engine, campaign_id) == {"sent": 2, "queued": 1, "cancelled": 1}
-    report = campaigns.report(engine, campaign_id)
+    report = campaign_figures.report(engine, campaign_id)
     assert (report["totals"]["people_replied"], report["totals"]["people_interested"]) == (1, 1)
     with pytest.raises(Exception, match="read-only|permission|cannot"):
         engagement.record_reply(engine, candidate_id=1, actor=users["manager"])
@@ -343,7 +363,7 @@ def test_every_link_of_a_message_with_over_a_thousand_has_its_own_click(
     assert len({token for found in tokens_of.values() for token in found}) == 2010
     token = tokens_of[first.id][1000]  # the 1,001st link of the first message
     assert engagement.read_click_token(token) == (first.id, 1000, False)
-    url = engagement.record_click(engine, first.id, 1000, user_agent=BROWSER)
+    url = clicked(engine, first.id, 1000, user_agent=BROWSER)
     assert url == "http://a.io/1000"
     (click,) = events(engine, "click")
     with db.read_session(engine) as session:

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, event, insert, select
 from typer.testing import CliRunner
 
-from crm import candidates, db, exporter, pools
+from crm import candidates, db, exporter, pool_filter
 from crm.cli import app
 from crm.errors import NotFound
-from crm.exporter import EXPORT_COLUMNS, escape_cell
+from crm.exporter import EXPORT_COLUMNS
+from crm.imports.cells import escape_cell, unescape_cell
 from crm.mapping import CANDIDATE_FIELDS, auto_mapping
 from crm.models import AuditLog, Candidate, CandidateTag, Pool, PoolMember, User
 
@@ -63,7 +64,9 @@ def parse(data: bytes) -> list[dict[str, str]]:
 
 
 def export(engine: Engine, **options: Any) -> list[dict[str, str]]:
-    data, count = exporter.export_to_bytes(engine, actor=None, **options)
+    data, count = exporter.export_to_bytes(
+        engine, actor=None, scope=exporter.ExportScope(**options)
+    )
     rows = parse(data)
     assert count == len(rows)
     return rows
@@ -259,7 +262,7 @@ def people(engine: Engine, users: dict[str, User]) -> Engine:
 def members(engine: Engine, name: str) -> set[str]:
     with db.read_session(engine) as session:
         pool = session.scalar(select(Pool).where(Pool.name == name))
-        condition = pools.membership_condition(session, pool)
+        condition = pool_filter.membership_condition(session, pool)
         return set(session.scalars(select(Candidate.email).where(condition)))
 
 
@@ -272,7 +275,7 @@ def test_pool_export_is_the_pools_members(people: Engine, pool_name: str) -> Non
 
 def test_a_missing_pool_is_one_sentence(people: Engine) -> None:
     with pytest.raises(NotFound) as raised:
-        exporter.export_to_bytes(people, actor=None, pool_name="Nope")
+        exporter.export_to_bytes(people, actor=None, scope=exporter.ExportScope(pool_name="Nope"))
     assert str(raised.value) == "There is no pool called 'Nope'."
 
 
@@ -314,7 +317,9 @@ def test_every_export_is_audited_and_managers_may_export(
     people: Engine, users: dict[str, User]
 ) -> None:
     _, count = exporter.export_to_bytes(
-        people, actor=users["manager"], text="python", pool_name="Python people"
+        people,
+        actor=users["manager"],
+        scope=exporter.ExportScope(text="python", pool_name="Python people"),
     )
     with db.read_session(people) as session:
         entry = session.scalars(select(AuditLog).where(AuditLog.action == "export")).one()
@@ -344,7 +349,9 @@ def test_a_large_export_streams_without_a_query_per_row(engine: Engine) -> None:
         data, written = exporter.export_to_bytes(engine, actor=None)
         whole = len(statements)
         statements.clear()
-        picked, picked_count = exporter.export_to_bytes(engine, actor=None, candidate_ids=ids[::4])
+        picked, picked_count = exporter.export_to_bytes(
+            engine, actor=None, scope=exporter.ExportScope(candidate_ids=ids[::4])
+        )
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert written == total
@@ -408,8 +415,6 @@ def test_cli_export_refusals(people: Engine, tmp_path: Path) -> None:
 
 
 def test_escaping_survives_a_round_trip_for_every_quote_and_sign() -> None:
-    from crm.exporter import escape_cell, unescape_cell
-
     for value in ["'-", "''=x", "'-5", "-5", "=1+1", "'abc", "@home", "'", "''", "+44 20"]:
         escaped = escape_cell(value)
         assert unescape_cell(escaped) == value, value
@@ -420,3 +425,23 @@ def test_a_value_that_looks_escaped_is_quoted_again() -> None:
     # A spreadsheet hides one leading quote, and an import takes it for our escape: quoting
     # again shows the value as it is and brings it back unchanged.
     assert escape_cell("'=already quoted") == "''=already quoted"
+
+
+def test_a_chart_table_as_csv_is_formula_safe_and_plain() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from crm.export_values import csv_table
+
+    data = csv_table(
+        ["source", "hires", "cost", "month", "rate"],
+        [
+            {"source": "=HYPERLINK(1)", "hires": 3, "cost": Decimal("12.50"), "rate": 0.25},
+            {"source": "Referral", "hires": -2, "month": dt.date(2026, 1, 1), "rate": float("nan")},
+        ],
+    )
+    assert data.decode("utf-8").splitlines() == [
+        "source,hires,cost,month,rate",
+        "'=HYPERLINK(1),3,12.50,,0.25",
+        "Referral,-2,,2026-01-01,",
+    ]

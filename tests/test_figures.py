@@ -26,7 +26,7 @@ from streamlit.testing.v1 import AppTest
 from crm import (
     attention,
     auth,
-    campaigns,
+    campaign_figures,
     clock,
     db,
     demo,
@@ -34,6 +34,7 @@ from crm import (
     goals,
     metrics,
     money,
+    pool_yield,
     pools,
     touches,
 )
@@ -55,10 +56,12 @@ class World:
         self.start, self.end = self.today - dt.timedelta(days=89), self.today
         self.currency = money.team_money(engine).currency
         self.report = metrics.compute(engine, start=self.start, end=self.end)
-        self.funnel = metrics.funnel(engine, start=self.start, end=self.end)
-        self.savings = metrics.savings(engine, start=self.start, end=self.end)
-        self.campaigns = {c.name: c for c in campaigns.list_campaigns(engine)}
-        self.reports = {name: campaigns.report(engine, c.id) for name, c in self.campaigns.items()}
+        self.funnel = pool_yield.funnel(engine, start=self.start, end=self.end)
+        self.savings = pool_yield.savings(engine, start=self.start, end=self.end)
+        self.campaigns = {c.name: c for c in campaign_figures.list_campaigns(engine)}
+        self.reports = {
+            name: campaign_figures.report(engine, c.id) for name, c in self.campaigns.items()
+        }
         self.pools = {p.name: p for p in pools.list_pools(engine)}
         self.home = attention.today_view(engine, now=clock.now())
         self.goals = {g.title: g for g in goals.all_progress(engine, today=self.today)}
@@ -66,15 +69,9 @@ class World:
         self.costs = metrics.cost_total(engine, start=self.start, end=self.end)
 
     def text(self, key: str, value: Any, subject: str) -> str:
-        unit = figures.figure(key).unit
-        exact = False
-        if unit == "metric":
-            unit = metrics.METRICS[self.goals[subject].metric][1]
-        if key == "jobs.cost_total":
-            exact = True  # beside costs listed to the cent
-        if unit == "moment":
-            return _ago(value)
-        return figures.text(unit, value, currency=self.currency, exact=exact)
+        metric = self.goals[subject].metric if figures.figure(key).unit == "metric" else None
+        exact = key == "jobs.cost_total"  # beside costs listed to the cent
+        return figures.shown(key, value, currency=self.currency, exact=exact, metric=metric)
 
     def value(self, key: str, subject: str) -> Any:
         """The service's value of a figure shown for a subject (a pool, a campaign step)."""
@@ -114,13 +111,6 @@ class World:
                 "goals_needing_care": len(view.goals_needing_care),
             }[name]
         raise AssertionError(f"No check for {key}: add one to tests/test_figures.py")
-
-
-def _ago(moment: dt.datetime | None) -> str:
-    # As app_pages.common.ago (imported lazily: it needs Streamlit's runtime).
-    from app_pages.common import ago
-
-    return ago(moment)
 
 
 # The families this test checks; a registered figure outside them fails below.

@@ -6,7 +6,8 @@ import csv
 import datetime as dt
 import io
 import json
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -22,6 +23,7 @@ from crm.candidate_fields import split_list
 from crm.cli import app
 from crm.errors import CrmError, InputUnusable, NotFound, PermissionDenied, ValidationError
 from crm.importer import ImportOptions
+from crm.imports import candidate_writer, parsing
 from crm.models import (
     Activity,
     AuditLog,
@@ -1057,6 +1059,24 @@ PATHS = {
     "helper process": {"HELPER_MIN_BYTES": 0, "HELPER_WAIT": 60.0, "HELPER_FORK": False},
     "both": {"REINDEX_MIN_ROWS": 0, "HELPER_MIN_BYTES": 0, "HELPER_WAIT": 60.0},
 }
+# The knobs of the helper process and of the writer live in crm.imports.
+_KNOBS_AT = {
+    "HELPER_WAIT": parsing,
+    "HELPER_FORK": parsing,
+    "_HELPER_CODE": parsing,
+    "REINDEX_MIN_ROWS": candidate_writer,
+}
+
+
+@contextmanager
+def knobs(**values: Any) -> Iterator[None]:
+    """The import's knobs set for a test, in whichever module has each."""
+    with ExitStack() as stack:
+        for module in (importer, parsing, candidate_writer):
+            mine = {k: v for k, v in values.items() if _KNOBS_AT.get(k, importer) is module}
+            if mine:
+                stack.enter_context(mock.patch.multiple(module, **mine))
+        yield
 
 
 def bulk_state(engine: Engine) -> tuple[Any, ...]:
@@ -1118,7 +1138,7 @@ def bulk_outcome(
 ) -> tuple[Any, ...]:
     reset_bulk(engine)
     indexes = sqlite_indexes(engine)
-    with mock.patch.multiple(importer, CHUNK_ROWS=4, **PATHS[path]):
+    with knobs(CHUNK_ROWS=4, **PATHS[path]):
         result = importer.run_import(
             engine, source, ImportOptions(on_duplicate=mode), actor=admin, filename="big.csv"
         )
@@ -1167,7 +1187,7 @@ def test_a_fault_deep_in_a_big_import_rolls_everything_back(
     indexes, before = sqlite_indexes(engine), bulk_state(engine)
     data = csv_bytes(BULK_ROWS) + b'Last,"last@example.com\r\n'
     with (
-        mock.patch.multiple(importer, CHUNK_ROWS=4, **PATHS[path]),
+        knobs(CHUNK_ROWS=4, **PATHS[path]),
         pytest.raises(InputUnusable, match="line 33 is never closed"),
     ):
         run(engine, admin, data)
@@ -1176,15 +1196,15 @@ def test_a_fault_deep_in_a_big_import_rolls_everything_back(
 
 _DIES_AFTER_ITS_FIRST_CHUNK = """
 import os
-from crm import importer
-send, sent = importer._send, []
+from crm.imports import candidate_writer, parsing
+send, sent = parsing._send, []
 def dying(stream, message):
     if message[0] == "chunk" and sent:
         os._exit(1)
     sent.append(message[0])
     send(stream, message)
-importer._send = dying
-importer._parser_main()
+parsing._send = dying
+parsing.parser_main()
 """
 
 
@@ -1196,28 +1216,31 @@ def test_a_helper_that_fails_leaves_the_parsing_to_the_import(
 ) -> None:
     data = csv_bytes(BULK_ROWS)
     expected = bulk_outcome(engine, admin, data, "update_empty", "plain")
-    with mock.patch.multiple(importer, _HELPER_CODE=code, HELPER_FORK=False):
+    with knobs(_HELPER_CODE=code, HELPER_FORK=False):
         assert bulk_outcome(engine, admin, data, "update_empty", "both") == expected
 
 
 @pytest.mark.parametrize("fork", [True, False])
 def test_a_big_import_takes_the_fast_paths(engine: Engine, admin: User, fork: bool) -> None:
     seen: dict[str, Any] = {}
-    close, finish = importer._ParserProcess.close, importer._Import.finish
+    close, finish = parsing.ParserProcess.close, candidate_writer.CandidateImport.finish
 
-    def closing(helper: importer._ParserProcess) -> None:
+    def closing(helper: parsing.ParserProcess) -> None:
         seen["helper finished"] = helper.finished
-        seen["forked"] = isinstance(helper.process, importer._Forked)
+        seen["forked"] = isinstance(helper.process, parsing._Forked)
         close(helper)
 
-    def finishing(job: importer._Import) -> None:
+    def finishing(job: candidate_writer.CandidateImport) -> None:
         seen["reindexed"], seen["keys"] = len(job.reindex), job.stored
         finish(job)
 
     with (
-        mock.patch.multiple(importer, CHUNK_ROWS=4, HELPER_FORK=fork, **PATHS["both"]),
-        mock.patch.object(importer._ParserProcess, "close", closing),
-        mock.patch.object(importer._Import, "finish", finishing),
+        knobs(CHUNK_ROWS=4, HELPER_FORK=fork, **PATHS["both"]),
+        mock.patch.object(parsing.ParserProcess, "close", closing),
+        mock.patch.object(candidate_writer.CandidateImport, "finish", finishing),
+        # A thread an earlier test left behind (a server's flusher winding down) would make
+        # the import start a fresh interpreter instead of forking: this test is about forks.
+        mock.patch.object(parsing.threading, "active_count", return_value=1),
     ):
         run(engine, admin, csv_bytes(BULK_ROWS))
     assert seen["helper finished"] is True and seen["forked"] is fork
@@ -1229,7 +1252,7 @@ def test_a_big_import_takes_the_fast_paths(engine: Engine, admin: User, fork: bo
 
 def test_progress_with_a_helper(engine: Engine, admin: User) -> None:
     seen: list[float] = []
-    with mock.patch.multiple(importer, CHUNK_ROWS=4, **PATHS["helper"]):
+    with knobs(CHUNK_ROWS=4, **PATHS["helper"]):
         importer.run_import(
             engine,
             csv_bytes(BULK_ROWS),

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 
-from crm import clock, db, jobs, metrics
+from benchmarks.goals_page import metric_timings
+from crm import clock, db, jobs, metrics, pool_yield
 from crm.models import (
     Application,
     Campaign,
@@ -177,7 +178,7 @@ def test_period_must_not_end_before_it_starts(pipeline: Engine) -> None:
 def test_hires_by_pool_counts_hires_in_the_period_per_pool(engine) -> None:
     import datetime as dt
 
-    from crm import db, metrics, pools
+    from crm import db, pools
     from crm.models import Application, Candidate, Job, Pool
 
     now = clock.now() - dt.timedelta(days=30)
@@ -200,9 +201,9 @@ def test_hires_by_pool_counts_hires_in_the_period_per_pool(engine) -> None:
             )
         pool_id = pool.id
     today = clock.now().date()
-    found = metrics.hires_by_pool(engine, start=today - dt.timedelta(days=60), end=today)
+    found = pool_yield.hires_by_pool(engine, start=today - dt.timedelta(days=60), end=today)
     assert found == {pool_id: 1}
-    assert metrics.hires_by_pool(engine, start=today - dt.timedelta(days=10), end=today) == {}
+    assert pool_yield.hires_by_pool(engine, start=today - dt.timedelta(days=10), end=today) == {}
     # The pools list counts the last 12 months: the hire 430 days ago is out.
     assert pools.list_pools(engine)[0].hires == 1
 
@@ -599,42 +600,42 @@ def test_unknown_metric_is_refused(world: World) -> None:
 
 def test_funnel_counts_each_step_within_the_one_before(world: World) -> None:
     steps = ("members", "contacted", "engaged", "applied", "hired_from_talent_pools")
-    in_p = metrics.funnel(world.engine, start=Q1[0], end=Q1[1], pool_id=world.pool_p)
+    in_p = pool_yield.funnel(world.engine, start=Q1[0], end=Q1[1], pool_id=world.pool_p)
     # P's members c0..c3; c0, c1, c2 were sent K in Q1 and engaged; c0 and c1 applied.
     # Hired from P in Q1: c0 (Feb 10) and c3 (Mar 15). c3 was never contacted in Q1 but
     # was hired from the pool, so counts in every step (the old funnel lost them).
     assert in_p == dict(zip(steps, (4, 4, 4, 3, 2), strict=True))
     # All pools: c4 (Q) joins the members only; the pool hires are c0 (campaign) and c3.
-    everyone = metrics.funnel(world.engine, start=Q1[0], end=Q1[1])
+    everyone = pool_yield.funnel(world.engine, start=Q1[0], end=Q1[1])
     assert everyone == dict(zip(steps, (5, 4, 4, 3, 2), strict=True))
     report = metrics.compute(world.engine, start=Q1[0], end=Q1[1])
     numerator = report.hires_from_talent_pools_share * report.hires  # 2 of 4 hires
     assert everyone["hired_from_talent_pools"] == round(numerator) == 2
     # March: K's only message went to c5 (in no pool); c3's hire on Mar 15 still counts
     # all the way down. c0's February hire is out of the period.
-    later = metrics.funnel(world.engine, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31))
+    later = pool_yield.funnel(world.engine, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31))
     assert later == dict(zip(steps, (5, 1, 1, 1, 1), strict=True))
 
 
 def test_savings_computed_given_and_without_data(world: World) -> None:
-    found = metrics.savings(world.engine, start=Q1[0], end=Q1[1])
+    found = pool_yield.savings(world.engine, start=Q1[0], end=Q1[1])
     # 2 hired from pools (c0, c3) x (1000 ads + 9000 agency) / 1 agency-or-job-board hire
     assert found["hired_from_talent_pools"] == 2 and found["external_hires"] == 1
     assert found["external_cost_per_hire"] == pytest.approx(10_000)
     assert found["gross_savings"] == pytest.approx(20_000)
     assert found["crm_costs"] == pytest.approx(2_000)  # tools + recruiter time
     assert found["net_savings"] == pytest.approx(18_000)
-    given = metrics.savings(
+    given = pool_yield.savings(
         world.engine, start=Q1[0], end=Q1[1], agency_cost_per_hire=Decimal("5000")
     )
     assert given["external_cost_basis"] == "given" and given["net_savings"] == 8_000
-    february = metrics.savings(world.engine, start=dt.date(2026, 2, 1), end=dt.date(2026, 2, 28))
+    february = pool_yield.savings(world.engine, start=dt.date(2026, 2, 1), end=dt.date(2026, 2, 28))
     assert february["hired_from_talent_pools"] == 1 and february["external_hires"] == 0
     assert february["external_cost_per_hire"] is None and february["net_savings"] is None
 
 
 def test_timed_times_every_metric(world: World) -> None:
-    found = metrics.timed(world.engine, start=Q1[0], end=Q1[1])
+    found = metric_timings(world.engine, start=Q1[0], end=Q1[1])
     assert set(found) == set(metrics.METRICS) and all(s >= 0 for s in found.values())
 
 
@@ -792,16 +793,16 @@ def test_hires_and_hired_from_talent_pools_are_one_number_everywhere(
     world = pool_hires_world(engine)
     span = {"start": world.start, "end": world.end}
     steps = ("members", "contacted", "engaged", "applied", "hired_from_talent_pools")
-    everyone = metrics.funnel(engine, **span)
+    everyone = pool_yield.funnel(engine, **span)
     assert everyone == dict(zip(steps, (6, 5, 5, 4, 4), strict=True))
     # With the pool chosen, its last step is the hires whose application came from it:
     # A1, A3, A4 (A2 came through a campaign with no pool on record). A2, contacted only
     # before the period, then drops out of contacted, engaged and applied.
-    in_backend = metrics.funnel(engine, **span, pool_id=world.backend)
+    in_backend = pool_yield.funnel(engine, **span, pool_id=world.backend)
     assert in_backend == dict(zip(steps, (6, 4, 4, 3, 3), strict=True))
-    assert metrics.funnel(engine, **span, pool_id=world.frontend) == dict.fromkeys(steps, 0)
-    assert metrics.savings(engine, **span)["hired_from_talent_pools"] == 4
-    assert metrics.hired_from_talent_pools(engine, **span) == 4
+    assert pool_yield.funnel(engine, **span, pool_id=world.frontend) == dict.fromkeys(steps, 0)
+    assert pool_yield.savings(engine, **span)["hired_from_talent_pools"] == 4
+    assert pool_yield.hired_from_talent_pools(engine, **span) == 4
     report = metrics.compute(engine, **span)
     assert report.hires == 5  # A1..A5, the agency hire included
     assert report.hires_from_talent_pools_share == pytest.approx(4 / 5)
@@ -849,6 +850,6 @@ def test_funnel_and_savings_count_a_person_hired_twice_once(engine: Engine) -> N
             )
         )
     span = {"start": world.start, "end": world.end}
-    assert metrics.funnel(engine, **span)["hired_from_talent_pools"] == 4
-    assert metrics.savings(engine, **span)["hired_from_talent_pools"] == 4
+    assert pool_yield.funnel(engine, **span)["hired_from_talent_pools"] == 4
+    assert pool_yield.savings(engine, **span)["hired_from_talent_pools"] == 4
     assert metrics.compute(engine, **span).hires == 6

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import clock, db, demo, jobs, metrics, money
+from crm import clock, db, demo, jobs, metrics, money, pool_yield
 from crm.errors import PermissionDenied, ValidationError
 from crm.models import AuditLog, Candidate, Cost, User
 
@@ -267,7 +267,7 @@ def test_cost_per_hire_and_savings_in_the_team_currency(
     assert report.hires == 2
     assert report.total_cost == pytest.approx(1000 + 450 + 90 + 60)  # 1600 EUR
     assert report.cost_per_hire == pytest.approx(1600 / 2)  # 800 EUR
-    saved = metrics.savings(engine, **JANUARY)
+    saved = pool_yield.savings(engine, **JANUARY)
     # External: (1000 agency fees + 450 job ads) / 1 agency hire; CRM costs: 90 of tools.
     assert saved["external_cost_per_hire"] == pytest.approx(1450)
     assert saved["gross_savings"] == pytest.approx(1450)  # 1 pool hire

@@ -9,21 +9,40 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import email.policy
+import html
+import io
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.parser import BytesParser
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from crm import campaigns, candidates, clock, db, outbox, pools
+from crm import (
+    campaign_figures,
+    campaign_lifecycle,
+    campaigns,
+    candidates,
+    clock,
+    composer,
+    db,
+    outbox,
+    pools,
+)
+from crm.config import load_settings
 from crm.identity import address_hash
 from crm.models import (
     Campaign,
     Candidate,
     Event,
+    Link,
     OutboxMessage,
     Suppression,
     User,
@@ -58,7 +77,7 @@ def launched(
         actor=actor,
         draft=campaigns.CampaignDraft(name=name, steps=list(steps), audience_pool_id=pool_id),
     )
-    campaigns.launch(engine, actor=actor, campaign_id=campaign_id)
+    campaign_lifecycle.launch(engine, actor=actor, campaign_id=campaign_id)
     return campaign_id
 
 
@@ -109,29 +128,72 @@ def test_sends_due_messages_and_schedules_the_next_step_in_its_window(
     assert outbox.deliver_due(engine).sent == 0
 
 
-def test_preview_is_what_is_sent(
+VARYING = ("Date", "Message-ID")  # differ per message: when it was built, a random part
+
+
+def _wire(message: EmailMessage) -> bytes:
+    """A message as smtplib's send_message puts it on the wire."""
+    out = io.BytesIO()
+    BytesGenerator(out, policy=message.policy.clone(linesep="\r\n")).flatten(message)
+    return out.getvalue()
+
+
+def _parts(raw: bytes) -> tuple[list[tuple[str, str]], list[tuple[str, bytes]]]:
+    """(headers but Date and Message-ID, (content type, decoded bytes) of each part)."""
+    parsed = BytesParser(policy=email.policy.default).parsebytes(raw.replace(b"\r\n", b"\n"))
+    # Values unfolded: a longer token may fold a header onto two lines.
+    headers = [(k, " ".join(str(v).split())) for k, v in parsed.items() if k not in VARYING]
+    leaves = [(p.get_content_type(), p.get_payload(decode=True)) for p in parsed.walk()]
+    return headers, [(kind, body) for kind, body in leaves if body is not None]
+
+
+def test_preview_is_byte_for_byte_what_the_server_receives(
     engine: Engine, users: dict[str, User], smtp: FaultySmtpServer
 ) -> None:
-    campaign_id = launched(engine, users["admin"], 1)
-    with db.read_session(engine) as session:
-        candidate_id = session.scalar(select(Candidate.id))
-    preview = campaigns.preview(engine, campaign_id, step=1, candidate_id=candidate_id)
-    outbox.deliver_due(engine)
-    (received,) = smtp.received
-    token_url = received.message["List-Unsubscribe"].strip()[1:-1]
-
-    def same(text: str) -> str:
-        return text.replace(token_url, campaigns.PREVIEW_UNSUBSCRIBE).replace(
-            token_url.replace("&", "&amp;"), campaigns.PREVIEW_UNSUBSCRIBE
+    steps = [
+        campaigns.StepDraft(
+            subject="Hi {{first_name}}, from {{sender_first_name|us}}",
+            body="Hello **{{first_name}}**, see [our jobs](https://acme.example/jobs?a=1&b=2)."
+            "\n\nNot for you? [Stop these]({{unsubscribe_url}}).",
         )
-
-    assert received.message["Subject"] == preview.subject
-    assert same(received.message.get_body(("plain",)).get_content()) == preview.text
-    html = received.message.get_body(("html",)).get_content()
-    # What tracking adds is the only difference: the open pixel, and links through /c/.
-    pixel = f'<img src="{campaigns.open_url(1)}" width="1" height="1" alt="">'
-    assert pixel in html
-    assert same(html.replace(pixel, "")).strip() == preview.html.strip()
+    ]
+    campaign_id = launched(engine, users["admin"], 1, steps=steps)
+    with db.write_session(engine) as session:  # the first-contact notice is in the footer
+        session.execute(update(Candidate).values(source="LinkedIn"))
+        candidate_id = session.scalar(select(Candidate.id))
+    preview = composer.preview(engine, campaign_id, step=1, candidate_id=candidate_id)
+    assert outbox.deliver_due(engine).sent == 1
+    (received,) = smtp.received
+    with db.read_session(engine) as session:
+        row_id = session.scalar(select(OutboxMessage.id))
+        links = session.execute(select(Link.position, Link.url)).all()
+    # Tracking tokens aside: each signed link of the sent message becomes the preview's.
+    settings = load_settings()
+    sent, shown = composer.links_for(row_id, settings), composer.preview_links(settings)
+    swaps = {sent.unsubscribe: shown.unsubscribe, sent.open: shown.open}
+    swaps.update({sent.click(position, url): shown.click(position, url) for position, url in links})
+    assert len(links) == 1 and "/c/" in next(iter(swaps.keys() - {sent.unsubscribe, sent.open}))
+    wire = received.raw
+    sent_headers, sent_parts = _parts(wire)
+    for signed, unsigned in swaps.items():
+        sent_headers = [(k, v.replace(signed, unsigned)) for k, v in sent_headers]
+        sent_parts = [
+            (kind, body.replace(old.encode(), new.encode()))
+            for kind, body in sent_parts
+            for old, new in [
+                (html.escape(signed), html.escape(unsigned))
+                if kind == "text/html"
+                else (signed, unsigned)
+            ]
+        ]
+    preview_headers, preview_parts = _parts(_wire(preview.message))
+    assert [kind for kind, _ in sent_parts] == ["text/plain", "text/html"]
+    assert sent_parts == preview_parts  # byte for byte
+    boundary = re.compile(r'boundary="[^"]+"')
+    assert [(k, boundary.sub("", v)) for k, v in sent_headers] == [
+        (k, boundary.sub("", v)) for k, v in preview_headers
+    ]
+    assert "found your public professional profile (source: LinkedIn)" in preview.text
 
 
 def test_frequency_cap_defers_and_does_not_drop(
@@ -177,7 +239,7 @@ def test_reply_stops_the_following_steps(
         )
     report = outbox.deliver_due(engine)
     assert report.sent == 1 and report.cancelled == 1
-    counts = campaigns.step_counts(engine, campaign_id)
+    counts = campaign_figures.step_counts(engine, campaign_id)
     assert counts[1].cancelled_reasons == {"replied": 1}
     assert campaigns.get_campaign(engine, campaign_id).status == "completed"
 
@@ -194,7 +256,9 @@ def test_unsubscribed_after_launch_gets_nothing(
         )
     outbox.deliver_due(engine)
     assert set(acknowledged_per_address(smtp)) == {"p0@example.com"}
-    assert campaigns.step_counts(engine, campaign_id)[0].cancelled_reasons == {"unsubscribed": 1}
+    assert campaign_figures.step_counts(engine, campaign_id)[0].cancelled_reasons == {
+        "unsubscribed": 1
+    }
 
 
 def test_fault_matrix_loses_and_doubles_nothing(
@@ -238,7 +302,9 @@ def test_fault_matrix_loses_and_doubles_nothing(
     }  # fmt: skip
     assert set(delivered) == everyone_else
     # Settling the review: it arrived. Running again sends nothing more.
-    campaigns.resolve_review(engine, actor=users["admin"], outbox_id=review.id, arrived=True)
+    campaign_lifecycle.resolve_review(
+        engine, actor=users["admin"], outbox_id=review.id, arrived=True
+    )
     assert outbox.deliver_due(engine).sent == 0
     assert max(acknowledged_per_address(smtp).values()) == 1
 
@@ -280,7 +346,7 @@ def test_wrong_login_pauses_the_campaign_and_keeps_every_message(
         assert "535" in detail.pause_reason
         assert statuses(engine, campaign_id) == {"queued": 3}
         monkeypatch.setenv("CRM_SMTP_PASSWORD", "right")
-        campaigns.resume(engine, actor=users["admin"], campaign_id=campaign_id)
+        campaign_lifecycle.resume(engine, actor=users["admin"], campaign_id=campaign_id)
         assert outbox.deliver_due(engine).sent == 3
 
 
@@ -302,12 +368,12 @@ def test_resume_respaces_overdue_messages(
 ) -> None:
     monkeypatch.setenv("CRM_SEND_RATE", "2")
     campaign_id = launched(engine, users["admin"], 4)
-    campaigns.pause(engine, actor=users["admin"], campaign_id=campaign_id)
+    campaign_lifecycle.pause(engine, actor=users["admin"], campaign_id=campaign_id)
     assert outbox.deliver_due(engine).sent == 0
     with db.write_session(engine) as session:
         session.execute(update(OutboxMessage).values(due_at=clock.now() - dt.timedelta(days=3)))
     before = clock.now()
-    assert campaigns.resume(engine, actor=users["admin"], campaign_id=campaign_id) == 4
+    assert campaign_lifecycle.resume(engine, actor=users["admin"], campaign_id=campaign_id) == 4
     with db.read_session(engine) as session:
         due = sorted(session.scalars(select(OutboxMessage.due_at)))
     assert due[0] >= before - dt.timedelta(seconds=1)

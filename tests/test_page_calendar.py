@@ -8,7 +8,8 @@ import zoneinfo
 
 from sqlalchemy import Engine, select
 
-from crm import calendar, candidates, clock, db, pools
+from crm import candidates, clock, db, pools
+from crm.content_calendar import drafts, items, occurrences
 from crm.models import Activity, User
 from tests.test_app import app_as
 
@@ -43,7 +44,7 @@ def item(engine: Engine, users: dict[str, User], **changes: object) -> int:
         "starts_at": dt.datetime.combine(today, dt.time(10), ZONE), "pool_ids": [],
     }  # fmt: skip
     values.update(changes)
-    return calendar.save_item(engine, actor=users["recruiter"], draft=calendar.ItemDraft(**values))
+    return items.save_item(engine, actor=users["recruiter"], draft=drafts.ItemDraft(**values))
 
 
 def grid_days(at) -> list[dict]:
@@ -130,7 +131,7 @@ def test_an_item_without_a_title_is_refused(users: dict[str, User], engine: Engi
     add.click().run()
     assert at.error, "a missing title must be refused"
     assert (
-        calendar.occurrences_between(
+        occurrences.occurrences_between(
             engine,
             start=clock.now() - dt.timedelta(days=40),
             end=clock.now() + dt.timedelta(days=40),
@@ -180,7 +181,7 @@ def test_email_item_becomes_a_campaign(users: dict[str, User], engine: Engine) -
     assert not at.exception, at.exception
     assert not at.error, at.error[0].value
     assert "Saved" in at.success[0].value
-    assert calendar.get_item(engine, item_id).campaign_id is not None
+    assert items.get_item(engine, item_id).campaign_id is not None
 
 
 def test_manager_sees_the_calendar_read_only(users: dict[str, User], engine: Engine) -> None:

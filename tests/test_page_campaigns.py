@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 from sqlalchemy import Engine, func, select
 
-from crm import campaigns, candidates, db, outbox, pools
+from crm import campaign_figures, campaign_lifecycle, campaigns, candidates, db, outbox, pools
 from crm.models import Campaign, OutboxMessage, User
 from tests.smtp_server import FaultySmtpServer
 from tests.test_app import app_as
@@ -70,6 +70,9 @@ def test_compose_with_the_picker_and_save(
     at.text_input(key="cstep_1_subject").input("Re: hello")
     at.text_area(key="cstep_1_body").input("Following up.")
     at.checkbox(key="cstep_1_windowed").check().run()
+    assert at.selectbox(key="cstep_1_region").disabled  # no country, no regions
+    at.selectbox(key="cstep_1_country").set_value("DE").run()
+    at.selectbox(key="cstep_1_region").set_value("BY")
     [save] = [b for b in at.button if b.label == "Save draft"]
     save.click().run()
     assert not at.exception, at.exception
@@ -78,6 +81,10 @@ def test_compose_with_the_picker_and_save(
     detail = campaigns.get_campaign(engine, campaign_id)
     assert detail.steps[1].delay_days == 4
     assert detail.steps[1].send_window["timezone"] == "Europe/London"
+    assert (detail.steps[1].send_window["country"], detail.steps[1].send_window["region"]) == (
+        "DE",
+        "BY",
+    )
 
 
 def test_unknown_tag_is_refused_on_the_page(users: dict[str, User], engine: Engine) -> None:
@@ -183,7 +190,7 @@ def launched_to_the_pool(engine: Engine, users: dict[str, User], name: str) -> i
             steps=[campaigns.StepDraft(subject="Hi", body="Hello {{first_name}}")],
         ),
     )
-    campaigns.launch(engine, actor=users["recruiter"], campaign_id=campaign_id)
+    campaign_lifecycle.launch(engine, actor=users["recruiter"], campaign_id=campaign_id)
     outbox.deliver_due(engine)
     return campaign_id
 
@@ -237,7 +244,7 @@ def test_funnel_and_hires_part_draws_the_reports_numbers(
     assert not at.exception, at.exception
     [chart] = at.get("vega_lite_chart")
     frame = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_pandas()
-    report = campaigns.report(engine, campaign_id)
+    report = campaign_figures.report(engine, campaign_id)
     assert frame["count"].tolist() == [
         report["totals"]["people_delivered"], report["totals"]["people_opened"],
         report["totals"]["people_clicked"], report["totals"]["people_replied"],

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm import candidates, clock, db, goals, jobs, metrics
+from crm import candidates, clock, db, goals, jobs, metrics, pool_yield
 from crm.models import Goal, User
 from tests.test_app import app_as
 
@@ -134,17 +134,17 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
         "reply_rate",
         "campaign_application_rate",
     ):
-        assert cards[metrics.METRICS[metric][0]] == common_format(metric, report.value(metric))
+        assert cards[metrics.METRICS[metric].label] == common_format(metric, report.value(metric))
     assert cards["Hires"] == "2"
     assert cards["Cost per hire"] == "3,250 USD"  # (5000 + 500.50 + 1000) / 2
     assert cards["Reply rate"] == "no data"
     charts = chart_frames(at)
     trends = charts["facet"]
     for metric in ("time_to_hire_days", "cost_per_hire", "offer_acceptance_rate"):
-        label = metrics.METRICS[metric][0]
+        label = metrics.METRICS[metric].label
         shown = trends[trends["facet"].str.startswith(label)]["value"].tolist()
         expected = [
-            v * 100 if metrics.METRICS[metric][1] == "fraction" else v
+            v * 100 if metrics.METRICS[metric].unit == "fraction" else v
             for _, v in metrics.monthly(engine, metric=metric, start=start, end=end)
             if v is not None
         ]
@@ -161,7 +161,7 @@ def test_manager_reads_cards_and_charts_equal_to_the_services(
     assert chart_frames(at)["step"]["people"].tolist() == [1, 1, 1, 1, 1]
     assert len(at.get("download_button")) == 4
     open_section(at, "Savings")
-    saved = metrics.savings(engine, start=start, end=end)
+    saved = pool_yield.savings(engine, start=start, end=end)
     cards = {m.label: m.value for m in at.metric}
     assert cards["Net savings"] == f"{saved['net_savings']:,.0f} USD"
     assert [b.label for b in at.get("download_button")] == ["CSV"]

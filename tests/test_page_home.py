@@ -6,7 +6,8 @@ import datetime as dt
 
 from sqlalchemy import Engine
 
-from crm import calendar, clock
+from crm import clock
+from crm.content_calendar import drafts, items
 from crm.models import User
 from tests.test_app import app_as
 
@@ -18,10 +19,10 @@ def test_a_busy_week_shows_the_first_items_and_how_many_more(
     noon = dt.datetime.combine(today - dt.timedelta(days=today.weekday()), dt.time(12), dt.UTC)
     midweek = noon + dt.timedelta(days=3)  # inside this week, whatever the day
     for n in range(11):
-        calendar.save_item(
+        items.save_item(
             engine,
             actor=users["recruiter"],
-            draft=calendar.ItemDraft(
+            draft=drafts.ItemDraft(
                 title=f"Post number {n:02d}", channel="linkedin_post",
                 starts_at=midweek + dt.timedelta(minutes=n),
             ),

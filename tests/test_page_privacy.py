@@ -13,7 +13,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
-from crm import candidates, clock, db, privacy
+from crm import candidates, clock, db, privacy, touchpoints
 from crm.identity import address_hash, normalize_email
 from crm.models import Candidate, Pool, PoolMember, Suppression, User
 from tests.conftest import PROJECT_ROOT
@@ -194,7 +194,7 @@ def test_retention_lists_the_quiet_and_keep_needs_a_reason(
 ) -> None:
     person(engine, users, "quiet@example.com", "Quinn", age_days=800)
     touched = person(engine, users, "touched@example.com", "Tess", age_days=800)
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine,
         actor=users["recruiter"],
         candidate_id=touched,

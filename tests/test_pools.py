@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import Engine
 
-from crm import clock, db, pools
+from crm import clock, db, pool_filter, pools
 from crm.errors import ValidationError
 from crm.models import Candidate, CandidateTag, Pool, PoolMember
 
@@ -62,7 +62,7 @@ def names(engine: Engine, filter_json: dict) -> set[str]:
     from sqlalchemy import select
 
     with db.read_session(engine) as session:
-        condition = pools.compile_filter(session, filter_json, now=clock.now())
+        condition = pool_filter.compile_filter(session, filter_json, now=clock.now())
         return set(session.scalars(select(Candidate.first_name).where(condition)))
 
 
@@ -504,7 +504,7 @@ def test_a_filter_over_a_limit_is_refused_naming_the_limit(
             filter_json=filter_json,
         )  # fmt: skip
     with pytest.raises(ValidationError, match=message[:30]):
-        pools.count_matching(people, filter_json)
+        pool_filter.count_matching(people, filter_json)
     assert pools.list_pools(people) == []
 
 
@@ -512,13 +512,13 @@ def test_a_filter_a_hundred_thousand_levels_deep_is_refused_without_recursing(
     people: Engine,
 ) -> None:
     with pytest.raises(ValidationError, match="nest at most 10 levels deep"):
-        pools.check_filter(nested(100_000))  # recursion would overflow long before this
+        pool_filter.check_filter(nested(100_000))  # recursion would overflow long before this
     # Pasted as JSON text, the decoder's own limit comes first: the same sentence.
     text = '{"all": [' * 600 + '{"field": "remote", "op": "eq", "value": true}' + "]}" * 600
     with pytest.raises(ValidationError, match="nest at most 10 levels deep"):
-        pools.parse_filter(text)
+        pool_filter.parse_filter(text)
     with pytest.raises(ValidationError, match="nest at most 10 levels deep"):
-        pools.parse_filter('{"all": [' * 20 + "]}" * 20)
+        pool_filter.parse_filter('{"all": [' * 20 + "]}" * 20)
 
 
 def test_nan_and_infinity_as_json_are_refused_on_every_database(people: Engine, users) -> None:
@@ -528,7 +528,7 @@ def test_nan_and_infinity_as_json_are_refused_on_every_database(people: Engine, 
         '{"field": "years_experience", "op": "between", "value": [-Infinity, 3]}',
     ):
         with pytest.raises(ValidationError, match="not NaN or Infinity"):
-            pools.parse_filter(text)
+            pool_filter.parse_filter(text)
         with pytest.raises(ValidationError, match="not NaN or Infinity"):
             pools.save_pool(
                 people, actor=users["recruiter"], name="Odd", kind="dynamic",
@@ -636,7 +636,8 @@ def test_a_pool_the_database_refuses_to_count_is_listed_as_broken(
             ]
         )  # fmt: skip
     # A column expression no database can run, as a broken filter would compile to.
-    monkeypatch.setitem(pools.TEXT_FIELDS, "title", func.crm_no_such_function(Candidate.title))
+    broken = func.crm_no_such_function(Candidate.title)
+    monkeypatch.setitem(pool_filter.TEXT_FIELDS, "title", broken)
     listed = {s.name: (s.size, s.problem) for s in pools.list_pools(people)}
     assert listed == {"Good": (2, None), "Refused": (None, pools.UNCOUNTABLE)}
     with pytest.raises(ValidationError, match="could not run this filter"):

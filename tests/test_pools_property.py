@@ -1,7 +1,7 @@
 """Pool filters, checked against a second opinion: for random people and random filters,
 the SQL count, the members listed and a pandas evaluation of the same filter agree.
 
-The pandas evaluator below implements the documented semantics of crm.pools on its own
+The pandas evaluator below implements the documented semantics of crm.pool_filter on its own
 (it shares no code with the compiler) and only for the fields in EVALUATED_FIELDS, so
 fields added to FIELD_OPS later are simply not drawn here.
 """
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, select
 
-from crm import db, pools
+from crm import db, pool_filter
 from crm.models import CONSENT_STATUSES, Candidate, CandidateTag, Pool, PoolMember, User
 
 # One clock for the data and the filter; microseconds so precision slips would show.
@@ -191,7 +191,7 @@ def pick(options: list[st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
 
 
 def condition(field: str) -> st.SearchStrategy[dict[str, Any]]:
-    ops = sorted(EVALUATED_FIELDS[field] & pools.FIELD_OPS[field])
+    ops = sorted(EVALUATED_FIELDS[field] & pool_filter.FIELD_OPS[field])
     return pick(
         [
             st.builds(dict, field=st.just(field), op=st.just(op), value=value_for(field, op))
@@ -395,7 +395,7 @@ def test_sql_count_members_and_pandas_agree(
     # disagrees.
     with db.read_session(engine) as session:
         for node in [part for f in [*filter_list, *dynamic_filters] for part in parts(f)]:
-            where = pools.compile_filter(session, node, now=NOW)
+            where = pool_filter.compile_filter(session, node, now=NOW)
             count = session.scalar(select(func.count()).select_from(Candidate).where(where))
             members = set(session.scalars(select(Candidate.id).where(where)))
             matched = evaluate(frame, node, dynamic).astype(bool)

@@ -14,7 +14,9 @@ from sqlalchemy import Engine, MetaData, func, select, update
 from sqlalchemy import types as sa_types
 
 from crm import (
+    audit_log,
     campaign_figures,
+    campaign_lifecycle,
     campaigns,
     candidates,
     clock,
@@ -25,8 +27,11 @@ from crm import (
     importer,
     metrics,
     outbox,
+    pool_yield,
     pools,
     privacy,
+    privacy_review,
+    touchpoints,
 )
 from crm.errors import NotFound, PermissionDenied, ValidationError
 from crm.importer import ImportOptions
@@ -48,6 +53,7 @@ from crm.models import (
     User,
 )
 from tests.smtp_server import FaultySmtpServer
+from tests.test_engagement import clicked
 
 BROWSER = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1.15"
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
@@ -107,7 +113,7 @@ def ana(engine: Engine, users: dict[str, User], smtp: FaultySmtpServer) -> dict[
             .where(Candidate.id == cid)
             .values(company=FORMULA, custom_fields={"notice_period": "3 months"})
         )
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine,
         actor=recruiter,
         candidate_id=cid,
@@ -129,7 +135,7 @@ def ana(engine: Engine, users: dict[str, User], smtp: FaultySmtpServer) -> dict[
         actor=recruiter,
         draft=campaigns.CampaignDraft(name="Berlin hello", steps=steps, candidate_ids=[cid]),
     )
-    campaigns.launch(engine, actor=recruiter, campaign_id=campaign_id)
+    campaign_lifecycle.launch(engine, actor=recruiter, campaign_id=campaign_id)
     assert outbox.deliver_due(engine).sent == 1
     with db.write_session(engine) as session:
         sent = session.scalar(select(OutboxMessage).where(OutboxMessage.status == "sent"))
@@ -137,7 +143,7 @@ def ana(engine: Engine, users: dict[str, User], smtp: FaultySmtpServer) -> dict[
         sent.sent_at = clock.now() - dt.timedelta(hours=2)
         session.add(Link(outbox_message_id=sent.id, url="https://acme.example/ana", position=0))
         sent_id = sent.id
-    assert engagement.record_click(engine, sent_id, 0, user_agent=BROWSER)
+    assert clicked(engine, sent_id, 0, user_agent=BROWSER)
     assert engagement.record_reply(
         engine, outbox_id=sent_id, detail={"subject": "Re: Hello Ana (ana.lima@example.com)"}
     )
@@ -300,7 +306,7 @@ def _metrics(engine: Engine) -> dict[str, Any]:
     found = report.as_json()
     return {
         **{name: found[name] for name in ROI_METRICS},
-        "by_pool": metrics.hires_by_pool(
+        "by_pool": pool_yield.hires_by_pool(
             engine, start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31)
         ),
     }
@@ -323,14 +329,14 @@ def test_erase_removes_the_person_and_keeps_anonymous_counts(
     before_metrics = _metrics(engine)
     assert before_metrics["hires"] == 1 and before_metrics["time_to_hire_days"] is not None
     before = _counts(engine)
-    report_before = campaigns.report(engine, ana["campaign_id"])
+    report_before = campaign_figures.report(engine, ana["campaign_id"])
 
     result = privacy.erase(engine, actor=users["recruiter"], candidate_id=ana["id"])
 
     assert result == privacy.Erasure(ana["id"], messages_cancelled=1, suppressed=True)
     assert _metrics(engine) == before_metrics
     assert _counts(engine) == before
-    report_after = campaigns.report(engine, ana["campaign_id"])
+    report_after = campaign_figures.report(engine, ana["campaign_id"])
     assert (report_after["totals"]["messages_sent"], report_after["hires"]) == (1, 1)
     assert report_after["applications"] == report_before["applications"]
     assert report_after["totals"]["cancelled"] == report_before["totals"]["cancelled"] + 1
@@ -437,9 +443,9 @@ def test_erasure_leaves_no_personal_data_in_any_table(
 def test_campaign_report_engagement_survives_erasure(
     engine: Engine, users: dict[str, User], ana: dict[str, Any]
 ) -> None:
-    before = campaigns.report(engine, ana["campaign_id"])
+    before = campaign_figures.report(engine, ana["campaign_id"])
     privacy.erase(engine, actor=users["admin"], candidate_id=ana["id"])
-    after = campaigns.report(engine, ana["campaign_id"])
+    after = campaign_figures.report(engine, ana["campaign_id"])
     for report in (before, after):
         for counters in (*report["steps"], report["totals"]):
             del counters["queued"], counters["cancelled"]  # her waiting step was cancelled
@@ -618,31 +624,35 @@ def test_consent_due_and_renewal_pool(engine: Engine, users: dict[str, User]) ->
         engine, email="gone@example.com", created_at=old, unsubscribed_at=NOW - dt.timedelta(1)
     )
 
-    rows, total = privacy.consent_due(engine, older_than_days=365, now=NOW)
+    rows, total = privacy_review.consent_due(engine, older_than_days=365, now=NOW)
     assert total == 2
     assert {row["id"] for row in rows} == {stale, undated}
     assert all(row["since"] is not None for row in rows)
-    page, total = privacy.consent_due(engine, older_than_days=365, now=NOW, limit=1, offset=1)
+    page, total = privacy_review.consent_due(
+        engine, older_than_days=365, now=NOW, limit=1, offset=1
+    )
     assert (len(page), total) == (1, 2)
-    assert privacy.consent_due(engine, older_than_days=5, now=NOW)[1] == 3
+    assert privacy_review.consent_due(engine, older_than_days=5, now=NOW)[1] == 3
     assert fresh not in {row["id"] for row in rows}
 
-    pool_id = privacy.start_consent_renewal(
+    pool_id = privacy_review.start_consent_renewal(
         engine, actor=users["recruiter"], candidate_ids=[stale, undated]
-    )
+    ).pool_id
     today = clock.now().date().isoformat()
     pool = pools.get_pool(engine, pool_id)
     assert pool is not None
     assert (pool.name, pool.kind) == (f"Consent renewal {today}", "static")
     assert sorted(pools.member_ids(engine, pool_id)) == sorted([stale, undated])
-    again = privacy.start_consent_renewal(engine, actor=users["recruiter"], candidate_ids=[stale])
+    again = privacy_review.start_consent_renewal(
+        engine, actor=users["recruiter"], candidate_ids=[stale]
+    ).pool_id
     second = pools.get_pool(engine, again)
     assert second is not None and second.name == f"Consent renewal {today} (2)"
 
     dnc = privacy.find_by_email(engine, "dnc@example.com")
     assert dnc is not None
     with pytest.raises(ValidationError, match="renew consent"):
-        privacy.start_consent_renewal(engine, actor=users["recruiter"], candidate_ids=[dnc])
+        privacy_review.start_consent_renewal(engine, actor=users["recruiter"], candidate_ids=[dnc])
 
 
 # --- retention --------------------------------------------------------------------------
@@ -672,24 +682,24 @@ def test_retention_lists_only_people_quiet_for_the_period(
         session.add(
             Activity(
                 candidate_id=kept,
-                kind=privacy.KEEP_KIND,
+                kind=privacy_review.KEEP_KIND,
                 summary="Kept",
                 occurred_at=NOW - dt.timedelta(days=100),
             )
         )
 
-    rows, total = privacy.retention_due(engine, now=NOW)
+    rows, total = privacy_review.retention_due(engine, now=NOW)
     assert total == 3
     # Longest quiet first: never and machine since they were added, quiet since a call.
     assert [row["id"] for row in rows] == [never, machine, quiet]
     by_id = {row["id"]: row for row in rows}
     assert by_id[quiet]["last_touch"] == NOW - dt.timedelta(days=800)
     assert by_id[never]["last_touch"] is None
-    page, total = privacy.retention_due(engine, now=NOW, limit=2, offset=2)
+    page, total = privacy_review.retention_due(engine, now=NOW, limit=2, offset=2)
     assert (len(page), total) == (1, 3)
     # Once the period has passed again since the keep, the person is back on the list.
     later = NOW + dt.timedelta(days=700)
-    assert kept in {row["id"] for row in privacy.retention_due(engine, now=later)[0]}
+    assert kept in {row["id"] for row in privacy_review.retention_due(engine, now=later)[0]}
 
 
 def test_keep_takes_people_off_the_list_and_erase_many_removes_them(
@@ -699,37 +709,37 @@ def test_keep_takes_people_off_the_list_and_erase_many_removes_them(
     first, second, third = (
         add_person(engine, email=f"r{n}@example.com", created_at=old) for n in range(3)
     )
-    assert privacy.retention_due(engine)[1] == 3
-    kept = privacy.keep(
+    assert privacy_review.retention_due(engine)[1] == 3
+    kept = privacy_review.keep(
         engine,
         actor=users["recruiter"],
         candidate_ids=[first, 424242],
         reason="Finalist for the CTO search",
     )
     assert kept == 1
-    assert {row["id"] for row in privacy.retention_due(engine)[0]} == {second, third}
+    assert {row["id"] for row in privacy_review.retention_due(engine)[0]} == {second, third}
     timeline = candidates.timeline(engine, first)
     assert any("Finalist for the CTO search" in entry.summary for entry in timeline)
     with pytest.raises(ValidationError, match="reason"):
-        privacy.keep(engine, actor=users["recruiter"], candidate_ids=[second], reason="  ")
+        privacy_review.keep(engine, actor=users["recruiter"], candidate_ids=[second], reason="  ")
     assert privacy.erase_many(engine, actor=users["admin"], candidate_ids=[second, third]) == 2
-    assert privacy.retention_due(engine)[1] == 0
+    assert privacy_review.retention_due(engine)[1] == 0
 
 
 def test_a_recent_application_counts_as_a_touch(engine: Engine, users: dict[str, User]) -> None:
     old = clock.now() - dt.timedelta(days=1000)
     cid = add_person(engine, email="applied@example.com", created_at=old)
-    assert privacy.retention_due(engine)[1] == 1
+    assert privacy_review.retention_due(engine)[1] == 1
     with db.write_session(engine) as session:
         job = Job(title="Data engineer", opened_at=dt.date(2026, 1, 1))
         session.add(job)
         session.flush()
         session.add(Application(candidate_id=cid, job_id=job.id, source="direct"))
-    assert privacy.retention_due(engine)[1] == 0
+    assert privacy_review.retention_due(engine)[1] == 0
 
 
 def test_paging_arguments_are_checked(engine: Engine, users: dict[str, User]) -> None:
-    for listing in (privacy.retention_due, privacy.consent_due):
+    for listing in (privacy_review.retention_due, privacy_review.consent_due):
         with pytest.raises(ValidationError):
             listing(engine, limit=0)
         with pytest.raises(ValidationError):
@@ -745,10 +755,10 @@ WRITERS: dict[str, Callable[[Engine, User, int], Any]] = {
     "set_consent": lambda e, u, c: privacy.set_consent(
         e, actor=u, candidate_id=c, status="do_not_contact", source=None, note=None
     ),
-    "start_consent_renewal": lambda e, u, c: privacy.start_consent_renewal(
+    "start_consent_renewal": lambda e, u, c: privacy_review.start_consent_renewal(
         e, actor=u, candidate_ids=[c]
     ),
-    "keep": lambda e, u, c: privacy.keep(e, actor=u, candidate_ids=[c], reason="why"),
+    "keep": lambda e, u, c: privacy_review.keep(e, actor=u, candidate_ids=[c], reason="why"),
     "export_data": lambda e, u, c: privacy.export_data(e, actor=u, candidate_id=c),
     "export_data_csv": lambda e, u, c: privacy.export_data_csv(e, actor=u, candidate_id=c),
 }
@@ -787,28 +797,28 @@ def test_audit_entries_filter_and_page_newest_first(engine: Engine, users: dict[
     with db.write_session(engine) as session:
         session.add(AuditLog(at=now - dt.timedelta(days=40), username="admin", action="login"))
 
-    everything, total = privacy.audit_entries(engine, actor=admin)
+    everything, total = audit_log.entries(engine, actor=admin)
     assert total == len(everything) >= 6  # three user.create, consent, export, login
     moments = [row["at"] for row in everything]
     assert moments == sorted(moments, reverse=True)
 
-    rows, total = privacy.audit_entries(engine, actor=admin, action="candidate")
+    rows, total = audit_log.entries(engine, actor=admin, action="candidate")
     assert total == 2
     assert [row["action"] for row in rows] == ["candidate.export_data", "candidate.consent"]
-    rows, total = privacy.audit_entries(engine, actor=admin, action="candidate.consent")
+    rows, total = audit_log.entries(engine, actor=admin, action="candidate.consent")
     assert total == 1 and rows[0]["entity_id"] == str(cid)
-    assert privacy.audit_entries(engine, actor=admin, action="candid")[1] == 0
-    rows, total = privacy.audit_entries(engine, actor=admin, username="Recruiter")
+    assert audit_log.entries(engine, actor=admin, action="candid")[1] == 0
+    rows, total = audit_log.entries(engine, actor=admin, username="Recruiter")
     assert total == 2 and {row["username"] for row in rows} == {"recruiter"}
-    old = privacy.audit_entries(engine, actor=admin, until=(now - dt.timedelta(days=30)).date())
+    old = audit_log.entries(engine, actor=admin, until=(now - dt.timedelta(days=30)).date())
     assert [row["action"] for row in old[0]] == ["login"]
-    recent = privacy.audit_entries(engine, actor=admin, since=now - dt.timedelta(days=30))
+    recent = audit_log.entries(engine, actor=admin, since=now - dt.timedelta(days=30))
     assert recent[1] == total_all(engine) - 1
-    page, total = privacy.audit_entries(engine, actor=admin, limit=2, offset=1)
+    page, total = audit_log.entries(engine, actor=admin, limit=2, offset=1)
     assert [row["id"] for row in page] == [row["id"] for row in everything[1:3]]
     with pytest.raises(ValidationError, match="ends before"):
-        privacy.audit_entries(engine, actor=admin, since=NOW, until=NOW - dt.timedelta(days=1))
-    assert "candidate.consent" in privacy.audit_actions(engine, actor=admin)
+        audit_log.entries(engine, actor=admin, since=NOW, until=NOW - dt.timedelta(days=1))
+    assert "candidate.consent" in audit_log.actions(engine, actor=admin)
 
 
 def total_all(engine: Engine) -> int:
@@ -829,10 +839,10 @@ def test_audit_csv_is_escaped_filtered_and_itself_audited(
                 detail={"fields": ["title"]},
             )
         )
-    data = privacy.audit_csv(engine, actor=users["admin"], username="mallory")
+    data = audit_log.export_csv(engine, actor=users["admin"], username="mallory")
     assert data.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert rows[0] == list(privacy.AUDIT_COLUMNS)
+    assert rows[0] == list(audit_log.CSV_COLUMNS)
     assert len(rows) == 2
     _at, username, action, entity, entity_id, detail = rows[1]
     assert (username, action, entity, entity_id) == (
@@ -842,15 +852,15 @@ def test_audit_csv_is_escaped_filtered_and_itself_audited(
         "'=1+2",
     )
     assert json.loads(detail) == {"fields": ["title"]}
-    exported = privacy.audit_entries(engine, actor=users["admin"], action="audit.export")[0]
+    exported = audit_log.entries(engine, actor=users["admin"], action="audit.export")[0]
     assert exported[0]["detail"]["rows"] == 1 and exported[0]["username"] == "admin"
 
 
 @pytest.mark.parametrize("role", ["recruiter", "manager"])
 def test_only_admins_read_the_audit_log(engine: Engine, users: dict[str, User], role: str) -> None:
     with pytest.raises(PermissionDenied):
-        privacy.audit_entries(engine, actor=users[role])
+        audit_log.entries(engine, actor=users[role])
     with pytest.raises(PermissionDenied):
-        privacy.audit_csv(engine, actor=users[role])
+        audit_log.export_csv(engine, actor=users[role])
     with pytest.raises(PermissionDenied):
-        privacy.audit_actions(engine, actor=users[role])
+        audit_log.actions(engine, actor=users[role])

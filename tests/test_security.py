@@ -27,11 +27,13 @@ from streamlit.testing.v1 import AppTest
 import crm
 from crm import (
     audit,
+    audit_log,
     auth,
-    calendar,
+    campaign_figures,
     campaigns,
     candidates,
     clock,
+    composer,
     custom_fields,
     db,
     exporter,
@@ -39,13 +41,16 @@ from crm import (
     mailer,
     merge_tags,
     outbox,
+    outbox_view,
     pools,
     privacy,
     session_cookie,
     throttle,
     tokens,
+    touchpoints,
     tracking,
 )
+from crm.content_calendar import drafts, files, items
 from crm.errors import (
     ConfigError,
     DatabaseUnavailable,
@@ -100,11 +105,11 @@ def _hostile_world(engine: Engine, users: dict[str, User]) -> dict[str, int]:
         fields={"custom_fields": {"portfolio": PAYLOAD}},
     )
     now = clock.now() - dt.timedelta(minutes=1)
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine, actor=recruiter, candidate_id=person.id, channel="note", occurred_at=now,
         note=PAYLOAD,
     )  # fmt: skip
-    candidates.set_follow_up(
+    touchpoints.set_follow_up(
         engine, actor=recruiter, candidate_id=person.id, on=clock.today(), note=PAYLOAD
     )
     pool_id = pools.save_pool(
@@ -128,10 +133,10 @@ def _hostile_world(engine: Engine, users: dict[str, User]) -> dict[str, int]:
             ],
         ),
     )
-    calendar.save_item(
+    items.save_item(
         engine,
         actor=recruiter,
-        draft=calendar.ItemDraft(
+        draft=drafts.ItemDraft(
             title=PAYLOAD,
             channel="linkedin_post",
             starts_at=dt.datetime.combine(clock.today(), dt.time(10), UTC),
@@ -222,12 +227,12 @@ def test_campaign_preview_and_email_escape_candidate_values(
     users: dict[str, User], engine: Engine
 ) -> None:
     ids = _hostile_world(engine, users)
-    rendered = campaigns.preview(engine, ids["campaign"], step=1, candidate_id=ids["candidate"])
+    rendered = composer.preview(engine, ids["campaign"], step=1, candidate_id=ids["candidate"])
     assert "&lt;script&gt;" in rendered.html  # the candidate's values, shown as text
-    assert "<script" not in rendered.html and "<img" not in rendered.html
+    assert "<script" not in rendered.html and rendered.html.count("<img") == 1  # the pixel
     assert not re.search(r"href\s*=\s*[\"']?\s*javascript:", rendered.html, re.IGNORECASE)
     assert "\n" not in rendered.subject and "\r" not in rendered.subject
-    document = mailer.preview_document(rendered)
+    document = mailer.preview_document(rendered.rendered)
     assert "default-src 'none'" in document and "<script" not in document
 
 
@@ -275,7 +280,7 @@ def test_sql_metacharacters_in_searches_and_filters_match_literally(
         field = "company" if op == "contains" else "location"
         members = pools.preview_filter(engine, {"field": field, "op": op, "value": value})
         assert [m["id"] for m in _members(members)] == [literal.id], (op, value)
-    audited, _ = privacy.audit_entries(engine, actor=admin, action=needle, username=needle)
+    audited, _ = audit_log.entries(engine, actor=admin, action=needle, username=needle)
     assert audited == []
 
     assert {t.name for t in _reflect(engine).sorted_tables} == before
@@ -294,9 +299,9 @@ def test_sql_metacharacters_in_the_outbox_search(
     campaign_id = launched(engine, users["admin"], 2)
     with db.write_session(engine) as session:
         session.execute(text("UPDATE candidates SET last_name = :n WHERE id = 1"), {"n": needle})
-    rows, total = campaigns.outbox(engine, campaign_id, search=needle)
+    rows, total = outbox_view.outbox(engine, campaign_id, search=needle)
     assert total == len(rows) == 1
-    rows, total = campaigns.outbox(engine, campaign_id)
+    rows, total = outbox_view.outbox(engine, campaign_id)
     assert total == 2
 
 
@@ -337,7 +342,7 @@ def test_candidate_values_that_look_like_tags_stay_literal_in_the_email(
                                        body="{{full_name}} at {{company}}")],
         ),
     )  # fmt: skip
-    rendered = campaigns.preview(engine, campaign_id, step=1, candidate_id=person.id)
+    rendered = composer.preview(engine, campaign_id, step=1, candidate_id=person.id)
     assert rendered.subject == "Hi {{email}}"
     assert "{{email}} {% for x in y %} at {{ 7*7 }}" in rendered.text
     assert (
@@ -379,7 +384,7 @@ def test_no_export_has_a_cell_a_spreadsheet_would_run(
         engine, actor=admin, candidate_id=person.id, expected_version=person.version,
         fields={"custom_fields": {"github": "=IMPORTXML(1)"}},
     )  # fmt: skip
-    candidates.log_touchpoint(
+    touchpoints.log_touchpoint(
         engine, actor=admin, candidate_id=person.id, channel="note",
         occurred_at=clock.now() - dt.timedelta(minutes=1), note="-note",
     )  # fmt: skip
@@ -388,26 +393,30 @@ def test_no_export_has_a_cell_a_spreadsheet_would_run(
         filter_json={"field": "location", "op": "eq", "value": "Formula town"},
     )  # fmt: skip
     when = dt.datetime.combine(clock.today(), dt.time(10), UTC)
-    calendar.save_item(
+    items.save_item(
         engine, actor=admin,
-        draft=calendar.ItemDraft(title="@item", channel="linkedin_post", starts_at=when,
+        draft=drafts.ItemDraft(title="@item", channel="linkedin_post", starts_at=when,
                                  body="=body", link="https://x.example/=a"),
     )  # fmt: skip
+
+    def export(scope: exporter.ExportScope) -> bytes:
+        return exporter.export_to_bytes(engine, actor=admin, scope=scope)[0]
+
     exports = {
         "candidates": exporter.export_to_bytes(engine, actor=admin, bom=True)[0],
-        "search": exporter.export_to_bytes(engine, actor=admin, text="formula")[0],
-        "pool": exporter.export_to_bytes(engine, actor=admin, pool_name="=pool")[0],
-        "selection": exporter.export_to_bytes(engine, actor=admin, candidate_ids=[person.id])[0],
-        "calendar": calendar.export_csv(
+        "search": export(exporter.ExportScope(text="formula")),
+        "pool": export(exporter.ExportScope(pool_name="=pool")),
+        "selection": export(exporter.ExportScope(candidate_ids=[person.id])),
+        "calendar": files.export_csv(
             engine, start=when - dt.timedelta(days=1), end=when + dt.timedelta(days=1)
         ),
         "person": privacy.export_data_csv(engine, actor=admin, candidate_id=person.id),
     }
     # The audit log holds the export's filter text ("=pool", "formula") as typed.
-    exporter.export_to_bytes(engine, actor=admin, text="=1+2")
-    exports["audit"] = privacy.audit_csv(engine, actor=admin)
+    export(exporter.ExportScope(text="=1+2"))
+    exports["audit"] = audit_log.export_csv(engine, actor=admin)
     bad_rows = b"Title,Channel,Date\r\n=cmd,@nope,+1 day\r\n"
-    exports["calendar import report"] = calendar.import_csv(
+    exports["calendar import report"] = files.import_csv(
         engine, actor=admin, data=bad_rows, filename="x.csv"
     ).error_report_csv()
     for name, data in exports.items():
@@ -611,7 +620,7 @@ def test_a_campaign_file_from_a_manager_is_refused(users: dict[str, User], engin
     )  # fmt: skip
     with pytest.raises(PermissionDenied):
         campaigns.import_campaign_file(engine, actor=users["manager"], text=CAMPAIGN_FILE)
-    assert campaigns.list_campaigns(engine) == []
+    assert campaign_figures.list_campaigns(engine) == []
 
 
 # --- 7. login throttling ----------------------------------------------------------------
@@ -877,10 +886,10 @@ def test_tables_offer_no_download_that_bypasses_the_exporter() -> None:
 def test_a_calendar_import_over_the_limit_is_refused(
     users: dict[str, User], engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(calendar, "MAX_IMPORT_BYTES", 1024)
+    monkeypatch.setattr(files, "MAX_IMPORT_BYTES", 1024)
     data = b"Title,Channel,Date\r\n" + b"Post,LinkedIn post,2027-01-05\r\n" * 100
     with pytest.raises(InputUnusable, match="at most 0 MB|at most"):
-        calendar.import_csv(engine, actor=users["admin"], data=data, filename="big.csv")
+        files.import_csv(engine, actor=users["admin"], data=data, filename="big.csv")
     with db.read_session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Candidate)) == 0
 

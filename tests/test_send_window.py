@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from crm import send_window
 from crm.errors import ValidationError
 from crm.send_window import SendWindow, describe, next_send_time, parse_window, window_to_spec
 
@@ -179,8 +180,26 @@ def test_full_window_with_holidays() -> None:
         ),
         (
             {"start": "9"},
-            "The send window has an unknown setting 'start'; use days, hours, timezone and "
-            "holidays.",
+            "The send window has an unknown setting 'start'; use days, hours, timezone, "
+            "holidays, country and region.",
+        ),
+        (
+            {"country": "XX"},
+            "The send window's country 'XX' is not a country code the holiday calendar knows; "
+            "use a two-letter code such as 'DE', 'GB' or 'US'.",
+        ),
+        (
+            {"country": "DE", "region": "ZZ"},
+            "The send window's region 'ZZ' is not a region of DE; use one of BB, BE, BW, BY, "
+            "HB, HE, HH, MV, NI, NW, RP, SH, SL, SN, ST, TH, Augsburg.",
+        ),
+        (
+            {"region": "BY"},
+            "A send window's region needs its country, like 'DE'.",
+        ),
+        (
+            {"country": 49},
+            "The send window's country must be a code like 'DE'.",
         ),
     ],
 )
@@ -232,6 +251,15 @@ def test_window_to_spec_shape() -> None:
         "holidays": ["2026-12-25", "2026-12-26"],
     }
     assert "holidays" not in window_to_spec(window())  # type: ignore[operator]
+    bavaria = window(timezone="Europe/Berlin", country="de", region="by")
+    assert window_to_spec(bavaria) == {
+        "days": "mon,tue,wed,thu,fri",
+        "hours": "09:00-17:00",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+        "region": "BY",
+    }
+    assert parse_window(window_to_spec(bavaria)) == bavaria
     assert window_to_spec(None) is None
     assert parse_window(window_to_spec(None)) is None
 
@@ -278,6 +306,22 @@ def test_window_to_spec_round_trips(
                 "holidays": ["2026-01-01"],
             },
             "Wed, Fri\u2013Mon, 08:30\u201324:00 UTC, skipping 1 holiday",
+        ),
+        (
+            {"days": "mon-fri", "hours": "9-17", "timezone": "Europe/Berlin", "country": "DE"},
+            "Mon\u2013Fri, 09:00\u201317:00 Europe/Berlin, skipping public holidays in DE",
+        ),
+        (
+            {
+                "days": "mon-fri",
+                "hours": "9-17",
+                "timezone": "Europe/Berlin",
+                "country": "DE",
+                "region": "BY",
+                "holidays": ["2026-12-24"],
+            },
+            "Mon\u2013Fri, 09:00\u201317:00 Europe/Berlin, skipping public holidays in DE-BY "
+            "and 1 holiday",
         ),
         (
             {"days": "mon,wed,fri", "hours": "0-24", "timezone": "Asia/Tokyo"},
@@ -355,6 +399,22 @@ def test_holidays_are_skipped() -> None:
     assert next_send_time(christmas, thursday_evening) == utc(2026, 12, 29, 9, 0)
     # Inside the hours on a holiday still waits.
     assert next_send_time(christmas, local(LONDON, 2026, 12, 25, 10, 0)) == utc(2026, 12, 29, 9, 0)
+
+
+def test_a_countrys_public_holidays_are_skipped() -> None:
+    berlin = window(days="mon-sun", timezone="Europe/Berlin", country="DE")
+    # Christmas Day and Boxing Day (Friday and Saturday) are public holidays in Germany.
+    christmas_eve = local("Europe/Berlin", 2026, 12, 24, 18, 0)
+    assert next_send_time(berlin, christmas_eve) == utc(2026, 12, 27, 8, 0)
+    assert next_send_time(berlin, local("Europe/Berlin", 2026, 12, 26, 10)) == utc(2026, 12, 27, 8)
+    # Epiphany is a holiday in Bavaria, not in all of Germany.
+    evening = local("Europe/Berlin", 2027, 1, 5, 18, 0)
+    assert next_send_time(berlin, evening) == utc(2027, 1, 6, 8, 0)
+    bavaria = window(timezone="Europe/Berlin", country="DE", region="BY")
+    assert next_send_time(bavaria, evening) == utc(2027, 1, 7, 8, 0)
+    # Listed dates count as well as the public holidays.
+    listed = window(timezone="Europe/Berlin", country="DE", holidays=["2027-01-07"])
+    assert next_send_time(listed, local("Europe/Berlin", 2027, 1, 6, 18, 0)) == utc(2027, 1, 8, 8)
 
 
 def test_holidays_are_local_dates() -> None:
@@ -537,3 +597,13 @@ def test_next_send_time_is_the_first_inside_instant(win: SendWindow, earliest: d
         while minute < result:
             assert not is_inside(win, minute), minute
             minute += dt.timedelta(minutes=1)
+
+
+def test_the_country_picker_names_countries_and_their_regions() -> None:
+    countries = send_window.holiday_countries()
+    assert countries["DE"] == "Germany"
+    assert countries["GB"] == "United Kingdom"
+    assert all(len(code) == 2 for code in countries)
+    assert list(countries.values()) == sorted(countries.values())
+    assert "BY" in send_window.holiday_regions("DE")
+    assert send_window.holiday_regions("XX") == ()

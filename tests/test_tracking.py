@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine, select, update
 
-from crm import auth, campaigns, clock, db, outbox, pools, tokens
+from crm import auth, campaign_lifecycle, campaigns, clock, composer, db, outbox, pools, tokens
 from crm.models import Candidate, Event, Link, OutboxMessage, User
 from tests.conftest import PROJECT_ROOT, TEST_SECRET, fresh_database_url, python_command
 from tests.e2e.conftest import free_port, wait_until_healthy
@@ -126,7 +126,7 @@ def send_to(
             ],
         ),
     )
-    campaigns.launch(live.engine, actor=live.admin, campaign_id=campaign_id)
+    campaign_lifecycle.launch(live.engine, actor=live.admin, campaign_id=campaign_id)
     assert outbox.deliver_due(live.engine).sent == people
     with db.write_session(live.engine) as session:
         # As if delivered an hour ago, so opens and clicks count as human.
@@ -263,7 +263,7 @@ def test_pixel_for_an_erased_person_still_answers(live: Live) -> None:
     (row,) = send_to(live, 1, "Epsilon")
     with db.write_session(live.engine) as session:
         session.delete(session.get(Candidate, row.candidate_id))
-    pixel = live.request("GET", campaigns.open_url(row.id))
+    pixel = live.request("GET", composer.open_url(row.id))
     assert pixel.status == 200
     # Recorded without a person (and the server carries on).
     assert kinds(live, row.id, expect=1) == [("open", False)]
@@ -320,7 +320,7 @@ def test_the_pixel_tells_gmail_apple_privacy_and_people_apart(live: Live) -> Non
         "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     }
     for outbox_id, agent in agents.items():
-        pixel = live.request("GET", campaigns.open_url(outbox_id), headers={"User-Agent": agent})
+        pixel = live.request("GET", composer.open_url(outbox_id), headers={"User-Agent": agent})
         assert pixel.status == 200
     for row in (gmail, apple, person):
         kinds(live, row.id, expect=1)

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from crm import auth, calendar, clock, db
+from crm import auth, clock, db
+from crm.content_calendar import drafts, items
 from tests.e2e.conftest import Server, crm_server, settle, sign_in
 
 pytestmark = pytest.mark.e2e
@@ -61,10 +62,10 @@ def test_month_grid_chips_are_inert_text_and_open_their_item(
     try:
         recruiter = auth.find_user(engine, RECRUITER[0])
         for hour in range(8, 8 + ITEMS_ON_THE_DAY):
-            calendar.save_item(
+            items.save_item(
                 engine,
                 actor=recruiter,
-                draft=calendar.ItemDraft(
+                draft=drafts.ItemDraft(
                     title=PAYLOAD if hour == 8 else f"Grid post {hour}",
                     channel="linkedin_post",
                     starts_at=dt.datetime.combine(day, dt.time(hour), dt.UTC),

@@ -1,0 +1,5 @@
+"""`python -m crm.cli`: the same command as `crm`."""
+
+from crm.cli import main
+
+main()
