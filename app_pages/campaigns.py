@@ -255,17 +255,15 @@ def step_editor(index: int, templates: list[campaigns.SavedTemplate]) -> None:
                 help="Skip the public holidays of a country (and of one of its regions).",
             )
             regions = send_window.holiday_regions(country) if country else ()
-            if step_key(index, "region") in st.session_state and (
-                st.session_state[step_key(index, "region")] not in (None, *regions)
-            ):
+            if st.session_state.get(step_key(index, "region")) not in (None, *regions):
                 del st.session_state[step_key(index, "region")]  # a region of another country
-            region.selectbox(
-                "Region",
-                [None, *regions],
-                format_func=lambda code: "Whole country" if code is None else code,
-                key=step_key(index, "region"),
-                disabled=not regions,
-            )
+            if regions:
+                region.selectbox(
+                    "Region",
+                    [None, *regions],
+                    format_func=lambda code: "Whole country" if code is None else regions[code],
+                    key=step_key(index, "region"),
+                )
             extra.text_input(
                 "Other days to skip (YYYY-MM-DD, comma-separated)",
                 key=step_key(index, "holidays"),

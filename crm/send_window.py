@@ -118,9 +118,17 @@ def holiday_countries() -> dict[str, str]:
     return dict(sorted(names.items(), key=lambda item: item[1]))
 
 
-def holiday_regions(country: str) -> tuple[str, ...]:
-    """The subdivision codes of a country whose own public holidays a window can follow."""
-    return tuple(public_holidays.list_supported_countries().get(country, ()))
+def holiday_regions(country: str) -> dict[str, str]:
+    """{subdivision code: name} of a country whose own public holidays a window can follow
+    ("BY": "Bayern" in DE); empty for a country with none, or an unknown one."""
+    if country not in public_holidays.list_supported_countries():
+        return {}
+    aliases = public_holidays.country_holidays(country).get_subdivision_aliases()
+    return {
+        code: names[0] if names else code
+        for code, names in aliases.items()
+        if code in public_holidays.list_supported_countries()[country]
+    }
 
 
 @functools.cache
