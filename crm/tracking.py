@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from crm import clock, engagement, tokens
+from crm import clock, composer, engagement, tokens
 from crm.config import load_settings
 from crm.db import get_engine
 
@@ -113,6 +113,15 @@ async def click(request: Request) -> Response:
 async def unsubscribe(request: Request) -> Response:
     """GET asks (link scanners prefetch GETs); POST unsubscribes at once (RFC 8058)."""
     token = request.query_params.get("t", "")
+    if token == composer.PREVIEW_TOKEN:  # the link as a preview or a test email shows it
+        if request.method == "POST":
+            return PlainTextResponse("A test email: nobody was unsubscribed", headers=NO_STORE)
+        return _page(
+            "Unsubscribe (test)",
+            "<h1>This came from a test email</h1><p>In a real message this link unsubscribes "
+            "the person it was sent to. From a preview or a test email it unsubscribes no "
+            "one.</p>",
+        )
     outbox_id = tokens.verify("unsubscribe", token)
     if outbox_id is None:
         return _page(

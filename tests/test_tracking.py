@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from crm import auth, campaign_lifecycle, campaigns, clock, composer, db, outbox, pools, tokens
 from crm.models import Candidate, Event, Link, OutboxMessage, User
@@ -257,6 +257,23 @@ def test_one_click_unsubscribe_and_replay(live: Live) -> None:
         assert response.status == 200
         assert response.getheader("Set-Cookie") is None
     assert kinds(live, row.id) == [("unsubscribe", False)]
+
+
+def test_the_unsubscribe_link_of_a_test_email_works_and_unsubscribes_no_one(live: Live) -> None:
+    send_to(live, 1, "Test email")  # someone who could be unsubscribed
+    with db.read_session(live.engine) as session:
+        before = session.scalar(select(func.count()).where(Candidate.unsubscribed_at.is_not(None)))
+    link = f"{live.url}/unsubscribe?t={composer.PREVIEW_TOKEN}"  # as a preview or test has it
+    page = live.request("GET", link)
+    assert page.status == 200 and b"came from a test email" in page.body  # type: ignore[attr-defined]
+    for body in ("", "List-Unsubscribe=One-Click"):
+        done = live.request(
+            "POST", link, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert done.status == 200 and b"nobody was unsubscribed" in done.body  # type: ignore[attr-defined]
+    with db.read_session(live.engine) as session:
+        after = session.scalar(select(func.count()).where(Candidate.unsubscribed_at.is_not(None)))
+    assert after == before
 
 
 def test_pixel_for_an_erased_person_still_answers(live: Live) -> None:
