@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from crm import csvfile
@@ -234,6 +234,13 @@ def test_any_text_written_by_csv_writer_reads_back(
     assert [cells for _line, cells, _problem in rows_of(data, shape)] == kept
 
 
+def _utf8_reading(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 PLAIN_CELL = st.text(alphabet=st.sampled_from(list("abcXYZ019 .-'@_éüß€\"\n") + [","]), max_size=15)
 
 
@@ -252,6 +259,10 @@ def test_detection_finds_how_a_file_was_written(
         return
     header = ["First Name", "Email", "Company"]
     data = table([header, *rows], delimiter).encode(encoding)
+    # Windows-1252 bytes that are also valid UTF-8 ("ß€" is 0xDF 0x80, which UTF-8 reads as
+    # "߀") are two readings of one file; detection takes UTF-8 first by design, so such a
+    # file says nothing about whether Windows-1252 is detected.
+    assume(encoding != "cp1252" or _utf8_reading(data) in (None, data.decode("cp1252")))
     shape = csvfile.inspect(data)
     assert shape.delimiter == delimiter
     assert shape.header_line == 0
