@@ -21,6 +21,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -118,17 +119,18 @@ def holiday_countries() -> dict[str, str]:
     return dict(sorted(names.items(), key=lambda item: item[1]))
 
 
-def holiday_regions(country: str) -> dict[str, str]:
+@functools.cache
+def holiday_regions(country: str) -> Mapping[str, str]:
     """{subdivision code: name} of a country whose own public holidays a window can follow
-    ("BY": "Bayern" in DE); empty for a country with none, or an unknown one."""
-    if country not in public_holidays.list_supported_countries():
-        return {}
+    ("BY": "Bayern" in DE); empty for a country with none, or an unknown one. Cached: the
+    campaign editor asks on every rerun, and building a country's calendar takes ~5 ms."""
+    codes = public_holidays.list_supported_countries().get(country)
+    if not codes:
+        return MappingProxyType({})
     aliases = public_holidays.country_holidays(country).get_subdivision_aliases()
-    return {
-        code: names[0] if names else code
-        for code, names in aliases.items()
-        if code in public_holidays.list_supported_countries()[country]
-    }
+    return MappingProxyType(
+        {code: names[0] if names else code for code, names in aliases.items() if code in codes}
+    )
 
 
 @functools.cache
